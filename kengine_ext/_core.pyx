@@ -1,0 +1,12 @@
+# cython: language_level=3
+# kengine_ext._core: the one extension module of kengine. Each part below is a file of its own;
+# `include` makes them one C translation unit so cross-part calls are plain (often inlined) C calls.
+# Each part appends its public names to __all__.
+
+__all__ = []
+
+include "hashing.pyx"
+include "buffer.pyx"
+include "protocol.pyx"
+include "compression.pyx"
+include "records.pyx"

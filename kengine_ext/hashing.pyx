@@ -1,0 +1,1 @@
+# (part of kengine_ext._core; being written)
