@@ -1,5 +1,5 @@
 # Declarations of every part of kengine_ext._core: the contract between the parts.
-include "crc32c.pxd"
+include "hashing.pxd"
 include "buffer.pxd"
 include "protocol.pxd"
 include "records.pxd"
