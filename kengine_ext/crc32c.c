@@ -129,22 +129,23 @@ static gf2_op gf2_zeros_op(size_t n)
     return r;
 }
 
-/* Table form of Z^n: shift[k][b] = Z^n (b << 8k), so Z^n(v) is four lookups XORed. */
-typedef uint32_t shift_table[4][256];
+/* Table form of Z^n: t[k][b] = Z^n (b << 8k), so Z^n(v) is four lookups XORed. */
+typedef struct { uint32_t t[4][256]; } shift_table;
 
-static void shift_table_fill(shift_table t, size_t n)
+static void shift_table_fill(shift_table *s, size_t n)
 {
     gf2_op op = gf2_zeros_op(n);
     for (int k = 0; k < 4; k++) {
-        t[k][0] = 0;
+        s->t[k][0] = 0;
         for (unsigned b = 1; b < 256; b++) /* linear: reuse the entry without the lowest bit */
-            t[k][b] = t[k][b & (b - 1)] ^ op.col[8 * k + __builtin_ctz(b)];
+            s->t[k][b] = s->t[k][b & (b - 1)] ^ op.col[8 * k + __builtin_ctz(b)];
     }
 }
 
-static inline uint32_t shift_apply(const shift_table t, uint32_t v)
+static inline uint32_t shift_apply(const shift_table *s, uint32_t v)
 {
-    return t[0][v & 0xff] ^ t[1][(v >> 8) & 0xff] ^ t[2][(v >> 16) & 0xff] ^ t[3][v >> 24];
+    return s->t[0][v & 0xff] ^ s->t[1][(v >> 8) & 0xff] ^ s->t[2][(v >> 16) & 0xff]
+         ^ s->t[3][v >> 24];
 }
 
 /* Stream lengths of the two block sizes (blocks are three streams). LONG keeps the combine
@@ -158,7 +159,7 @@ static shift_table sse42_shift_long, sse42_shift_short; /* Z^LONG and Z^SHORT, s
  * after the block. always_inline so len is a constant in each loop and the loop unrolls. */
 static inline __attribute__((target("sse4.2"), always_inline))
 uint64_t sse42_block3(uint64_t c0, const unsigned char *p, size_t len,
-                                    const shift_table shift)
+                                    const shift_table *shift)
 {
     uint64_t c1 = 0, c2 = 0;
     for (const unsigned char *end = p + len; p < end; p += 8) {
@@ -190,9 +191,9 @@ uint32_t crc32c_sse42_raw(uint32_t crc, const unsigned char *p, size_t n)
         p += 4; n -= 4;
     }
     for (; n >= 3 * SSE42_LONG; p += 3 * SSE42_LONG, n -= 3 * SSE42_LONG)
-        c = sse42_block3(c, p, SSE42_LONG, sse42_shift_long);
+        c = sse42_block3(c, p, SSE42_LONG, &sse42_shift_long);
     for (; n >= 3 * SSE42_SHORT; p += 3 * SSE42_SHORT, n -= 3 * SSE42_SHORT)
-        c = sse42_block3(c, p, SSE42_SHORT, sse42_shift_short);
+        c = sse42_block3(c, p, SSE42_SHORT, &sse42_shift_short);
     for (; n >= 8; p += 8, n -= 8)
         c = _mm_crc32_u64(c, load_le64(p));
     if (n & 4) {
@@ -254,8 +255,8 @@ void kengine_crc32c_init(int force_software)
 #if defined(KENGINE_CRC32C_SSE42)
     __builtin_cpu_init();
     if (!force_software && __builtin_cpu_supports("sse4.2")) {
-        shift_table_fill(sse42_shift_long, SSE42_LONG);
-        shift_table_fill(sse42_shift_short, SSE42_SHORT);
+        shift_table_fill(&sse42_shift_long, SSE42_LONG);
+        shift_table_fill(&sse42_shift_short, SSE42_SHORT);
         chosen_raw = crc32c_sse42_raw;
         chosen_name = "sse4.2";
     }
