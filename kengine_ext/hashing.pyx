@@ -44,12 +44,31 @@ cdef inline uint32_t _crc32c_start(object crc) except? 0xFFFFFFFF:
             f"previous call to continue); got {crc!r}") from None
 
 
-cdef inline uint32_t _crc32c_span(uint32_t crc, const void *data, Py_ssize_t size) noexcept:
+ctypedef uint32_t (*_crc32c_fn)(uint32_t crc, const void *buf, size_t len) noexcept nogil
+
+
+cdef object _crc32c_of(_crc32c_fn fn, object data, object crc):
+    cdef uint32_t result = _crc32c_start(crc)
+    cdef const char *p
+    cdef Py_ssize_t size
+    cdef Py_buffer view
+    cdef bint release = False
+    if PyBytes_CheckExact(data):  # immutable and referenced by the caller: no buffer needed
+        p = PyBytes_AS_STRING(data)
+        size = PyBytes_GET_SIZE(data)
+    else:
+        PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+        release = True
+        p = <const char *>view.buf
+        size = view.len
     if size >= _CRC32C_NOGIL_MIN_BYTES:
         with nogil:
-            crc = kengine_crc32c(crc, data, <size_t>size)
-        return crc
-    return kengine_crc32c(crc, data, <size_t>size)
+            result = fn(result, p, <size_t>size)
+    else:
+        result = fn(result, p, <size_t>size)
+    if release:
+        PyBuffer_Release(&view)
+    return result
 
 
 def crc32c(data, crc=0):
@@ -60,15 +79,7 @@ def crc32c(data, crc=0):
     ``crc32c(b, crc32c(a)) == crc32c(a + b)``. Inputs of 32 KiB or more are processed with the
     GIL released.
     """
-    cdef uint32_t start = _crc32c_start(crc)
-    cdef uint32_t result
-    cdef Py_buffer view
-    if PyBytes_CheckExact(data):
-        return _crc32c_span(start, PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data))
-    PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
-    result = _crc32c_span(start, view.buf, view.len)
-    PyBuffer_Release(&view)
-    return result
+    return _crc32c_of(kengine_crc32c, data, crc)
 
 
 def crc32c_implementation():
@@ -80,14 +91,7 @@ def crc32c_implementation():
 
 def _crc32c_software(data, crc=0):
     """:func:`crc32c` on the portable path whatever the CPU, for tests and benchmarks."""
-    cdef uint32_t start = _crc32c_start(crc)
-    cdef uint32_t result
-    cdef Py_buffer view
-    PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
-    with nogil:
-        result = kengine_crc32c_software(start, view.buf, <size_t>view.len)
-    PyBuffer_Release(&view)
-    return result
+    return _crc32c_of(kengine_crc32c_software, data, crc)
 
 
 cdef int _key_span(object key, const char **data, Py_ssize_t *size, Py_buffer *view) except -1:
