@@ -1,10 +1,14 @@
 # Type stubs for kengine_ext._core. One section per part, in the order of _core.pyx.
 from __future__ import annotations
 
+__all__: list[str] = []  # each part appends its public names, as in _core.pyx
+
 # --- hashing.pyx ---
 from typing import Literal
 
 from typing_extensions import Buffer
+
+__all__ += ["crc32c", "crc32c_implementation", "murmur2", "partition_for_key"]
 
 def crc32c(data: Buffer, crc: int = 0) -> int:
     """CRC32C (Castagnoli) of a contiguous bytes-like object; ``crc`` continues a previous
@@ -15,6 +19,9 @@ def crc32c(data: Buffer, crc: int = 0) -> int:
 def crc32c_implementation() -> Literal["sse4.2", "armv8-crc", "software"]:
     """The CRC32C implementation in use (``KENGINE_CRC32C=software`` at import forces
     ``"software"``)."""
+
+def _crc32c_software(data: Buffer, crc: int = 0) -> int:
+    """crc32c() on the portable slicing-by-8 path whatever the CPU (tests and benchmarks)."""
 
 def murmur2(key: Buffer | str) -> int:
     """Kafka's murmur2 of a serialized key (a ``str`` is hashed as UTF-8), as the signed 32-bit

@@ -8,6 +8,7 @@ from collections.abc import Callable
 import crc32c as crc32c_package
 import crcmod.predefined
 import pytest
+from pytest_benchmark.fixture import BenchmarkFixture
 
 from kengine_ext import crc32c, crc32c_implementation
 from kengine_ext._core import _crc32c_software
@@ -25,7 +26,8 @@ DATA = {label: random.Random(size).randbytes(size) for label, size in SIZES.item
 
 @pytest.mark.parametrize("size", SIZES)
 @pytest.mark.parametrize("impl", IMPLEMENTATIONS)
-def test_crc32c(benchmark, record, impl: str, size: str) -> None:
+def test_crc32c(benchmark: BenchmarkFixture, record: Callable[..., None], impl: str,
+                size: str) -> None:
     benchmark.group = f"crc32c {size}"
     fn = IMPLEMENTATIONS[impl]
     data = DATA[size]

@@ -12,10 +12,12 @@ import subprocess
 import sysconfig
 import warnings
 from collections import deque
+from collections.abc import Callable
 from itertools import repeat
 from pathlib import Path
 
 import pytest
+from pytest_benchmark.fixture import BenchmarkFixture
 
 from kengine_ext import murmur2, partition_for_key
 
@@ -27,6 +29,7 @@ with warnings.catch_warnings():
 KEYS = [str(i % 1000).encode() for i in range(10_000)]
 PARTITIONS = 3
 GROUP = "murmur2, keys str(i % 1000) encoded"
+Record = Callable[..., None]  # the `record` fixture of conftest.py
 HEADER_DIR = Path(__file__).resolve().parents[2] / "kengine_ext"
 
 C_LOOP = r"""
@@ -74,26 +77,28 @@ def _packed_keys() -> tuple[bytes, ctypes.Array[ctypes.c_int64]]:
     return b"".join(KEYS), (ctypes.c_int64 * len(offsets))(*offsets)
 
 
-def test_kafka_python_murmur2(benchmark, record) -> None:
+def test_kafka_python_murmur2(benchmark: BenchmarkFixture, record: Record) -> None:
     benchmark.group = "murmur2"
     benchmark(lambda: deque(map(kafka_python_murmur2, KEYS), 0))
     record(GROUP, "kafka-python murmur2() (pure Python)", "per key", len(KEYS), "keys",
            baseline=True)
 
 
-def test_kengine_murmur2_python_call(benchmark, record) -> None:
+def test_kengine_murmur2_python_call(benchmark: BenchmarkFixture, record: Record) -> None:
     benchmark.group = "murmur2"
     benchmark(lambda: deque(map(murmur2, KEYS), 0))
     record(GROUP, "kengine murmur2() from Python", "per key", len(KEYS), "keys")
 
 
-def test_kengine_partition_for_key_python_call(benchmark, record) -> None:
+def test_kengine_partition_for_key_python_call(benchmark: BenchmarkFixture,
+                                               record: Record) -> None:
     benchmark.group = "murmur2"
     benchmark(lambda: deque(map(partition_for_key, KEYS, repeat(PARTITIONS)), 0))
     record(GROUP, "kengine partition_for_key() from Python", "per key", len(KEYS), "keys")
 
 
-def test_kengine_murmur2_in_c(benchmark, record, c_loop: ctypes.CDLL) -> None:
+def test_kengine_murmur2_in_c(benchmark: BenchmarkFixture, record: Record,
+                              c_loop: ctypes.CDLL) -> None:
     benchmark.group = "murmur2"
     blob, offsets = _packed_keys()
     total = benchmark(c_loop.sum_murmur2, blob, offsets, len(KEYS))
@@ -101,7 +106,8 @@ def test_kengine_murmur2_in_c(benchmark, record, c_loop: ctypes.CDLL) -> None:
     record(GROUP, "kengine murmur2.h in C (accumulator path)", "per key", len(KEYS), "keys")
 
 
-def test_kengine_partition_for_key_in_c(benchmark, record, c_loop: ctypes.CDLL) -> None:
+def test_kengine_partition_for_key_in_c(benchmark: BenchmarkFixture, record: Record,
+                                        c_loop: ctypes.CDLL) -> None:
     benchmark.group = "murmur2"
     blob, offsets = _packed_keys()
     total = benchmark(c_loop.sum_partitions, blob, offsets, len(KEYS), PARTITIONS)

@@ -19,12 +19,12 @@ with warnings.catch_warnings():
 
 def reference(key: bytes) -> int:
     """kafka-python's murmur2 returns the 32 bits unsigned; Java's int is signed."""
-    h = kafka_python_murmur2(key)
+    h = int(kafka_python_murmur2(key))
     return h - 2**32 if h >= 2**31 else h
 
 
 def reference_partition(key: bytes, num_partitions: int) -> int:
-    return (kafka_python_murmur2(key) & 0x7FFFFFFF) % num_partitions
+    return (int(kafka_python_murmur2(key)) & 0x7FFFFFFF) % num_partitions
 
 
 # From Kafka's UtilsTest.testMurmur2 (the Java client's own expectations).
