@@ -6,6 +6,8 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 cdef extern from "Python.h":
     bint PyBytes_CheckExact(object o)
     bint PyUnicode_Check(object o)
+    bint PyLong_Check(object o)
+    long long PyLong_AsLongLongAndOverflow(object o, int *overflow) except? -1
     const char *PyUnicode_AsUTF8AndSize(object o, Py_ssize_t *size) except NULL
 
 import os as _os
@@ -152,8 +154,12 @@ def partition_for_key(key, num_partitions):
 
 
 cdef inline int32_t _partition_count(object num_partitions) except -1:
-    if not isinstance(num_partitions, int) or not 1 <= num_partitions <= 0x7fffffff:
+    cdef int overflow = 0
+    cdef long long n = 0
+    if PyLong_Check(num_partitions):
+        n = PyLong_AsLongLongAndOverflow(num_partitions, &overflow)  # overflow: -1, no error
+    if not 1 <= n <= 0x7fffffff:
         raise ValueError(
             f"num_partitions must be the topic's partition count, an int in [1, 2**31); "
             f"got {num_partitions!r}")
-    return num_partitions
+    return <int32_t>n
