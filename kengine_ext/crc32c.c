@@ -41,9 +41,9 @@
 
 #define CRC32C_POLY 0x82F63B78u /* reflected Castagnoli polynomial */
 
-/* Written once by kengine_crc32c_init (under the import lock, before any reader exists) and
- * only read afterwards, so readers on any thread need no synchronisation. */
-static uint32_t sw_table[8][256]; /* sw_table[k][b]: register change of byte b followed by k zero bytes */
+/* Every static below is written only by kengine_crc32c_init (once, under the import lock,
+ * before any reader exists) and only read afterwards: readers on any thread need no lock. */
+static uint32_t sw_table[8][256]; /* [k][b]: register change for byte b then k zero bytes */
 static int initialised;
 
 static inline uint64_t load_le64(const unsigned char *p)
@@ -112,7 +112,7 @@ static gf2_op gf2_compose(const gf2_op *a, const gf2_op *b)
     return r;
 }
 
-/* Z^n where Z appends one zero byte: square-and-multiply, so init costs O(log n) matrix products. */
+/* Z^n, Z appending one zero byte: square-and-multiply, so O(log n) matrix products at init. */
 static gf2_op gf2_zeros_op(size_t n)
 {
     gf2_op z, r;
@@ -155,11 +155,11 @@ static inline uint32_t shift_apply(const shift_table *s, uint32_t v)
 #define SSE42_SHORT 256
 static shift_table sse42_shift_long, sse42_shift_short; /* Z^LONG and Z^SHORT, set at init */
 
-/* Three interleaved streams over n3 = 3 * len bytes at an 8-aligned p; returns the register
- * after the block. always_inline so len is a constant in each loop and the loop unrolls. */
+/* One block of 3 * len bytes at an 8-aligned p, as three interleaved streams of len bytes;
+ * c0 is the register before the block, the result the register after it. shift is Z^len.
+ * always_inline so that len is a constant in each caller's loop, which then unrolls. */
 static inline __attribute__((target("sse4.2"), always_inline))
-uint64_t sse42_block3(uint64_t c0, const unsigned char *p, size_t len,
-                                    const shift_table *shift)
+uint64_t sse42_block3(uint64_t c0, const unsigned char *p, size_t len, const shift_table *shift)
 {
     uint64_t c1 = 0, c2 = 0;
     for (const unsigned char *end = p + len; p < end; p += 8) {
@@ -234,7 +234,7 @@ uint32_t crc32c_armv8_raw(uint32_t crc, const unsigned char *p, size_t n)
 
 typedef uint32_t (*crc32c_raw_fn)(uint32_t, const unsigned char *, size_t);
 
-/* Set once by kengine_crc32c_init, read-only afterwards (see sw_table). */
+/* Chosen by kengine_crc32c_init (see sw_table); software until then. */
 static crc32c_raw_fn chosen_raw = crc32c_sw_raw;
 static const char *chosen_name = "software";
 
