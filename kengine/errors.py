@@ -21,7 +21,7 @@ __all__ = [
     "KafkaError", "BrokerError", "UnknownBrokerError", "error_for_code", "BROKER_ERRORS",
     "AuthorizationError", "AuthenticationError", "KafkaTimeoutError", "ConfigError",
     "SerializationError", "RecordTooLargeError", "CorruptRecordError", "ProtocolError",
-    "IllegalStateError", "ProducerClosedError", "PartitionerError",
+    "IllegalStateError", "ProducerClosedError", "PartitionerError", "InvalidPartitionError",
 ]
 
 
@@ -911,3 +911,7 @@ class ProducerClosedError(IllegalStateError):
 class PartitionerError(KafkaError):
     """A partitioner raised or returned a partition outside ``[0, partition_count)``. Only the
     record being sent fails; the producer keeps running."""
+
+
+class InvalidPartitionError(KafkaError, ValueError):
+    """An explicit partition that the topic does not have (checked against fresh metadata)."""

@@ -116,6 +116,7 @@ cdef class DecodedBatch:
 
 # Owns what a RecordColumns points into: the Python objects (kept alive), Py_buffer exports
 # of non-bytes objects, encoded headers and the pointer arrays themselves.
+@cython.final
 cdef class ColumnsHolder:
     cdef RecordColumns cols
     cdef list _keep                   # objects the pointers borrow from

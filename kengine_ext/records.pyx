@@ -569,6 +569,7 @@ cdef class RecordBatchBuilder:
         return self._transactional
 
 
+@cython.final
 cdef class ColumnsHolder:
     """Pointers to records [start, stop) of Python sequences, for the bulk encoders."""
 
@@ -652,14 +653,25 @@ cdef class ColumnsHolder:
         self._keep.append(vals)
         self._keep.append(ks)
         self._keep.append(hs)
+        cdef object item
         for j in range(n):
             i = start + j if order == NULL else order[start + j]
-            self._borrow(vals[j], &c.value_ptr[j], &c.value_len[j], "value", i)
+            item = vals[j]
+            if PyBytes_CheckExact(item):   # the common case, without a call
+                c.value_ptr[j] = PyBytes_AS_STRING(item)
+                c.value_len[j] = PyBytes_GET_SIZE(item)
+            else:
+                self._borrow(item, &c.value_ptr[j], &c.value_len[j], "value", i)
             if ks is None:
                 c.key_ptr[j] = NULL
                 c.key_len[j] = -1
             else:
-                self._borrow(ks[j], &c.key_ptr[j], &c.key_len[j], "key", i)
+                item = ks[j]
+                if PyBytes_CheckExact(item):
+                    c.key_ptr[j] = PyBytes_AS_STRING(item)
+                    c.key_len[j] = PyBytes_GET_SIZE(item)
+                else:
+                    self._borrow(item, &c.key_ptr[j], &c.key_len[j], "key", i)
             if with_headers:
                 h = hs[j]
                 if h:

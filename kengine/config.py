@@ -1,0 +1,328 @@
+"""Producer configuration: one table of every setting, with Kafka's own property names.
+
+Each :class:`Setting` gives the name, the default (Kafka 4.x's where Kafka has the setting), how a
+value is parsed and checked, and a line of documentation. :func:`resolve` turns what the user
+passed (a dict with dotted names and/or keyword arguments with underscores) into a validated
+:class:`ProducerConfig`, raising :class:`~kengine.errors.ConfigError` for an unknown key, a bad
+value or an inconsistent combination, always naming the key, the value and what is allowed.
+"""
+from __future__ import annotations
+
+import difflib
+import itertools
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import ConfigError
+
+__all__ = ["Setting", "SETTINGS", "ProducerConfig", "resolve", "describe"]
+
+_INT32_MAX = 2**31 - 1
+_client_ids = itertools.count(1)
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    default: Any
+    parse: Callable[[str, Any], Any]
+    doc: str
+
+
+# ---- value parsers: each returns the normalised value or raises ConfigError(key, value, allowed)
+
+
+def _int(lo: int = 0, hi: int = _INT32_MAX) -> Callable[[str, Any], int]:
+    def parse(key: str, value: Any) -> int:
+        if isinstance(value, bool):
+            raise ConfigError(key, value, f"an integer in [{lo}, {hi}]")
+        try:
+            number = int(value)
+        except (TypeError, ValueError):
+            raise ConfigError(key, value, f"an integer in [{lo}, {hi}]") from None
+        if isinstance(value, float) and value != number:
+            raise ConfigError(key, value, f"an integer in [{lo}, {hi}]")
+        if not lo <= number <= hi:
+            raise ConfigError(key, value, f"an integer in [{lo}, {hi}]")
+        return number
+
+    return parse
+
+
+def _optional_int(lo: int, hi: int) -> Callable[[str, Any], int | None]:
+    inner = _int(lo, hi)
+
+    def parse(key: str, value: Any) -> int | None:
+        return None if value is None else inner(key, value)
+
+    return parse
+
+
+def _bool(key: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    raise ConfigError(key, value, "true or false")
+
+
+def _choice(*choices: str) -> Callable[[str, Any], str]:
+    def parse(key: str, value: Any) -> str:
+        text = str(value).strip()
+        for choice in choices:
+            if text.lower() == choice.lower():
+                return choice
+        raise ConfigError(key, value, "one of " + ", ".join(choices))
+
+    return parse
+
+
+def _acks(key: str, value: Any) -> int:
+    text = str(value).strip().lower()
+    mapping = {"all": -1, "-1": -1, "0": 0, "1": 1}
+    if text not in mapping:
+        raise ConfigError(key, value, "all (or -1), 0 or 1")
+    return mapping[text]
+
+
+def _servers(key: str, value: Any) -> tuple[tuple[str, int], ...]:
+    items = value.split(",") if isinstance(value, str) else list(value or ())
+    out = []
+    for item in items:
+        item = str(item).strip()
+        if not item:
+            continue
+        host, sep, port = item.rpartition(":")
+        host = host.strip("[]")  # [::1]:9092
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ConfigError(key, value, "a list of host:port addresses, e.g. 127.0.0.1:9092")
+        out.append((host, int(port)))
+    if not out:
+        raise ConfigError(key, value, "at least one host:port address")
+    return tuple(out)
+
+
+def _optional_str(key: str, value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ConfigError(key, value, "a string")
+    return value
+
+
+def _str(key: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(key, value, "a string")
+    return value
+
+
+def _anything(key: str, value: Any) -> Any:
+    return value
+
+
+def _optional_callable(key: str, value: Any) -> Any:
+    if value is not None and not callable(value):
+        raise ConfigError(key, value, "a callable or None")
+    return value
+
+
+def _serializer(key: str, value: Any) -> Any:
+    if isinstance(value, str):
+        if value in ("bytes", "str", "json"):
+            return value
+        raise ConfigError(key, value, "bytes, str, json, a callable, or an object with serialize()")
+    if callable(value) or callable(getattr(value, "serialize", None)):
+        return value
+    raise ConfigError(key, value, "bytes, str, json, a callable, or an object with serialize()")
+
+
+def _compression_level(codec: str) -> Callable[[str, Any], int]:
+    from kengine_ext import validate_compression_level
+
+    def parse(key: str, value: Any) -> int:
+        if codec == "gzip" and str(value).strip() == "-1":
+            return 6  # Java's Deflater.DEFAULT_COMPRESSION
+        try:
+            level = validate_compression_level(codec, int(value))
+        except (TypeError, ValueError) as e:
+            raise ConfigError(key, value, str(e).split(": ", 1)[-1]) from None
+        assert level is not None
+        return level
+
+    return parse
+
+
+def _setting(name: str, default: Any, parse: Callable[[str, Any], Any], doc: str) -> Setting:
+    return Setting(name, default, parse, doc)
+
+
+#: Every producer setting. Defaults follow Apache Kafka 4.x's producer where Kafka has the setting.
+SETTINGS: dict[str, Setting] = {
+    s.name: s
+    for s in [
+        # -- connection
+        _setting("bootstrap.servers", None, _servers,
+                 "host:port list used to discover the cluster (any one broker is enough)"),
+        _setting("client.id", None, _optional_str,
+                 "name sent to brokers in every request, used in logs and quotas"),
+        _setting("security.protocol", "PLAINTEXT",
+                 _choice("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"),
+                 "how to talk to brokers"),
+        _setting("request.timeout.ms", 30000, _int(0),
+                 "how long to wait for a response before failing or retrying the request"),
+        _setting("socket.connection.setup.timeout.ms", 10000, _int(0),
+                 "how long a TCP/TLS/SASL connection set-up may take before it is abandoned"),
+        _setting("connections.max.idle.ms", 540000, _int(-1, 2**62),
+                 "close connections idle this long (-1: never)"),
+        _setting("reconnect.backoff.ms", 50, _int(0), "first wait before reconnecting to a broker"),
+        _setting("reconnect.backoff.max.ms", 1000, _int(0),
+                 "upper bound of the exponential reconnect backoff"),
+        _setting("send.buffer.bytes", 131072, _int(-1), "SO_SNDBUF (-1: OS default)"),
+        _setting("receive.buffer.bytes", 32768, _int(-1), "SO_RCVBUF (-1: OS default)"),
+        # -- metadata
+        _setting("metadata.max.age.ms", 300000, _int(0),
+                 "refresh metadata at least this often, even without errors"),
+        # -- batching and memory
+        _setting("acks", -1, _acks,
+                 "0: no response; 1: the leader wrote it; all: every in-sync replica has it"),
+        _setting("linger.ms", 5, _int(0), "wait up to this long for more records to fill a batch"),
+        _setting("batch.size", 16384, _int(0),
+                 "bytes per batch (after compression, estimated); 0 disables batching"),
+        _setting("buffer.memory", 33554432, _int(0, 2**62),
+                 "bytes of records waiting to be sent before send() blocks"),
+        _setting("max.block.ms", 60000, _int(0),
+                 "how long send() may block for buffer space or metadata before it raises"),
+        _setting("max.request.size", 1048576, _int(1),
+                 "largest request (and so largest record) the producer sends"),
+        _setting("compression.type", "none", _choice("none", "gzip", "snappy", "lz4", "zstd"),
+                 "codec for record batches"),
+        _setting("compression.gzip.level", 6, _compression_level("gzip"), "1..9 (-1: 6)"),
+        _setting("compression.lz4.level", 9, _compression_level("lz4"),
+                 "1..17; the default 9 uses the fast compressor, as Java does"),
+        _setting("compression.zstd.level", 3, _compression_level("zstd"), "-131072..22"),
+        # -- delivery
+        _setting("delivery.timeout.ms", 120000, _int(0),
+                 "upper bound on the time from send() to success or failure, retries included"),
+        _setting("retries", _INT32_MAX, _int(0), "how many times a failed batch is retried"),
+        _setting("retry.backoff.ms", 100, _int(0), "first backoff before a retry"),
+        _setting("retry.backoff.max.ms", 1000, _int(0),
+                 "upper bound of the exponential retry backoff (with jitter, KIP-580)"),
+        _setting("max.in.flight.requests.per.connection", 5, _int(1),
+                 "unanswered produce requests per broker; 1 keeps order without idempotence"),
+        # -- serialization and partitioning
+        _setting("key.serializer", "bytes", _serializer,
+                 "bytes, str (UTF-8), json, a callable value -> bytes, or an object with serialize()"),
+        _setting("value.serializer", "bytes", _serializer, "as key.serializer, for values"),
+        _setting("partitioner", "default", _anything,
+                 "built-in name, plugin name, 'module:Class', or a Partitioner instance"),
+        _setting("partitioner.ignore.keys", False, _bool,
+                 "place keyed records like unkeyed ones (sticky), ignoring the key"),
+        _setting("partitioner.adaptive.partitioning.enable", True, _bool,
+                 "weight the sticky partition choice by how much each partition has queued"),
+        _setting("partitioner.availability.timeout.ms", 0, _int(0),
+                 "skip partitions whose leader has not accepted data for this long (0: never)"),
+        # -- idempotence and transactions
+        _setting("enable.idempotence", True, _bool,
+                 "exactly-once per partition: producer id + sequence numbers"),
+        _setting("transactional.id", None, _optional_str,
+                 "enables transactions; stable across restarts of the same logical producer"),
+        _setting("transaction.timeout.ms", 60000, _int(1),
+                 "the coordinator aborts a transaction left open this long"),
+        # -- observability
+        _setting("statistics.interval.ms", 0, _int(0),
+                 "call stats_callback with producer metrics this often (0: off)"),
+        _setting("stats_callback", None, _optional_callable,
+                 "callable(dict) receiving metrics every statistics.interval.ms"),
+    ]
+}
+
+
+@dataclass(frozen=True)
+class ProducerConfig:
+    """Validated settings, by their Kafka names; ``explicit`` lists what the user set."""
+
+    values: Mapping[str, Any]
+    explicit: frozenset[str]
+
+    def __getitem__(self, name: str) -> Any:
+        return self.values[name]
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self.values.get(name, default)
+
+
+def _normalise_keys(config: Mapping[str, Any] | None, kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    merged: dict[str, Any] = {}
+    for source in (config or {}), kwargs:
+        for key, value in source.items():
+            name = key if key in SETTINGS else key.replace("_", ".")
+            if name not in SETTINGS:
+                near = difflib.get_close_matches(name, list(SETTINGS), n=1)
+                hint = f"; did you mean {near[0]!r}?" if near else ""
+                raise ConfigError(key, value, f"a known producer setting{hint}")
+            merged[name] = value
+    return merged
+
+
+def resolve(config: Mapping[str, Any] | None = None, **kwargs: Any) -> ProducerConfig:
+    """Validates user settings against :data:`SETTINGS` and the rules between them."""
+    given = _normalise_keys(config, kwargs)
+    values: dict[str, Any] = {}
+    for name, setting in SETTINGS.items():
+        if name in given:
+            values[name] = setting.parse(name, given[name])
+        else:
+            values[name] = setting.default
+    if values["bootstrap.servers"] is None:
+        raise ConfigError("bootstrap.servers", None, "required: a list of host:port addresses")
+    if values["client.id"] is None:
+        values["client.id"] = f"kengine-producer-{next(_client_ids)}"
+    explicit = frozenset(given)
+    _check_combinations(values, explicit)
+    return ProducerConfig(values, explicit)
+
+
+def _check_combinations(values: dict[str, Any], explicit: frozenset[str]) -> None:
+    # delivery.timeout.ms must leave room for one linger plus one request (Java's rule: an
+    # explicit value that is too small is an error, the default is raised to fit).
+    floor = values["linger.ms"] + values["request.timeout.ms"]
+    if values["delivery.timeout.ms"] < floor:
+        if "delivery.timeout.ms" in explicit:
+            raise ConfigError("delivery.timeout.ms", values["delivery.timeout.ms"],
+                              f"at least linger.ms + request.timeout.ms = {floor}")
+        values["delivery.timeout.ms"] = floor
+    if values["retry.backoff.max.ms"] < values["retry.backoff.ms"]:
+        values["retry.backoff.max.ms"] = values["retry.backoff.ms"]
+    if values["reconnect.backoff.max.ms"] < values["reconnect.backoff.ms"]:
+        values["reconnect.backoff.max.ms"] = values["reconnect.backoff.ms"]
+
+    # Idempotence (Java >= 3.2): explicit conflicts are errors; when it is only on by default,
+    # conflicting settings switch it off.
+    conflicts = []
+    if values["acks"] != -1:
+        conflicts.append(("acks", values["acks"], "all (idempotence needs every in-sync replica)"))
+    if values["retries"] == 0:
+        conflicts.append(("retries", 0, "greater than 0 (idempotence retries by design)"))
+    if values["max.in.flight.requests.per.connection"] > 5:
+        conflicts.append(("max.in.flight.requests.per.connection",
+                          values["max.in.flight.requests.per.connection"],
+                          "at most 5 with idempotence (the broker tracks 5 batches per producer)"))
+    transactional = values["transactional.id"] is not None
+    if values["enable.idempotence"] and conflicts:
+        if "enable.idempotence" in explicit or transactional:
+            key, value, allowed = conflicts[0]
+            raise ConfigError(key, value, allowed)
+        values["enable.idempotence"] = False
+    if transactional and not values["enable.idempotence"]:
+        raise ConfigError("enable.idempotence", False,
+                          "true when transactional.id is set (transactions need idempotence)")
+    if values["buffer.memory"] < values["batch.size"]:
+        raise ConfigError("buffer.memory", values["buffer.memory"],
+                          f"at least batch.size ({values['batch.size']})")
+
+
+def describe() -> Iterable[tuple[str, Any, str]]:
+    """(name, default, doc) for every setting, for documentation and the CLI."""
+    for s in SETTINGS.values():
+        yield s.name, s.default, s.doc

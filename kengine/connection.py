@@ -1,0 +1,490 @@
+"""One non-blocking connection to one Kafka broker, driven by the sender thread's selector.
+
+A connection goes CONNECTING -> (TLS handshake) -> (SASL) -> API_VERSIONS -> READY, then carries
+pipelined requests. Kafka answers requests on a connection in the order they were sent, so the
+unanswered ones are a FIFO matched by correlation id. A response that does not decode, a
+request that outlives ``request.timeout.ms`` or a socket error closes the connection and fails
+every unanswered request with a retriable error; the sender decides what to retry.
+
+Everything here runs on the sender thread only; nothing is locked.
+"""
+from __future__ import annotations
+
+import errno
+import logging
+import socket
+import ssl
+import struct
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any, Protocol
+
+from kengine_ext import WriteBuffer, decode_response, pick_version, write_request
+
+from .errors import (
+    AuthenticationError,
+    KafkaError,
+    KafkaTimeoutError,
+    NetworkError,
+    ProtocolError,
+    UnsupportedVersionError,
+    error_for_code,
+)
+
+__all__ = ["Connection", "ConnectionState", "ResponseCallback", "Authenticator", "API"]
+
+_log = logging.getLogger("kengine.connection")
+
+#: Response callback: (body, None) on success, (None, error) on failure.
+ResponseCallback = Callable[[Any, "KafkaError | None"], None]
+
+
+class API:
+    """Kafka API keys kengine speaks."""
+
+    PRODUCE = 0
+    FETCH = 1
+    LIST_OFFSETS = 2
+    METADATA = 3
+    FIND_COORDINATOR = 10
+    SASL_HANDSHAKE = 17
+    API_VERSIONS = 18
+    CREATE_TOPICS = 19
+    INIT_PRODUCER_ID = 22
+    ADD_PARTITIONS_TO_TXN = 24
+    ADD_OFFSETS_TO_TXN = 25
+    END_TXN = 26
+    TXN_OFFSET_COMMIT = 28
+    SASL_AUTHENTICATE = 36
+    CREATE_PARTITIONS = 37
+    DESCRIBE_CLUSTER = 60
+    DESCRIBE_PRODUCERS = 61
+
+
+class ConnectionState(Enum):
+    CONNECTING = "connecting"
+    TLS_HANDSHAKE = "tls-handshake"
+    AUTHENTICATING = "authenticating"
+    API_VERSIONS = "api-versions"
+    READY = "ready"
+    CLOSED = "closed"
+
+
+class Authenticator(Protocol):
+    """SASL (or other) authentication run after TLS and before ApiVersions-gated traffic.
+
+    ``start(conn)`` sends the first request(s) with ``conn.send_internal``; the responses'
+    callbacks drive the exchange; it calls ``conn.authenticated()`` when done or
+    ``conn.close(AuthenticationError(...))`` on failure. Some mechanisms need the negotiated
+    SaslHandshake/SaslAuthenticate versions, so authentication runs after ApiVersions.
+    """
+
+    def start(self, conn: Connection) -> None: ...
+
+
+@dataclass
+class _InFlight:
+    correlation_id: int
+    api_key: int
+    api_version: int
+    deadline_ms: int
+    callback: ResponseCallback
+    sent_ms: int
+
+
+_SIZE = struct.Struct(">i")
+# A response larger than this is refused as malformed (Kafka's own socket.request.max.bytes
+# default is 100 MiB; a Fetch could legitimately be larger only if asked to be).
+MAX_RESPONSE_BYTES = 256 * 1024 * 1024
+
+
+class Connection:
+    def __init__(
+        self,
+        node_id: int,
+        host: str,
+        port: int,
+        *,
+        client_id: str,
+        request_timeout_ms: int,
+        setup_timeout_ms: int,
+        now_ms: int,
+        ssl_context: ssl.SSLContext | None = None,
+        ssl_server_hostname: str | None = None,
+        authenticator: Authenticator | None = None,
+        send_buffer_bytes: int = -1,
+        receive_buffer_bytes: int = -1,
+        on_ready: Callable[[Connection], None] | None = None,
+        on_close: Callable[[Connection, KafkaError | None], None] | None = None,
+        client_software: tuple[str, str] = ("kengine", "0.1.0"),
+    ) -> None:
+        self.node_id = node_id
+        self.host, self.port = host, port
+        self.client_id = client_id
+        self.request_timeout_ms = request_timeout_ms
+        self.state = ConnectionState.CONNECTING
+        #: negotiated version per API key (from ApiVersions)
+        self.versions: dict[int, int] = {}
+        #: broker's (min, max) per API key, as advertised
+        self.broker_ranges: dict[int, tuple[int, int]] = {}
+        self.last_activity_ms = now_ms
+        self.error: KafkaError | None = None
+        self._setup_deadline_ms = now_ms + setup_timeout_ms
+        self._ssl_context = ssl_context
+        self._ssl_server_hostname = ssl_server_hostname or host
+        self._authenticator = authenticator
+        self._on_ready = on_ready
+        self._on_close = on_close
+        self._client_software = client_software
+        self._next_correlation_id = 0
+        self._in_flight: deque[_InFlight] = deque()
+        self._out = WriteBuffer()          # encoded requests not yet written
+        self._out_sent_bytes = 0           # prefix of _out already written
+        self._in = bytearray()             # received bytes not yet parsed
+        # Fire-and-forget requests (acks=0) complete when their bytes are written:
+        # (end offset in _out, callback).
+        self._written_callbacks: deque[tuple[int, ResponseCallback]] = deque()
+        self._raw: socket.socket | None = None
+        self.sock: socket.socket | None = None
+        self._open_socket(send_buffer_bytes, receive_buffer_bytes)
+
+    # ------------------------------------------------------------------ set-up
+
+    def _open_socket(self, sndbuf: int, rcvbuf: int) -> None:
+        try:
+            infos = socket.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM)
+        except socket.gaierror as e:
+            self._fail_setup(NetworkError(
+                f"cannot resolve broker address {self.host}:{self.port}: {e.strerror}",
+                node=self.node_id))
+            return
+        family, kind, proto, _, addr = infos[0]
+        sock = socket.socket(family, kind, proto)
+        sock.setblocking(False)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if sndbuf > 0:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sndbuf)
+        if rcvbuf > 0:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        self._raw = self.sock = sock
+        err = sock.connect_ex(addr)
+        if err not in (0, errno.EINPROGRESS, errno.EWOULDBLOCK):
+            self._fail_setup(NetworkError(
+                f"cannot connect to broker {self.host}:{self.port}: {errno.errorcode.get(err, err)}",
+                node=self.node_id))
+
+    def _fail_setup(self, error: KafkaError) -> None:
+        self.close(error)
+
+    @property
+    def connected(self) -> bool:
+        return self.state is ConnectionState.READY
+
+    def wants_write(self) -> bool:
+        if self.state is ConnectionState.CONNECTING:
+            return True
+        if self.state is ConnectionState.TLS_HANDSHAKE:
+            return self._tls_wants_write
+        return len(self._out) > self._out_sent_bytes
+
+    def _on_connected(self, now_ms: int) -> None:
+        assert self.sock is not None
+        err = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if err:
+            self.close(NetworkError(
+                f"connection to broker {self.host}:{self.port} failed: "
+                f"{errno.errorcode.get(err, err)}", node=self.node_id))
+            return
+        if self._ssl_context is not None:
+            self.sock = self._ssl_context.wrap_socket(
+                self.sock, server_hostname=self._ssl_server_hostname,
+                do_handshake_on_connect=False)
+            self.state = ConnectionState.TLS_HANDSHAKE
+            self._tls_wants_write = True
+            self._tls_step()
+        else:
+            self._start_api_versions()
+
+    def _tls_step(self) -> None:
+        assert isinstance(self.sock, ssl.SSLSocket)
+        try:
+            self.sock.do_handshake()
+        except ssl.SSLWantReadError:
+            self._tls_wants_write = False
+            return
+        except ssl.SSLWantWriteError:
+            self._tls_wants_write = True
+            return
+        except ssl.SSLCertVerificationError as e:
+            self.close(AuthenticationError(
+                f"TLS certificate of broker {self.host}:{self.port} rejected: {e.verify_message}"
+                " (check ssl.truststore.* / ssl.endpoint.identification.algorithm)"))
+            return
+        except (ssl.SSLError, OSError) as e:
+            self.close(AuthenticationError(
+                f"TLS handshake with broker {self.host}:{self.port} failed: {e}"))
+            return
+        self._start_api_versions()
+
+    def _start_api_versions(self) -> None:
+        self.state = ConnectionState.API_VERSIONS
+        name, version = self._client_software
+        self._send_api_versions(4, {"client_software_name": name,
+                                    "client_software_version": version})
+
+    def _send_api_versions(self, version: int, body: dict[str, Any]) -> None:
+        self.send_internal(API.API_VERSIONS, version, body, self._on_api_versions)
+
+    def _on_api_versions(self, body: Any, error: KafkaError | None) -> None:
+        if error is not None:
+            return  # the connection is closing with that error already
+        code = body["error_code"]
+        ranges = {k["api_key"]: (k["min_version"], k["max_version"]) for k in body["api_keys"]}
+        if code == 35 and ranges.get(API.API_VERSIONS):  # UNSUPPORTED_VERSION: retry lower
+            lo, hi = ranges[API.API_VERSIONS]
+            self._send_api_versions(min(hi, 4) if hi < 4 else 0, {})
+            return
+        if code:
+            self.close(error_for_code(code, node=self.node_id, api="ApiVersions"))
+            return
+        self.broker_ranges = ranges
+        for api_key, (lo, hi) in ranges.items():
+            try:
+                version = pick_version(api_key, lo, hi)
+            except UnsupportedVersionError:
+                continue  # an API kengine has no schema for
+            if version is not None:
+                self.versions[api_key] = version
+        if API.PRODUCE not in self.versions:
+            self.close(UnsupportedVersionError(
+                f"broker {self.host}:{self.port} supports no Produce version kengine speaks "
+                f"(it offers {ranges.get(API.PRODUCE)}, kengine needs 3-13)"))
+            return
+        if self._authenticator is not None:
+            self.state = ConnectionState.AUTHENTICATING
+            self._authenticator.start(self)
+        else:
+            self.authenticated()
+
+    def authenticated(self) -> None:
+        """Called when set-up is complete (directly, or by the authenticator)."""
+        self.state = ConnectionState.READY
+        if self._on_ready is not None:
+            self._on_ready(self)
+
+    # ------------------------------------------------------------------ requests
+
+    @property
+    def in_flight_count(self) -> int:
+        return len(self._in_flight)
+
+    def version(self, api_key: int) -> int | None:
+        return self.versions.get(api_key)
+
+    def send(self, api_key: int, body: Any, callback: ResponseCallback, *, now_ms: int,
+             version: int | None = None, expect_response: bool = True,
+             timeout_ms: int | None = None) -> bool:
+        """Queues a request on a READY connection. Returns False when it is not ready.
+        Without expect_response (Produce with acks=0) the callback runs, with a None body,
+        once the request's bytes are handed to the kernel."""
+        if self.state is not ConnectionState.READY:
+            return False
+        v = self.versions.get(api_key) if version is None else version
+        if v is None:
+            callback(None, UnsupportedVersionError(
+                f"broker {self.node_id} ({self.host}:{self.port}) does not support api key "
+                f"{api_key}", node=self.node_id))
+            return True
+        self._enqueue(api_key, v, body, callback, now_ms, expect_response, timeout_ms)
+        return True
+
+    def send_internal(self, api_key: int, version: int, body: Any,
+                      callback: ResponseCallback) -> None:
+        """A set-up request (ApiVersions, SASL) sent before the connection is READY."""
+        self._enqueue(api_key, version, body, callback, self.last_activity_ms, True, None)
+
+    def _enqueue(self, api_key: int, version: int, body: Any, callback: ResponseCallback,
+                 now_ms: int, expect_response: bool, timeout_ms: int | None) -> None:
+        cid = self._next_correlation_id
+        self._next_correlation_id = (cid + 1) & 0x7FFFFFFF
+        try:
+            write_request(self._out, api_key, version, cid, self.client_id, body)
+        except KafkaError as e:
+            callback(None, e)
+            return
+        deadline = now_ms + (self.request_timeout_ms if timeout_ms is None else timeout_ms)
+        if expect_response:
+            self._in_flight.append(_InFlight(cid, api_key, version, deadline, callback, now_ms))
+        else:
+            self._written_callbacks.append((len(self._out), callback))
+
+    # ------------------------------------------------------------------ I/O
+
+    def on_writable(self, now_ms: int) -> None:
+        if self.state is ConnectionState.CONNECTING:
+            self._on_connected(now_ms)
+            return
+        if self.state is ConnectionState.TLS_HANDSHAKE:
+            self._tls_step()
+            return
+        self._flush(now_ms)
+
+    def _flush(self, now_ms: int) -> None:
+        assert self.sock is not None
+        pending = len(self._out) - self._out_sent_bytes
+        while pending > 0:
+            view = memoryview(self._out)[self._out_sent_bytes:]
+            try:
+                n = self.sock.send(view)
+            except (BlockingIOError, ssl.SSLWantWriteError, ssl.SSLWantReadError):
+                break
+            except OSError as e:
+                self.close(NetworkError(f"write to broker {self.node_id} "
+                                        f"({self.host}:{self.port}) failed: {e}",
+                                        node=self.node_id))
+                return
+            finally:
+                view.release()
+            self._out_sent_bytes += n
+            pending -= n
+            self.last_activity_ms = now_ms
+        while self._written_callbacks and self._written_callbacks[0][0] <= self._out_sent_bytes:
+            self._written_callbacks.popleft()[1](None, None)
+        if pending == 0 and self._out_sent_bytes:
+            # everything was written: reuse the buffer from the start
+            self._out.clear()
+            self._out_sent_bytes = 0
+
+    def on_readable(self, now_ms: int) -> None:
+        if self.state is ConnectionState.CONNECTING:
+            self._on_connected(now_ms)
+            return
+        if self.state is ConnectionState.TLS_HANDSHAKE:
+            self._tls_step()
+            return
+        assert self.sock is not None
+        while True:
+            try:
+                chunk = self.sock.recv(262144)
+            except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                break
+            except OSError as e:
+                self.close(NetworkError(f"read from broker {self.node_id} "
+                                        f"({self.host}:{self.port}) failed: {e}",
+                                        node=self.node_id))
+                return
+            if not chunk:
+                self.close(NetworkError(f"broker {self.node_id} ({self.host}:{self.port}) "
+                                        f"closed the connection", node=self.node_id))
+                return
+            self._in += chunk
+            self.last_activity_ms = now_ms
+            if len(chunk) < 262144 and not (isinstance(self.sock, ssl.SSLSocket)
+                                            and self.sock.pending()):
+                break
+        self._parse_frames()
+
+    def _parse_frames(self) -> None:
+        buf = self._in
+        pos = 0
+        while len(buf) - pos >= 4:
+            (size,) = _SIZE.unpack_from(buf, pos)
+            if size < 4 or size > MAX_RESPONSE_BYTES:
+                self.close(ProtocolError(
+                    f"broker {self.node_id} sent a response frame of {size} bytes",
+                    ))
+                return
+            if len(buf) - pos - 4 < size:
+                break
+            frame = bytes(buf[pos + 4:pos + 4 + size])
+            pos += 4 + size
+            if not self._dispatch(frame):
+                return
+        if pos:
+            del buf[:pos]
+
+    def _dispatch(self, frame: bytes) -> bool:
+        if not self._in_flight:
+            self.close(ProtocolError(f"broker {self.node_id} sent a response nobody asked for"))
+            return False
+        req = self._in_flight.popleft()
+        try:
+            cid, body = decode_response(req.api_key, req.api_version, frame)
+        except KafkaError as e:
+            self._in_flight.appendleft(req)
+            self.close(ProtocolError(
+                f"broker {self.node_id} sent a malformed response to api key {req.api_key} "
+                f"v{req.api_version}: {e}"))
+            return False
+        if cid != req.correlation_id:
+            self._in_flight.appendleft(req)
+            self.close(ProtocolError(
+                f"broker {self.node_id} answered correlation id {cid}, expected "
+                f"{req.correlation_id}"))
+            return False
+        try:
+            req.callback(body, None)
+        except Exception:
+            _log.exception("[%s] handling the response to api key %d from broker %d failed",
+                           self.client_id, req.api_key, self.node_id)
+        return self.state is not ConnectionState.CLOSED
+
+    # ------------------------------------------------------------------ timeouts and close
+
+    def check_timeouts(self, now_ms: int) -> None:
+        if self.state is ConnectionState.CLOSED:
+            return
+        if self.state is not ConnectionState.READY and now_ms >= self._setup_deadline_ms:
+            self.close(NetworkError(
+                f"connection set-up to broker {self.node_id} ({self.host}:{self.port}) took "
+                f"longer than socket.connection.setup.timeout.ms ({self.state.value})",
+                node=self.node_id))
+            return
+        if self._in_flight and now_ms >= self._in_flight[0].deadline_ms:
+            req = self._in_flight[0]
+            self.close(KafkaTimeoutError(
+                f"broker {self.node_id} ({self.host}:{self.port}) did not answer api key "
+                f"{req.api_key} within {req.deadline_ms - req.sent_ms} ms (request.timeout.ms); "
+                f"disconnected"))
+
+    def next_deadline_ms(self) -> int | None:
+        if self.state is not ConnectionState.READY:
+            return self._setup_deadline_ms
+        return self._in_flight[0].deadline_ms if self._in_flight else None
+
+    def close(self, error: KafkaError | None = None) -> None:
+        """Closes the socket and fails every unanswered request with `error` (a retriable
+        NetworkError when None)."""
+        if self.state is ConnectionState.CLOSED:
+            return
+        self.state = ConnectionState.CLOSED
+        self.error = error
+        if self._on_close is not None:
+            self._on_close(self, error)  # before the socket closes: its fd leaves the selector
+        if self.sock is not None:
+            try:
+                self.sock.close()
+            except OSError:
+                pass
+        failure = error or NetworkError(f"connection to broker {self.node_id} closed",
+                                        node=self.node_id)
+        pending = [req.callback for req in self._in_flight]
+        self._in_flight.clear()
+        pending += [cb for _, cb in self._written_callbacks]  # acks=0 requests never written
+        self._written_callbacks.clear()
+        if error is not None:
+            level = logging.WARNING if not isinstance(error, NetworkError) else logging.INFO
+            _log.log(level, "[%s] connection to broker %d (%s:%d) closed: %s", self.client_id,
+                     self.node_id, self.host, self.port, error)
+        for callback in pending:
+            try:
+                callback(None, failure)
+            except Exception:
+                _log.exception("[%s] failing a request to broker %d raised", self.client_id,
+                               self.node_id)
+
+    def __repr__(self) -> str:
+        return (f"Connection(node={self.node_id}, {self.host}:{self.port}, {self.state.value}, "
+                f"in_flight={len(self._in_flight)})")

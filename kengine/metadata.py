@@ -1,0 +1,291 @@
+"""Cluster metadata as the producer needs it: brokers, topic ids and partition leaders.
+
+The sender thread refreshes it (on a schedule, on demand, and after errors that mean it is
+stale) and pushes each topic's leaders into the Cython accumulator, which is what the hot path
+and the drain read. User threads only wait here, in ``await_topic()``, when they send to a
+topic whose partitions are not known yet.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from kengine_ext import TopicState
+
+from .errors import (
+    BrokerError,
+    InvalidTopicError,
+    KafkaError,
+    KafkaTimeoutError,
+    TopicAuthorizationFailedError,
+    error_for_code,
+)
+
+if TYPE_CHECKING:
+    from kengine_ext import ProducerCore
+
+    from .network import NetworkClient
+
+__all__ = ["Metadata", "PartitionInfo", "validate_topic_name"]
+
+_log = logging.getLogger("kengine.metadata")
+
+_LEGAL_TOPIC_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+_ZERO_UUID = bytes(16)
+
+
+def validate_topic_name(topic: str) -> None:
+    """Kafka's own rules (org.apache.kafka.common.internals.Topic.validate)."""
+    if not isinstance(topic, str) or not topic:
+        raise InvalidTopicError(f"topic name must be a non-empty string, not {topic!r}")
+    if topic in (".", ".."):
+        raise InvalidTopicError(f"topic name cannot be {topic!r}")
+    if len(topic) > 249:
+        raise InvalidTopicError(f"topic name is {len(topic)} characters; the limit is 249")
+    bad = set(topic) - _LEGAL_TOPIC_CHARS
+    if bad:
+        raise InvalidTopicError(
+            f"topic name {topic!r} contains {''.join(sorted(bad))!r}; only ASCII letters, digits, "
+            f"'.', '_' and '-' are allowed")
+
+
+@dataclass(frozen=True)
+class PartitionInfo:
+    topic: str
+    partition: int
+    leader: int                 # -1 when unknown
+    leader_epoch: int
+    replicas: tuple[int, ...]
+    isr: tuple[int, ...]
+    offline_replicas: tuple[int, ...] = ()
+
+
+@dataclass
+class _TopicInfo:
+    topic_id: bytes = _ZERO_UUID
+    partitions: list[PartitionInfo] = field(default_factory=list)
+
+
+class Metadata:
+    def __init__(self, core: ProducerCore, client: NetworkClient, *, client_id: str,
+                 max_age_ms: int, refresh_backoff_ms: int,
+                 refresh_backoff_max_ms: int) -> None:
+        self._core = core
+        self._client = client
+        self._client_id = client_id
+        self._max_age_ms = max_age_ms
+        self._backoff_ms = refresh_backoff_ms
+        self._backoff_max_ms = refresh_backoff_max_ms
+        # Guards everything below: user threads (await_topic) and the sender thread.
+        self._cond = threading.Condition()
+        self._topics: dict[str, _TopicInfo] = {}           # topics the producer uses
+        self._topic_errors: dict[str, KafkaError] = {}      # last non-retriable error per topic
+        self._topic_names_by_id: dict[bytes, str] = {}
+        self.brokers: dict[int, tuple[str, int, str | None]] = {}
+        self.cluster_id: str | None = None
+        self.controller_id: int = -1
+        self._update_requested = True
+        self._in_flight = False
+        self._last_refresh_ms = 0
+        self._failures = 0
+        self._next_attempt_ms = 0
+        self._version = 0     # bumped by every applied response, for waiters
+
+    # ------------------------------------------------------------------ user threads
+
+    def await_topic(self, topic: str, max_block_ms: int, partition: int | None = None,
+                    wakeup: Any = None) -> TopicState:
+        """Blocks until `topic` has partitions (and `partition` exists, if given) or
+        max_block_ms passes. An explicit partition forces one fresh metadata response first,
+        because partitions may have been added."""
+        validate_topic_name(topic)
+        deadline = time.monotonic() + max_block_ms / 1000.0
+        with self._cond:
+            info = self._topics.get(topic)
+            if info is None:
+                self._topics[topic] = _TopicInfo()
+            self._topic_errors.pop(topic, None)
+            self._update_requested = True
+            start_version = self._version
+            while True:
+                state = self._core.topic_state(topic)
+                known = state is not None and state.num_partitions > 0
+                # An explicit partition waits for one metadata response newer than the call:
+                # partitions may have been added since the last one.
+                if known and (partition is None or self._version > start_version):
+                    return state
+                err = self._topic_errors.get(topic)
+                if err is not None:
+                    raise err
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    if known:
+                        return state   # the caller reports the partition as out of range
+                    raise KafkaTimeoutError(
+                        f"topic {topic!r} not present in metadata after {max_block_ms} ms "
+                        f"(max.block.ms): it does not exist and auto-creation is off, or no "
+                        f"broker is reachable")
+                if wakeup is not None:
+                    wakeup()
+                self._cond.wait(min(remaining, 0.5))
+
+    def partitions_for(self, topic: str) -> list[PartitionInfo]:
+        with self._cond:
+            info = self._topics.get(topic)
+            return list(info.partitions) if info is not None else []
+
+    def topic_id(self, topic: str) -> bytes:
+        with self._cond:
+            info = self._topics.get(topic)
+            return info.topic_id if info is not None else _ZERO_UUID
+
+    def topic_name(self, topic_id: bytes) -> str | None:
+        with self._cond:
+            return self._topic_names_by_id.get(bytes(topic_id))
+
+    def request_update(self, topics: Any = None) -> None:
+        """Asks for a refresh at the next opportunity (thread-safe)."""
+        with self._cond:
+            self._update_requested = True
+            if topics:
+                for t in topics:
+                    self._topics.setdefault(t, _TopicInfo())
+
+    # ------------------------------------------------------------------ sender thread
+
+    def time_to_next_update_ms(self, now_ms: int) -> int:
+        if self._in_flight:
+            return 1 << 30
+        wait_backoff = max(0, self._next_attempt_ms - now_ms)
+        if self._update_requested:
+            return wait_backoff
+        return max(wait_backoff, self._last_refresh_ms + self._max_age_ms - now_ms)
+
+    def maybe_update(self, now_ms: int) -> None:
+        """Sends a Metadata request when one is due and a broker can take it."""
+        if self.time_to_next_update_ms(now_ms) > 0:
+            return
+        node = self._client.least_loaded_node(now_ms)
+        if node is None:
+            return
+        if not self._client.is_ready(node):
+            self._client.connect(node, now_ms)
+            return
+        conn = self._client.connection(node)
+        assert conn is not None
+        version = conn.version(3)
+        if version is None:
+            return
+        with self._cond:
+            topics = sorted(self._topics)
+            self._update_requested = False
+        body: dict[str, Any] = {
+            "topics": [{"name": t, "topic_id": _ZERO_UUID} for t in topics],
+            # As Java's producer: let the broker decide (auto.create.topics.enable)
+            "allow_auto_topic_creation": True,
+        }
+        self._in_flight = True
+        self._client.send(node, 3, body, self._on_response, now_ms=now_ms)
+
+    def _on_response(self, body: Any, error: KafkaError | None) -> None:
+        from kengine_ext import monotonic_ms
+
+        now_ms = monotonic_ms()
+        self._in_flight = False
+        if error is not None:
+            self._failures += 1
+            delay = min(self._backoff_max_ms, self._backoff_ms * 2 ** min(self._failures - 1, 20))
+            self._next_attempt_ms = now_ms + delay
+            with self._cond:
+                self._update_requested = True
+            _log.debug("[%s] metadata request failed: %s", self._client_id, error)
+            return
+        self._failures = 0
+        self._next_attempt_ms = now_ms + self._backoff_ms
+        self.apply(body, now_ms)
+
+    def apply(self, body: dict[str, Any], now_ms: int) -> None:
+        brokers = {b["node_id"]: (b["host"], b["port"], b.get("rack")) for b in body["brokers"]}
+        if brokers:
+            self.brokers = brokers
+            self._client.set_brokers({n: (h, p) for n, (h, p, _) in brokers.items()})
+        self.cluster_id = body.get("cluster_id")
+        self.controller_id = body.get("controller_id", -1)
+        retry_soon = False
+        with self._cond:
+            for t in body["topics"]:
+                name = t["name"]
+                code = t["error_code"]
+                if name is None:
+                    continue
+                if code:
+                    err = error_for_code(code, topic=name)
+                    if isinstance(err, (InvalidTopicError, TopicAuthorizationFailedError)) \
+                            or not err.retriable:
+                        self._topic_errors[name] = err
+                        _log.warning("[%s] metadata for topic %r: %s", self._client_id, name, err)
+                    else:
+                        retry_soon = True  # UNKNOWN_TOPIC_OR_PARTITION, LEADER_NOT_AVAILABLE...
+                    continue
+                self._topic_errors.pop(name, None)
+                info = self._topics.setdefault(name, _TopicInfo())
+                topic_id = bytes(t.get("topic_id") or _ZERO_UUID)
+                if topic_id != _ZERO_UUID:
+                    info.topic_id = topic_id
+                    self._topic_names_by_id[topic_id] = name
+                parts = sorted(t["partitions"], key=lambda p: p["partition_index"])
+                state = self._core.topic_state(name)
+                infos, leaders = [], []
+                for p in parts:
+                    index, leader, epoch = p["partition_index"], p["leader_id"], p["leader_epoch"]
+                    if p["error_code"] and leader >= 0 and p["error_code"] != 9:
+                        leader = -1   # LEADER_NOT_AVAILABLE and the like
+                    if state is not None and index < state.num_partitions:
+                        q = state.queues[index]
+                        if 0 <= epoch < q.leader_epoch:
+                            # KIP-320: a lagging broker answered; keep the newer leader we know
+                            leader, epoch = q.leader_id, q.leader_epoch
+                    if leader < 0:
+                        retry_soon = True
+                    infos.append(PartitionInfo(name, index, leader, epoch,
+                                               tuple(p["replica_nodes"]), tuple(p["isr_nodes"]),
+                                               tuple(p.get("offline_replicas", ()))))
+                    leaders.append((leader, epoch))
+                if len(leaders) != (parts[-1]["partition_index"] + 1 if parts else 0):
+                    retry_soon = True  # a gap in partition indexes: incomplete answer
+                    continue
+                info.partitions = infos
+                self._core.update_topic(name, leaders)
+            self._last_refresh_ms = now_ms
+            self._version += 1
+            if retry_soon:
+                self._update_requested = True
+            self._cond.notify_all()
+
+    def apply_leader_hint(self, topic: str, partition: int, leader_id: int, leader_epoch: int,
+                          endpoints: dict[int, tuple[str, int]]) -> bool:
+        """KIP-951: a Produce response named the partition's new leader; use it before the
+        next metadata refresh. Returns True when it was newer than what we had."""
+        state = self._core.topic_state(topic)
+        if state is None or partition >= state.num_partitions or leader_id < 0:
+            return False
+        q = state.queues[partition]
+        if leader_epoch <= q.leader_epoch:
+            return False
+        if endpoints:
+            self._client.set_brokers(endpoints)
+        if leader_id not in self._client.addresses:
+            return False
+        leaders = [(x.leader_id, x.leader_epoch) for x in state.queues]
+        leaders[partition] = (leader_id, leader_epoch)
+        self._core.update_topic(topic, leaders)
+        return True
+
+    def fail_waiters(self, error: BrokerError) -> None:
+        with self._cond:
+            for name in self._topics:
+                self._topic_errors.setdefault(name, error)
+            self._cond.notify_all()

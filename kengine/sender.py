@@ -1,0 +1,305 @@
+"""The background I/O thread: drains ready batches, sends one ProduceRequest per broker, handles
+responses, retries and timeouts, and runs delivery callbacks.
+
+``run_once()`` is one step of the loop (refresh metadata if due, drain, send, expire, poll), so
+tests can drive the sender deterministically; ``start()`` runs it on a daemon thread.
+"""
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from kengine_ext import ProducerBatch, monotonic_ms
+
+from .connection import API
+from .errors import (
+    InvalidRecordError,
+    KafkaError,
+    KafkaTimeoutError,
+    ProtocolError,
+    error_for_code,
+)
+
+if TYPE_CHECKING:
+    from kengine_ext import ProducerCore
+
+    from .metadata import Metadata
+    from .metrics import ProducerMetrics
+    from .network import NetworkClient
+
+__all__ = ["Sender", "SenderSettings"]
+
+_log = logging.getLogger("kengine.sender")
+
+# Longest the loop sleeps with nothing scheduled: bounds the delay of work nobody woke it for.
+_MAX_POLL_MS = 1000
+
+
+@dataclass(frozen=True)
+class SenderSettings:
+    client_id: str
+    acks: int
+    request_timeout_ms: int
+    delivery_timeout_ms: int
+    retries: int
+    retry_backoff_ms: int
+    retry_backoff_max_ms: int
+    max_request_size: int
+    transactional_id: str | None = None
+
+
+class Sender:
+    def __init__(self, core: ProducerCore, client: NetworkClient, metadata: Metadata,
+                 settings: SenderSettings, metrics: ProducerMetrics | None = None) -> None:
+        self._core = core
+        self._client = client
+        self._metadata = metadata
+        self._s = settings
+        self._metrics = metrics
+        #: batches inside an unanswered produce request -> the error of their last attempt
+        self._in_flight: dict[ProducerBatch, KafkaError | None] = {}
+        self._last_errors: dict[ProducerBatch, KafkaError] = {}
+        self._throttled_until_ms: dict[int, int] = {}
+        self._running = False
+        self._force_close = False
+        self._thread: threading.Thread | None = None
+        #: hooks for idempotence / transactions (kengine.transactions) and metrics
+        self.before_drain: Callable[[int], bool] | None = None
+        self.stopped = threading.Event()
+
+    # ------------------------------------------------------------------ thread
+
+    def start(self) -> None:
+        self._running = True
+        self._thread = threading.Thread(target=self._run, name=f"kengine-sender-{self._s.client_id}",
+                                        daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            while self._running:
+                self.run_once()
+            # close(): keep sending until nothing is left, unless forced
+            while not self._force_close and self._core.incomplete_batches():
+                self.run_once()
+        except BaseException:
+            _log.exception("[%s] the sender thread failed; failing every pending record",
+                           self._s.client_id)
+            self._fail_everything(KafkaError("the producer's sender thread crashed; see the log"))
+        finally:
+            if self._force_close:
+                self._fail_everything(KafkaError(
+                    "the producer was closed before these records were acknowledged"))
+            self._client.close()
+            self.stopped.set()
+
+    def initiate_close(self, force: bool = False) -> None:
+        self._force_close = force
+        self._running = False
+        self._client.wakeup()
+
+    def join(self, timeout: float | None = None) -> bool:
+        if self._thread is None:
+            return True
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def wakeup(self) -> None:
+        self._client.wakeup()
+
+    # ------------------------------------------------------------------ one step
+
+    def run_once(self) -> None:
+        now = monotonic_ms()
+        core = self._core
+        fatal = self._client.fatal_error
+        if fatal is not None:
+            self._fail_everything(fatal)
+            self._metadata.fail_waiters(fatal)  # type: ignore[arg-type]
+        self._metadata.maybe_update(now)
+        sendable: set[int] = set()
+        if self.before_drain is None or self.before_drain(now):
+            nodes, _, unknown = core.ready(now)
+            if unknown:
+                self._metadata.request_update(unknown)
+            for node in nodes:
+                if self._throttled_until_ms.get(node, 0) > now:
+                    continue
+                if self._client.can_send(node):
+                    sendable.add(node)
+                elif not self._client.is_ready(node):
+                    self._client.connect(node, now)
+            if sendable:
+                drained = core.drain(sendable, self._s.max_request_size, now)
+                for node, batches in drained.items():
+                    self._send_produce(node, batches, now)
+        self._expire(now)
+        timeout = self._poll_timeout(now)
+        timeout = core.prepare_sleep(timeout, now)
+        try:
+            self._client.poll(timeout)
+        finally:
+            core.end_sleep()
+
+    def _poll_timeout(self, now: int) -> int:
+        timeout = min(_MAX_POLL_MS, self._metadata.time_to_next_update_ms(now))
+        for until in self._throttled_until_ms.values():
+            if until > now:
+                timeout = min(timeout, until - now)
+        # wake up to expire the oldest pending batch on time
+        oldest = None
+        for b in self._in_flight:
+            if oldest is None or b.created_ms < oldest:
+                oldest = b.created_ms
+        if oldest is not None:
+            timeout = min(timeout, max(0, oldest + self._s.delivery_timeout_ms - now))
+        return max(0, timeout)
+
+    # ------------------------------------------------------------------ produce
+
+    def _send_produce(self, node: int, batches: list[ProducerBatch], now: int) -> None:
+        conn = self._client.connection(node)
+        assert conn is not None
+        version = conn.version(API.PRODUCE)
+        assert version is not None
+        by_topic: dict[str, list[dict[str, Any]]] = {}
+        sent: dict[tuple[str, int], ProducerBatch] = {}
+        for b in batches:
+            records = self._core.seal(b)
+            by_topic.setdefault(b.topic, []).append({"index": b.partition, "records": records})
+            sent[(b.topic, b.partition)] = b
+            self._in_flight[b] = None
+        if version >= 13 and any(self._metadata.topic_id(t) == bytes(16) for t in by_topic):
+            version = 12  # a topic id is still unknown: address topics by name
+        topic_data = [
+            {"name": t, "topic_id": self._metadata.topic_id(t), "partition_data": parts}
+            for t, parts in by_topic.items()
+        ]
+        body = {"transactional_id": self._s.transactional_id, "acks": self._s.acks,
+                "timeout_ms": self._s.request_timeout_ms, "topic_data": topic_data}
+
+        def on_response(resp: Any, error: KafkaError | None) -> None:
+            self._on_produce_response(node, sent, now, resp, error)
+
+        if not self._client.send(node, API.PRODUCE, body, on_response, now_ms=now,
+                                 version=version, expect_response=self._s.acks != 0):
+            on_response(None, ProtocolError(f"broker {node} connection was not ready"))
+        elif self._metrics is not None:
+            self._metrics.on_request(node, batches, now)
+
+    def _on_produce_response(self, node: int, sent: dict[tuple[str, int], ProducerBatch],
+                             sent_ms: int, resp: Any, error: KafkaError | None) -> None:
+        now = monotonic_ms()
+        if self._metrics is not None:
+            self._metrics.on_response(node, now - sent_ms, resp, error)
+        if error is not None:
+            # the connection failed or timed out: every batch may or may not have been written
+            self._metadata.request_update()
+            for b in sent.values():
+                self._retry_or_fail(b, error, now, None)
+            return
+        if resp is None:  # acks=0: done once written; the broker reports nothing
+            for b in sent.values():
+                self._succeed(b, -1, -1)
+            return
+        throttle = resp.get("throttle_time_ms", 0)
+        if throttle > 0:
+            self._throttled_until_ms[node] = now + throttle  # KIP-219: back off this broker
+        endpoints = {e["node_id"]: (e["host"], e["port"]) for e in resp.get("node_endpoints", ())}
+        for t in resp["responses"]:
+            name = t.get("name") or self._metadata.topic_name(t.get("topic_id", b""))
+            for p in t["partition_responses"]:
+                b = sent.pop((name, p["index"]), None)
+                if b is None:
+                    continue
+                code = p["error_code"]
+                if code == 0:
+                    self._succeed(b, p["base_offset"], p["log_append_time_ms"])
+                    continue
+                err = error_for_code(code, p.get("error_message"), topic=b.topic,
+                                     partition=b.partition, broker=node)
+                record_errors = None
+                if p.get("record_errors"):
+                    record_errors = {
+                        r["batch_index"]: InvalidRecordError(
+                            r.get("batch_index_error_message") or err.message,
+                            topic=b.topic, partition=b.partition)
+                        for r in p["record_errors"]}
+                leader = p.get("current_leader")
+                if leader and leader.get("leader_id", -1) >= 0:
+                    self._metadata.apply_leader_hint(b.topic, b.partition, leader["leader_id"],
+                                                     leader["leader_epoch"], endpoints)
+                self._retry_or_fail(b, err, now, record_errors)
+        for b in sent.values():  # the broker did not mention these partitions
+            self._retry_or_fail(b, ProtocolError(
+                f"broker {node} left {b.topic}-{b.partition} out of its produce response"),
+                now, None)
+
+    def _succeed(self, b: ProducerBatch, base_offset: int, log_append_time_ms: int) -> None:
+        self._in_flight.pop(b, None)
+        self._last_errors.pop(b, None)
+        if self._metrics is not None:
+            self._metrics.on_batch_done(b, None)
+        self._core.complete(b, base_offset, log_append_time_ms)
+
+    def _retry_or_fail(self, b: ProducerBatch, error: KafkaError, now: int,
+                       record_errors: dict[int, KafkaError] | None) -> None:
+        self._in_flight.pop(b, None)
+        if b.done:
+            return  # already expired by delivery.timeout.ms
+        s = self._s
+        if (error.retriable and record_errors is None and b.attempts <= s.retries
+                and now - b.created_ms < s.delivery_timeout_ms):
+            self._last_errors[b] = error
+            if getattr(error, "invalid_metadata", False):
+                self._metadata.request_update((b.topic,))
+            backoff = min(s.retry_backoff_max_ms,
+                          s.retry_backoff_ms * (2 ** min(max(b.attempts - 1, 0), 20)))
+            backoff = int(backoff * random.uniform(0.8, 1.2))   # KIP-580 jitter
+            _log.info("[%s] retrying %d record(s) for %s-%d after %s (attempt %d, in %d ms)",
+                      s.client_id, b.record_count, b.topic, b.partition, error, b.attempts,
+                      backoff)
+            if self._metrics is not None:
+                self._metrics.on_retry(b)
+            self._core.reenqueue(b, now + backoff)
+            return
+        self._fail(b, error, record_errors)
+
+    def _fail(self, b: ProducerBatch, error: KafkaError,
+              record_errors: dict[int, KafkaError] | None = None) -> None:
+        self._in_flight.pop(b, None)
+        self._last_errors.pop(b, None)
+        _log.warning("[%s] %d record(s) for %s-%d failed: %s", self._s.client_id,
+                     b.record_count, b.topic, b.partition, error)
+        if self._metrics is not None:
+            self._metrics.on_batch_done(b, error)
+        self._core.complete(b, error=error, record_errors=record_errors)
+
+    # ------------------------------------------------------------------ expiry
+
+    def _expire(self, now: int) -> None:
+        limit = self._s.delivery_timeout_ms
+        for b in self._core.expire(now, limit):
+            self._fail(b, self._timeout_error(b, now))
+        for b in [b for b in self._in_flight if now - b.created_ms >= limit]:
+            # The request may still succeed; the record's outcome is no longer reported as
+            # success (Java does the same). A late response finds the batch done.
+            self._fail(b, self._timeout_error(b, now))
+
+    def _timeout_error(self, b: ProducerBatch, now: int) -> KafkaTimeoutError:
+        last = self._last_errors.get(b)
+        cause = f"; last error: {last}" if last is not None else ""
+        return KafkaTimeoutError(
+            f"{b.record_count} record(s) for {b.topic}-{b.partition} expired: "
+            f"{now - b.created_ms} ms passed since the batch was created "
+            f"(delivery.timeout.ms={self._s.delivery_timeout_ms}){cause}")
+
+    def _fail_everything(self, error: KafkaError) -> None:
+        for b in self._core.take_all_queued():
+            self._fail(b, error)
+        for b in list(self._in_flight):
+            self._fail(b, error)

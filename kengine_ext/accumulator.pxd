@@ -1,0 +1,129 @@
+# The per-record hot path and the queues of batches: declarations (part of kengine_ext._core).
+#
+# Locking: every field below that says "GIL" is read and written only by Cython code that holds the
+# GIL and neither releases it nor runs Python code while the structure is inconsistent; that makes
+# the GIL the lock between user threads (send) and the sender thread (ready/drain/complete).
+from libc.stdint cimport int16_t, int32_t, int64_t, uint64_t
+
+
+cdef class RecordMetadata:
+    cdef readonly str topic
+    cdef readonly int32_t partition
+    cdef readonly int64_t offset             # -1 when acks=0 (the broker does not say)
+    cdef readonly int64_t timestamp          # ms: the record's, or the broker's LogAppendTime
+    cdef readonly int timestamp_type         # 0 CreateTime, 1 LogAppendTime
+    cdef readonly int32_t serialized_key_size    # -1 for a null key
+    cdef readonly int32_t serialized_value_size  # -1 for a null value
+
+
+cdef class ProducerBatch:
+    cdef readonly str topic
+    cdef readonly int32_t partition
+    cdef PartitionQueue queue
+    cdef RecordBatchBuilder builder          # GIL; None once completed, which frees the buffer
+    cdef ProducerBatch next                  # GIL; next batch in queue order
+    cdef readonly int64_t created_ms         # monotonic ms of the first append
+    cdef int64_t retry_at_ms                 # monotonic ms before which it is not resent (backoff)
+    cdef readonly int attempts               # produce requests that carried it
+    cdef bint closed                         # GIL; takes no more appends
+    cdef bint sealed                         # compressed, CRC written: bytes are final
+    cdef readonly int32_t record_count
+    cdef Py_ssize_t reserved_bytes           # GIL; charged against buffer.memory
+    cdef list callback_futures               # GIL; futures with callbacks, in append order, or None
+    cdef readonly bint done
+    cdef readonly int64_t base_offset        # assigned by the broker; -1 until then / acks=0
+    cdef readonly int64_t log_append_time_ms # -1 unless the topic uses LogAppendTime
+    cdef readonly object error               # the KafkaError that failed the whole batch, or None
+    cdef readonly object record_errors       # {offset delta: KafkaError} (KIP-467), or None
+    cdef object done_event                   # threading.Event made by the first waiter, or None
+    cdef readonly bint in_flight             # GIL; a produce request carrying it is unanswered
+
+    cdef int finish(self, int64_t base_offset, int64_t log_append_time_ms, object error,
+                    object record_errors) except -1
+    cdef object record_error(self, int32_t index)
+
+
+cdef class PartitionQueue:
+    cdef readonly str topic
+    cdef readonly int32_t partition
+    cdef readonly int32_t leader_id          # GIL; -1 while unknown
+    cdef readonly int32_t leader_epoch       # GIL; -1 while unknown
+    cdef ProducerBatch head                  # GIL; oldest batch, drained first
+    cdef ProducerBatch tail                  # GIL; newest batch, the one appended to
+    cdef readonly int32_t batch_count        # GIL; batches queued (not yet drained)
+    cdef readonly int64_t queued_bytes       # GIL; bytes in queued batches (adaptive partitioning)
+    cdef public bint muted                   # GIL; not drained while set (ordering, sequencing)
+    cdef public int32_t next_sequence        # GIL; idempotence: base sequence of the next batch
+
+
+cdef class TopicState:
+    cdef readonly str name
+    cdef readonly list queues                # [PartitionQueue], index = partition
+    cdef readonly int32_t num_partitions
+    cdef double compression_ratio            # compressed/uncompressed estimate (Java's estimator)
+    cdef int32_t sticky_partition            # unkeyed records go here, -1: choose one
+    cdef int64_t sticky_bytes                # bytes sent to sticky_partition since it was chosen
+
+
+cdef class DeliveryFuture:
+    cdef ProducerBatch batch
+    cdef int32_t index                       # offset delta in the batch
+    cdef int32_t key_size
+    cdef int32_t value_size
+    cdef int64_t timestamp_ms
+    cdef object callbacks                    # None, a callable, or a list of callables
+
+    cdef object metadata(self)
+    cdef int fire(self) except -1
+
+
+cdef class ProducerCore:
+    cdef dict _topics                        # GIL; name -> TopicState (known partitions)
+    cdef list _queues                        # GIL; every PartitionQueue, for ready/drain scans
+    cdef Py_ssize_t _drain_start             # GIL; round-robin start of the next drain
+    cdef set _incomplete                     # GIL; batches not yet finished (flush waits on them)
+    cdef int64_t _linger_ms
+    cdef Py_ssize_t _batch_size_bytes
+    cdef Py_ssize_t _max_request_size_bytes
+    cdef int64_t _buffer_total_bytes
+    cdef int64_t _buffer_used_bytes          # GIL
+    cdef int _codec
+    cdef int _level
+    cdef int _key_kind                       # SER_*: how keys become bytes
+    cdef int _value_kind
+    cdef object _key_serializer              # callable for SER_CALLABLE / SER_JSON
+    cdef object _value_serializer
+    cdef object _partitioner                 # None: built-in (murmur2 / sticky, in C)
+    cdef bint _ignore_keys
+    cdef bint _closed                        # GIL; send() refused
+    cdef int _flushes                        # GIL; flush() calls in progress: linger is ignored
+    cdef bint _draining_all                  # GIL; close(): everything is ready
+    cdef int _memory_waiters                 # GIL; threads blocked for buffer memory
+    cdef object _memory_cond                 # threading.Condition for those threads
+    cdef int64_t _next_ticket                # under _memory_cond: FIFO order of blocked sends
+    cdef int64_t _serving_ticket             # under _memory_cond: the ticket served next
+    cdef set _skipped_tickets                # under _memory_cond: tickets that timed out
+    cdef object _wakeup                      # callable waking the sender's selector
+    cdef bint _sender_sleeping               # GIL; sender blocked in select
+    cdef int64_t _sender_wake_at_ms          # GIL; when it wakes by itself (monotonic ms)
+    cdef bint _idempotent
+    cdef bint _transactional
+    cdef int64_t _producer_id                # GIL; -1 until InitProducerId
+    cdef int16_t _producer_epoch
+    cdef bint _in_transaction                # GIL; transactional sends are allowed
+    cdef uint64_t _rng                       # GIL; xorshift state for the sticky partitioner
+    cdef public object _max_block_ms
+
+    cdef TopicState topic_for_send(self, str topic)
+    cdef int32_t choose_partition(self, TopicState t, object topic, object key, object value,
+                                  object headers, const char *key_ptr, Py_ssize_t key_len,
+                                  Py_ssize_t record_bytes) except -2
+    cdef ProducerBatch open_batch(self, PartitionQueue q, Py_ssize_t record_bytes, int64_t now,
+                                  Py_ssize_t reserved)
+    cdef int enqueue(self, PartitionQueue q, ProducerBatch b) except -1
+    cdef int release_memory(self, Py_ssize_t nbytes) except -1
+    cdef int maybe_wake_sender(self, int64_t ready_at_ms) except -1
+    cdef object serialize(self, object obj, str topic, int kind, object serializer, str what)
+    cdef int32_t sticky_partition(self, TopicState t) noexcept
+    cdef Py_ssize_t batch_bytes_for(self, Py_ssize_t record_bytes) noexcept
+    cdef bint sendable(self, ProducerBatch b, int64_t now) noexcept

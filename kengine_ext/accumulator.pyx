@@ -1,0 +1,980 @@
+# The per-record hot path (ProducerCore.send / send_many) and the per-partition batch queues the
+# sender drains (part of kengine_ext._core). See accumulator.pxd for the fields and their guards.
+#
+# A record costs one call into this file: serialize (built-in serializers without a Python call),
+# pick the partition (Java-exact murmur2 or the sticky partitioner, in C), copy the bytes into the
+# partition's open batch, and hand back a small freelisted future. Batches are sealed (compressed,
+# CRC'd) by the sender thread when drained, with the GIL released for the byte work.
+
+import json
+import logging
+import threading
+import time
+
+cimport cython
+from cpython.dict cimport PyDict_GetItem
+from cpython.object cimport PyObject
+from libc.stdint cimport uint32_t
+from libc.string cimport memcpy
+
+from kengine.errors import (
+    IllegalStateError,
+    KafkaTimeoutError,
+    PartitionerError,
+    ProducerClosedError,
+    RecordTooLargeError,
+    SerializationError,
+    InvalidPartitionError,
+)
+
+__all__ += ["ProducerCore", "ProducerBatch", "DeliveryFuture", "BulkFuture", "BulkResult",
+            "RecordMetadata", "PartitionQueue", "TopicState", "monotonic_ms", "wall_clock_ms"]
+
+_log = logging.getLogger("kengine.producer")
+
+cdef extern from "<time.h>" nogil:
+    int CLOCK_MONOTONIC
+
+# How keys and values become bytes.
+cdef enum:
+    SER_BYTES = 0      # bytes-like, str (UTF-8) or None, borrowed without a copy
+    SER_STR = 1        # same acceptance; the name documents intent
+    SER_JSON = 2       # json.dumps(value) as UTF-8; None stays null
+    SER_CALLABLE = 3   # serializer(value) -> bytes-like | None
+    SER_OBJECT = 4     # serializer.serialize(topic, value) -> bytes-like | None (Kafka's shape)
+
+# Java's CompressionRatioEstimator steps.
+cdef double RATIO_IMPROVING_STEP = 0.005
+cdef double RATIO_DETERIORATE_STEP = 0.05
+
+
+cdef inline int64_t mono_ms() noexcept nogil:
+    cdef timespec ts
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return <int64_t>ts.tv_sec * 1000 + ts.tv_nsec // 1000000
+
+
+def monotonic_ms() -> int:
+    """The monotonic clock (ms) used for linger, backoff and timeouts."""
+    return mono_ms()
+
+
+def wall_clock_ms() -> int:
+    """Epoch milliseconds, as used for record timestamps."""
+    return now_ms()
+
+
+cdef tuple serializer_kind(object serializer):
+    """(SER_* kind, callable or None) for a key.serializer / value.serializer setting."""
+    if serializer is None or serializer == "bytes":
+        return SER_BYTES, None
+    if serializer == "str":
+        return SER_STR, None
+    if serializer == "json":
+        return SER_JSON, None
+    if callable(getattr(serializer, "serialize", None)):
+        return SER_OBJECT, serializer
+    if callable(serializer):
+        return SER_CALLABLE, serializer
+    raise ValueError(f"serializer {serializer!r}: use bytes, str, json, a callable or an object "
+                     f"with serialize(topic, value)")
+
+
+cdef inline uint64_t xorshift(uint64_t *state) noexcept nogil:
+    cdef uint64_t x = state[0]
+    x ^= x << 13
+    x ^= x >> 7
+    x ^= x << 17
+    state[0] = x
+    return x
+
+
+@cython.freelist(64)
+cdef class RecordMetadata:
+    """Where a record was written: topic, partition, offset, timestamp and sizes."""
+
+    def __repr__(self):
+        return (f"RecordMetadata(topic={self.topic!r}, partition={self.partition}, "
+                f"offset={self.offset}, timestamp={self.timestamp}, "
+                f"timestamp_type={self.timestamp_type}, "
+                f"serialized_key_size={self.serialized_key_size}, "
+                f"serialized_value_size={self.serialized_value_size})")
+
+    def __eq__(self, other):
+        if not isinstance(other, RecordMetadata):
+            return NotImplemented
+        return self._tuple() == (<RecordMetadata>other)._tuple()
+
+    def __hash__(self):
+        return hash(self._tuple())
+
+    def _tuple(self):
+        return (self.topic, self.partition, self.offset, self.timestamp, self.timestamp_type,
+                self.serialized_key_size, self.serialized_value_size)
+
+
+cdef class ProducerBatch:
+    """A batch of records for one partition, from its first append until the broker answers.
+    Owned by the accumulator while queued, by the sender while in flight."""
+
+    cdef int finish(self, int64_t base_offset, int64_t log_append_time_ms, object error,
+                    object record_errors) except -1:
+        self.base_offset = base_offset
+        self.log_append_time_ms = log_append_time_ms
+        self.error = error
+        self.record_errors = record_errors or None
+        self.in_flight = False
+        self.done = True           # before the event, so a waiter that misses the event sees it
+        self.builder = None        # frees the batch's buffer; futures keep only this object
+        ev = self.done_event
+        if ev is not None:
+            ev.set()
+        return 0
+
+    cdef object record_error(self, int32_t index):
+        if self.error is not None:
+            return self.error
+        if self.record_errors is not None:
+            return self.record_errors.get(index)
+        return None
+
+    def wait(self, timeout=None) -> bool:
+        """Blocks until the batch is done; False on timeout."""
+        if self.done:
+            return True
+        ev = self.done_event
+        if ev is None:
+            ev = threading.Event()
+            if self.done_event is None:
+                self.done_event = ev
+            else:
+                ev = self.done_event
+        if self.done:  # finished while the event was being made
+            return True
+        return ev.wait(timeout)
+
+    @property
+    def builder_or_none(self):
+        return self.builder
+
+    @property
+    def size_bytes(self) -> int:
+        return 0 if self.builder is None else self.builder._size_bytes
+
+    @property
+    def base_sequence(self) -> int:
+        return -1 if self.builder is None else self.builder._base_sequence
+
+    def __repr__(self):
+        return (f"ProducerBatch({self.topic}-{self.partition}, records={self.record_count}, "
+                f"attempts={self.attempts}, done={self.done})")
+
+
+cdef class PartitionQueue:
+    """Batches of one partition waiting to be sent, oldest first."""
+
+    def __cinit__(self, str topic, int32_t partition):
+        self.topic = topic
+        self.partition = partition
+        self.leader_id = -1
+        self.leader_epoch = -1
+
+    def batches(self) -> list:
+        """The queued batches, oldest first (a snapshot)."""
+        out = []
+        b = self.head
+        while b is not None:
+            out.append(b)
+            b = b.next
+        return out
+
+    def __repr__(self):
+        return (f"PartitionQueue({self.topic}-{self.partition}, leader={self.leader_id}, "
+                f"batches={self.batch_count})")
+
+
+cdef class TopicState:
+    """What the hot path knows of a topic: its partitions' queues and partitioner state."""
+
+    def __cinit__(self, str name):
+        self.name = name
+        self.queues = []
+        self.compression_ratio = 1.0
+        self.sticky_partition = -1
+
+    def __repr__(self):
+        return f"TopicState({self.name!r}, partitions={self.num_partitions})"
+
+
+@cython.freelist(1024)
+cdef class DeliveryFuture:
+    """The outcome of one send(): ``result(timeout)`` gives its RecordMetadata or raises the
+    error that failed it; ``add_callback(fn)`` calls ``fn(error, metadata)`` once it is known
+    (at once if it already is)."""
+
+    cdef object metadata(self):
+        cdef RecordMetadata md = RecordMetadata.__new__(RecordMetadata)
+        cdef ProducerBatch b = self.batch
+        md.topic = b.topic
+        md.partition = b.partition
+        md.offset = b.base_offset + self.index if b.base_offset >= 0 else -1
+        if b.log_append_time_ms >= 0:
+            md.timestamp = b.log_append_time_ms
+            md.timestamp_type = 1
+        else:
+            md.timestamp = self.timestamp_ms
+            md.timestamp_type = 0
+        md.serialized_key_size = self.key_size
+        md.serialized_value_size = self.value_size
+        return md
+
+    cdef int fire(self) except -1:
+        err = self.batch.record_error(self.index)
+        md = None if err is not None else self.metadata()
+        cbs = self.callbacks
+        if cbs is None:
+            return 0
+        if isinstance(cbs, list):
+            for cb in cbs:
+                run_callback(cb, err, md, self.batch)
+        else:
+            run_callback(cbs, err, md, self.batch)
+        return 0
+
+    def done(self) -> bool:
+        return self.batch.done
+
+    def result(self, timeout=None):
+        """The record's RecordMetadata; raises its error, or KafkaTimeoutError when it is not
+        known within timeout seconds (the record stays in flight)."""
+        if not self.batch.done and not self.batch.wait(timeout):
+            raise KafkaTimeoutError(
+                f"the record to {self.batch.topic}-{self.batch.partition} was not acknowledged "
+                f"within {timeout} s; it is still being delivered")
+        err = self.batch.record_error(self.index)
+        if err is not None:
+            raise err
+        return self.metadata()
+
+    def exception(self, timeout=None):
+        """The record's error, or None if it was delivered."""
+        if not self.batch.done and not self.batch.wait(timeout):
+            raise KafkaTimeoutError(
+                f"the record to {self.batch.topic}-{self.batch.partition} was not acknowledged "
+                f"within {timeout} s")
+        return self.batch.record_error(self.index)
+
+    def add_callback(self, fn):
+        """Calls fn(error, metadata) when the outcome is known (now, if it already is)."""
+        if self.batch.done:
+            err = self.batch.record_error(self.index)
+            run_callback(fn, err, None if err is not None else self.metadata(), self.batch)
+            return
+        if self.callbacks is None:
+            self.callbacks = fn
+            if self.batch.callback_futures is None:
+                self.batch.callback_futures = [self]
+            else:
+                self.batch.callback_futures.append(self)
+        elif isinstance(self.callbacks, list):
+            self.callbacks.append(fn)
+        else:
+            self.callbacks = [self.callbacks, fn]
+
+    @property
+    def topic(self) -> str:
+        return self.batch.topic
+
+    @property
+    def partition(self) -> int:
+        return self.batch.partition
+
+    def __repr__(self):
+        state = "done" if self.batch.done else "pending"
+        return f"DeliveryFuture({self.batch.topic}-{self.batch.partition}, {state})"
+
+
+cdef void run_callback(object fn, object err, object md, ProducerBatch b):
+    # A user callback must never take the sender down: log it with the record's partition.
+    try:
+        fn(err, md)
+    except BaseException:
+        _log.exception("delivery callback %r for a record of %s-%d raised; continuing",
+                       fn, b.topic, b.partition)
+
+
+cdef class BulkResult:
+    """Outcome of one send_many(): per-record failures by index, and metadata on demand."""
+    cdef readonly str topic
+    cdef readonly Py_ssize_t record_count
+    cdef readonly dict errors          # record index -> KafkaError, for failed records only
+    cdef list _segments                # [(ProducerBatch, indices: list[int])]
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    @property
+    def failed_count(self) -> int:
+        return len(self.errors)
+
+    def metadata(self):
+        """RecordMetadata (or None where the record failed) for every record, in input order.
+        Builds one object per record: call it only when you need them all."""
+        out = [None] * self.record_count
+        cdef ProducerBatch b
+        cdef Py_ssize_t pos
+        for b, indices in self._segments:
+            for pos, i in enumerate(indices):
+                if b.record_error(pos) is None:
+                    md = RecordMetadata.__new__(RecordMetadata)
+                    (<RecordMetadata>md).topic = b.topic
+                    (<RecordMetadata>md).partition = b.partition
+                    (<RecordMetadata>md).offset = b.base_offset + pos if b.base_offset >= 0 else -1
+                    (<RecordMetadata>md).timestamp = b.log_append_time_ms
+                    (<RecordMetadata>md).timestamp_type = 1 if b.log_append_time_ms >= 0 else 0
+                    (<RecordMetadata>md).serialized_key_size = -1
+                    (<RecordMetadata>md).serialized_value_size = -1
+                    out[i] = md
+        return out
+
+    def __repr__(self):
+        return (f"BulkResult({self.topic!r}, records={self.record_count}, "
+                f"failed={len(self.errors)})")
+
+
+cdef class BulkFuture:
+    """The outcome of one send_many() call: ``result(timeout)`` waits for every batch the call
+    produced and returns a BulkResult listing per-record failures (it raises only on timeout)."""
+    cdef readonly str topic
+    cdef readonly Py_ssize_t record_count
+    cdef list _segments                # [(ProducerBatch, [input index of each record in it])]
+
+    def done(self) -> bool:
+        return all((<ProducerBatch>s[0]).done for s in self._segments)
+
+    def result(self, timeout=None) -> BulkResult:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        cdef ProducerBatch b
+        for seg in self._segments:
+            b = seg[0]
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if not b.done and not b.wait(remaining):
+                raise KafkaTimeoutError(f"send_many to {self.topic!r} not acknowledged within "
+                                        f"{timeout} s; its records are still being delivered")
+        cdef BulkResult r = BulkResult.__new__(BulkResult)
+        r.topic = self.topic
+        r.record_count = self.record_count
+        r.errors = {}
+        r._segments = self._segments
+        for b, indices in self._segments:
+            if b.error is not None:
+                for i in indices:
+                    r.errors[i] = b.error
+            elif b.record_errors is not None:
+                for pos, err in b.record_errors.items():
+                    r.errors[indices[pos]] = err
+        return r
+
+    def exception(self, timeout=None):
+        """The first error among the records, or None if all were delivered."""
+        r = self.result(timeout)
+        return next(iter(r.errors.values()), None)
+
+    def __repr__(self):
+        return f"BulkFuture({self.topic!r}, records={self.record_count}, done={self.done()})"
+
+
+cdef class ProducerCore:
+    """The accumulator and the per-record path of the producer. kengine.Producer subclasses it
+    and supplies configuration, metadata (``_await_metadata``) and the sender thread."""
+
+    def __cinit__(self, *args, **kwargs):
+        self._topics = {}
+        self._queues = []
+        self._incomplete = set()
+        self._memory_cond = threading.Condition()
+        self._producer_id = -1
+        self._producer_epoch = -1
+        self._linger_ms = 5
+        self._batch_size_bytes = 16384
+        self._max_request_size_bytes = 1048576
+        self._buffer_total_bytes = 32 * 1024 * 1024
+        self._rng = <uint64_t>(time.time_ns() | 1)
+        self._skipped_tickets = set()
+
+    # -- configuration (called once by the Python Producer before any send) --
+
+    def _configure_core(self, *, int64_t linger_ms, Py_ssize_t batch_size,
+                        Py_ssize_t max_request_size, int64_t buffer_memory, compression,
+                        compression_level, key_serializer, value_serializer, partitioner,
+                        bint ignore_keys, bint idempotent, bint transactional, wakeup,
+                        max_block_ms):
+        self._linger_ms = linger_ms
+        # batch.size 0 disables batching: a batch that only ever takes its first record
+        self._batch_size_bytes = max(batch_size, BATCH_HEADER_BYTES + 1)
+        self._max_request_size_bytes = max_request_size
+        self._buffer_total_bytes = buffer_memory
+        self._codec = codec_id(compression)
+        self._level = validate_compression_level(self._codec, compression_level) or 0
+        self._key_kind, self._key_serializer = serializer_kind(key_serializer)
+        self._value_kind, self._value_serializer = serializer_kind(value_serializer)
+        self._partitioner = partitioner
+        self._ignore_keys = ignore_keys
+        self._idempotent = idempotent
+        self._transactional = transactional
+        self._wakeup = wakeup
+        self._max_block_ms = max_block_ms
+
+    # -- the per-record path --
+
+    def send(self, str topic, value=None, key=None, headers=None, partition=None,
+             timestamp_ms=None, on_delivery=None):
+        """Appends one record to its partition's batch and returns a DeliveryFuture.
+
+        Returns as soon as the record is in a batch. Blocks (up to max.block.ms) only when
+        buffer.memory is exhausted or the topic's metadata is not known yet."""
+        cdef const char *kp
+        cdef const char *vp
+        cdef const char *hp = NULL
+        cdef Py_ssize_t kl, vl, hl = 0, body, record_bytes, r
+        cdef int32_t hc = 0, p
+        cdef Py_buffer kview, vview
+        cdef bint khas = False, vhas = False, new_batch = False
+        cdef int64_t ts, now, ready_at
+        cdef TopicState t
+        cdef PartitionQueue q
+        cdef ProducerBatch b
+        cdef DeliveryFuture fut
+        cdef PyObject *found
+        cdef Py_ssize_t reserved = 0
+
+        if self._closed:
+            raise ProducerClosedError("send() after close(): the producer accepts no more records")
+        if self._transactional and not self._in_transaction:
+            raise IllegalStateError("a transactional producer sends only inside a transaction: "
+                                    "call begin_transaction() first")
+        found = PyDict_GetItem(self._topics, topic)
+        t = self.topic_for_send(topic) if found == NULL else <TopicState>found
+        if self._key_kind > SER_STR and key is not None:
+            key = self.serialize(key, topic, self._key_kind, self._key_serializer, "key")
+        if self._value_kind > SER_STR and value is not None:
+            value = self.serialize(value, topic, self._value_kind, self._value_serializer, "value")
+        if timestamp_ms is None:
+            ts = now_ms()
+        else:
+            ts = timestamp_ms
+            if ts < 0:
+                raise ValueError(f"timestamp_ms must be epoch milliseconds >= 0, not {timestamp_ms}")
+        hbytes = None
+        if headers:
+            hbytes = encode_headers(headers, &hc)
+            hp = PyBytes_AS_STRING(hbytes)
+            hl = PyBytes_GET_SIZE(hbytes)
+        borrow_bytes(key, &kp, &kl, &kview, &khas, "key", -1)
+        try:
+            borrow_bytes(value, &vp, &vl, &vview, &vhas, "value", -1)
+            try:
+                # Upper bound of the record's size in a batch: its deltas are not known yet.
+                body = record_body_size(0x7FFFFFFF, 0x7FFFFFFF, kl, vl, hl, hc)
+                record_bytes = uvarint_size(zigzag32(<int32_t>body)) + body
+                if record_bytes + BATCH_HEADER_BYTES > self._max_request_size_bytes \
+                        or record_bytes + BATCH_HEADER_BYTES > self._buffer_total_bytes:
+                    raise RecordTooLargeError(
+                        f"the record to {topic!r} is {record_bytes + BATCH_HEADER_BYTES} bytes "
+                        f"when serialized, more than max.request.size "
+                        f"({self._max_request_size_bytes}) or buffer.memory "
+                        f"({self._buffer_total_bytes}); nothing was sent")
+                if partition is not None:
+                    p = partition
+                    if p < 0 or p >= t.num_partitions:
+                        t = self._refresh_for_partition(topic, p)
+                else:
+                    p = self.choose_partition(t, topic, key, value, headers, kp, kl, record_bytes)
+                q = <PartitionQueue>t.queues[p]
+                while True:
+                    b = q.tail
+                    if b is not None and not b.closed:
+                        r = b.builder.append_record(ts, kp, kl, vp, vl, hp, hl, hc)
+                        if r >= 0:
+                            break
+                        if r != APPEND_FULL:
+                            raise MemoryError()
+                        b.closed = True
+                        self.maybe_wake_sender(0)
+                    now = mono_ms()
+                    b = self.open_batch(q, record_bytes, now, reserved)
+                    if b is None:
+                        # buffer.memory is exhausted (or others wait for it first): block here,
+                        # outside any critical section, then look at the queue again.
+                        reserved = self._wait_for_memory(self.batch_bytes_for(record_bytes), topic)
+                        continue
+                    reserved = 0  # open_batch used it
+                    new_batch = True
+                    r = b.builder.append_record(ts, kp, kl, vp, vl, hp, hl, hc)
+                    if r < 0:
+                        raise MemoryError()
+                    break
+            finally:
+                if vhas:
+                    PyBuffer_Release(&vview)
+        finally:
+            if khas:
+                PyBuffer_Release(&kview)
+            if reserved:  # waited for memory, then found room in a batch another thread opened
+                self.release_memory(reserved)
+        b.record_count += 1
+        q.queued_bytes += record_bytes
+        if t.sticky_partition == p:
+            t.sticky_bytes += record_bytes
+        fut = DeliveryFuture.__new__(DeliveryFuture)
+        fut.batch = b
+        fut.index = <int32_t>r
+        fut.timestamp_ms = ts
+        fut.key_size = <int32_t>kl
+        fut.value_size = <int32_t>vl
+        if on_delivery is not None:
+            fut.callbacks = on_delivery
+            if b.callback_futures is None:
+                b.callback_futures = [fut]
+            else:
+                b.callback_futures.append(fut)
+        if new_batch:
+            self.maybe_wake_sender(b.created_ms + self._linger_ms)
+        return fut
+
+    cdef object serialize(self, object obj, str topic, int kind, object serializer, str what):
+        try:
+            if kind == SER_JSON:
+                out = json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+            elif kind == SER_CALLABLE:
+                out = serializer(obj)
+            else:
+                out = serializer.serialize(topic, obj)
+        except SerializationError:
+            raise
+        except Exception as e:
+            raise SerializationError(f"the {what} serializer failed for a record to {topic!r}: "
+                                     f"{type(e).__name__}: {e}") from e
+        return out
+
+    cdef TopicState topic_for_send(self, str topic):
+        """Slow path: the topic's partitions are not known yet; the subclass fetches metadata,
+        blocking up to max.block.ms."""
+        state = self._await_metadata(topic)
+        if not isinstance(state, TopicState):
+            raise IllegalStateError(f"no metadata for {topic!r}")
+        return <TopicState>state
+
+    def _refresh_for_partition(self, topic, int32_t partition):
+        """An explicit partition outside the known range: refresh metadata once (partitions may
+        have been added), then fail clearly."""
+        state = self._await_metadata(topic, partition)
+        cdef TopicState t = <TopicState>state
+        if partition < 0 or partition >= t.num_partitions:
+            raise InvalidPartitionError(
+                f"partition {partition} is outside [0, {t.num_partitions}) for topic {topic!r}")
+        return t
+
+    cdef int32_t choose_partition(self, TopicState t, object topic, object key, object value,
+                                  object headers, const char *key_ptr, Py_ssize_t key_len,
+                                  Py_ssize_t record_bytes) except -2:
+        cdef int32_t n = t.num_partitions, p
+        if self._partitioner is None:
+            if key_ptr != NULL and not self._ignore_keys:
+                return kengine_partition_for_key(key_ptr, key_len, n)
+            return self.sticky_partition(t)
+        try:
+            result = self._partitioner.partition(topic, key, value, headers, n)
+        except Exception as e:
+            raise PartitionerError(f"partitioner {self._partitioner!r} raised for a record to "
+                                   f"{topic!r}: {type(e).__name__}: {e}") from e
+        if result is None:
+            return self.sticky_partition(t)
+        if not isinstance(result, int) or not 0 <= result < n:
+            raise PartitionerError(f"partitioner {self._partitioner!r} returned {result!r} for "
+                                   f"{topic!r}; it must be an int in [0, {n})")
+        return <int32_t>result
+
+    cdef int32_t sticky_partition(self, TopicState t) noexcept:
+        """KIP-794 uniform sticky partitioning: stay on one partition until batch.size bytes
+        went to it, then move to another one whose leader is known."""
+        cdef int32_t n = t.num_partitions, p, i, available = 0
+        cdef PartitionQueue q
+        if t.sticky_partition >= 0 and t.sticky_bytes < self._batch_size_bytes:
+            return t.sticky_partition
+        for i in range(n):
+            if (<PartitionQueue>t.queues[i]).leader_id >= 0:
+                available += 1
+        if available == 0:
+            p = <int32_t>(xorshift(&self._rng) % <uint64_t>n)
+        else:
+            i = <int32_t>(xorshift(&self._rng) % <uint64_t>available)
+            for p in range(n):
+                if (<PartitionQueue>t.queues[p]).leader_id >= 0:
+                    if i == 0:
+                        break
+                    i -= 1
+        if n > 1 and p == t.sticky_partition:
+            p = (p + 1) % n
+        t.sticky_partition = p
+        t.sticky_bytes = 0
+        return p
+
+    cdef Py_ssize_t batch_bytes_for(self, Py_ssize_t record_bytes) noexcept:
+        cdef Py_ssize_t need = record_bytes + BATCH_HEADER_BYTES
+        return need if need > self._batch_size_bytes else self._batch_size_bytes
+
+    cdef ProducerBatch open_batch(self, PartitionQueue q, Py_ssize_t record_bytes, int64_t now,
+                                  Py_ssize_t reserved):
+        """A new batch at the tail of q, or None when buffer.memory cannot cover it now.
+        reserved: bytes this caller already holds (it waited for them in _wait_for_memory)."""
+        cdef Py_ssize_t need = self.batch_bytes_for(record_bytes)
+        cdef TopicState t = <TopicState>self._topics[q.topic]
+        if reserved < need:
+            if self._memory_waiters > 0 or \
+                    self._buffer_used_bytes + need - reserved > self._buffer_total_bytes:
+                return None
+            self._buffer_used_bytes += need - reserved
+        elif reserved > need:
+            self._buffer_used_bytes -= reserved - need
+        cdef ProducerBatch b = ProducerBatch.__new__(ProducerBatch)
+        b.topic = q.topic
+        b.partition = q.partition
+        b.queue = q
+        b.builder = RecordBatchBuilder(self._batch_size_bytes,
+                                       max_bytes=self._max_request_size_bytes,
+                                       compression=self._codec,
+                                       compression_level=self._level or None,
+                                       ratio_estimate=t.compression_ratio,
+                                       transactional=self._transactional,
+                                       initial_capacity=need)
+        b.created_ms = now
+        b.reserved_bytes = need
+        b.base_offset = -1
+        b.log_append_time_ms = -1
+        self.enqueue(q, b)
+        self._incomplete.add(b)
+        return b
+
+    cdef int enqueue(self, PartitionQueue q, ProducerBatch b) except -1:
+        if q.tail is not None:
+            q.tail.closed = True   # appends go to the newest batch only: keeps per-partition order
+            q.tail.next = b
+        else:
+            q.head = b
+        q.tail = b
+        q.batch_count += 1
+        return 0
+
+    cdef int maybe_wake_sender(self, int64_t ready_at_ms) except -1:
+        """Wakes the sender if it sleeps past the moment this batch becomes sendable."""
+        if self._sender_sleeping and ready_at_ms < self._sender_wake_at_ms:
+            self._sender_sleeping = False
+            self._wakeup()
+        return 0
+
+    # -- buffer memory (send() blocks here, fairly, when buffer.memory is used up) --
+
+    cdef int release_memory(self, Py_ssize_t nbytes) except -1:
+        self._buffer_used_bytes -= nbytes
+        if self._memory_waiters > 0:
+            with self._memory_cond:
+                self._memory_cond.notify_all()
+        return 0
+
+    def _wait_for_memory(self, Py_ssize_t need, str topic):
+        """Blocks until `need` bytes of buffer.memory are free, first come first served, and
+        reserves them; returns the bytes reserved, which the caller hands to open_batch() or
+        releases. Raises KafkaTimeoutError after max.block.ms."""
+        deadline = time.monotonic() + self._max_block_ms / 1000.0
+        with self._memory_cond:
+            ticket = self._next_ticket
+            self._next_ticket += 1
+            self._memory_waiters += 1
+            try:
+                while ticket != self._serving_ticket or \
+                        self._buffer_used_bytes + need > self._buffer_total_bytes:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        raise KafkaTimeoutError(
+                            f"send() to {topic!r} waited {self._max_block_ms} ms (max.block.ms) "
+                            f"for {need} bytes of buffer.memory ({self._buffer_total_bytes} bytes, "
+                            f"{self._buffer_used_bytes} in use by unsent records); the record "
+                            f"was not sent")
+                    self._memory_cond.wait(remaining)
+                self._buffer_used_bytes += need
+            finally:
+                self._memory_waiters -= 1
+                if ticket == self._serving_ticket:
+                    self._serving_ticket += 1
+                else:
+                    # timed out before its turn: let the queue move past this ticket
+                    self._skipped_tickets.add(ticket)
+                while self._serving_ticket in self._skipped_tickets:
+                    self._skipped_tickets.discard(self._serving_ticket)
+                    self._serving_ticket += 1
+                self._memory_cond.notify_all()
+        return need
+
+    # -- metadata (called by the sender thread) --
+
+    def update_topic(self, str topic, list partitions):
+        """Records a topic's partitions as (leader_id, leader_epoch) by index, from a metadata
+        response; adds queues for new partitions (Kafka never removes partitions)."""
+        cdef TopicState t = self._topics.get(topic)
+        cdef PartitionQueue q
+        cdef Py_ssize_t i
+        if t is None:
+            t = TopicState(topic)
+        while len(t.queues) < len(partitions):
+            q = PartitionQueue(topic, len(t.queues))
+            t.queues.append(q)
+            self._queues.append(q)
+        for i, (leader, epoch) in enumerate(partitions):
+            q = <PartitionQueue>t.queues[i]
+            q.leader_id = leader
+            q.leader_epoch = epoch
+        t.num_partitions = len(t.queues)
+        self._topics[topic] = t   # published last: send() never sees a half-built TopicState
+        return t
+
+    def topic_state(self, str topic):
+        return self._topics.get(topic)
+
+    def queues(self) -> list:
+        return list(self._queues)
+
+    # -- the sender's side --
+
+    cdef bint sendable(self, ProducerBatch b, int64_t now) noexcept:
+        if b.retry_at_ms > now:
+            return False
+        if b.closed or self._flushes > 0 or self._draining_all:
+            return True
+        return now - b.created_ms >= self._linger_ms
+
+    def ready(self, int64_t now):
+        """(leaders with a sendable batch, ms until another batch becomes sendable (-1: none
+        queued), topics with queued batches whose partition leader is unknown)."""
+        cdef set nodes = set()
+        cdef set unknown = None
+        cdef int64_t delay = -1, d
+        cdef PartitionQueue q
+        cdef ProducerBatch b
+        for q in self._queues:
+            b = q.head
+            if b is None:
+                continue
+            if q.leader_id < 0:
+                if unknown is None:
+                    unknown = set()
+                unknown.add(q.topic)
+                continue
+            if q.muted:
+                continue
+            if self.sendable(b, now):
+                nodes.add(q.leader_id)
+            else:
+                d = b.retry_at_ms - now if b.retry_at_ms > now else b.created_ms + self._linger_ms - now
+                if delay < 0 or d < delay:
+                    delay = d
+        return nodes, delay, unknown or ()
+
+    def drain(self, nodes, Py_ssize_t max_request_size, int64_t now):
+        """Takes the sendable head batch of each partition led by one of `nodes`, at most
+        max_request_size bytes per node (a lone larger batch still goes), starting from a
+        rotating partition so that none starves. Returns {node: [ProducerBatch]}; the batches
+        are the caller's, in flight, until complete() or reenqueue()."""
+        cdef dict out = {}
+        cdef dict sizes = {}
+        cdef Py_ssize_t n = len(self._queues), k, size, used
+        cdef PartitionQueue q
+        cdef ProducerBatch b
+        if n == 0 or not nodes:
+            return out
+        for k in range(n):
+            q = <PartitionQueue>self._queues[(self._drain_start + k) % n]
+            b = q.head
+            if b is None or q.muted or q.leader_id < 0 or q.leader_id not in nodes:
+                continue
+            if not self.sendable(b, now):
+                continue
+            size = b.builder.estimated_size_c()
+            used = sizes.get(q.leader_id, 0)
+            if used > 0 and used + size > max_request_size:
+                continue
+            q.head = b.next
+            if q.head is None:
+                q.tail = None
+            b.next = None
+            b.closed = True
+            b.in_flight = True
+            b.attempts += 1
+            q.batch_count -= 1
+            q.queued_bytes -= b.builder._uncompressed_bytes if b.builder._built else b.builder._size_bytes
+            if q.queued_bytes < 0:
+                q.queued_bytes = 0
+            sizes[q.leader_id] = used + size
+            lst = out.get(q.leader_id)
+            if lst is None:
+                out[q.leader_id] = [b]
+            else:
+                lst.append(b)
+        self._drain_start = (self._drain_start + 1) % n
+        return out
+
+    def seal(self, ProducerBatch b):
+        """Compresses the batch and writes its CRC (codecs and CRC run without the GIL), once;
+        updates the topic's compression estimate and returns the batch's bytes."""
+        cdef RecordBatchBuilder builder = b.builder
+        cdef TopicState t
+        cdef double observed, est
+        cdef Py_ssize_t grown
+        if not b.sealed:
+            builder.seal()
+            b.sealed = True
+            grown = builder._capacity_bytes - b.reserved_bytes
+            if grown > 0:   # a compressed batch's raw records outgrew the reservation
+                self._buffer_used_bytes += grown
+                b.reserved_bytes += grown
+            if builder._codec != CODEC_NONE:
+                t = self._topics.get(b.topic)
+                if t is not None:
+                    observed = builder._ratio
+                    est = t.compression_ratio
+                    if observed > est:
+                        t.compression_ratio = max(est + RATIO_DETERIORATE_STEP, observed)
+                    elif observed < est:
+                        t.compression_ratio = max(est - RATIO_IMPROVING_STEP, observed)
+        return memoryview(builder)
+
+    def complete(self, ProducerBatch b, int64_t base_offset=-1, int64_t log_append_time_ms=-1,
+                 error=None, record_errors=None):
+        """Finishes a batch: stores the outcome, frees its memory, wakes its waiters and runs
+        its records' callbacks (on this thread). Finishing twice is a no-op."""
+        cdef DeliveryFuture f
+        if b.done:
+            return
+        self._incomplete.discard(b)
+        self.release_memory(b.reserved_bytes)
+        b.reserved_bytes = 0
+        b.finish(base_offset, log_append_time_ms, error, record_errors)
+        futs = b.callback_futures
+        if futs is not None:
+            for f in futs:
+                f.fire()
+
+    def reenqueue(self, ProducerBatch b, int64_t retry_at_ms):
+        """Puts a batch that failed with a retriable error back at the head of its queue, to be
+        resent after retry_at_ms (monotonic)."""
+        cdef PartitionQueue q = b.queue
+        b.in_flight = False
+        b.retry_at_ms = retry_at_ms
+        b.next = q.head
+        q.head = b
+        if q.tail is None:
+            q.tail = b
+        q.batch_count += 1
+
+    def expire(self, int64_t now, int64_t delivery_timeout_ms):
+        """Removes and returns the queued batches that have waited delivery.timeout.ms since
+        their first record; the caller fails them."""
+        cdef list out = []
+        cdef PartitionQueue q
+        cdef ProducerBatch b
+        for q in self._queues:
+            b = q.head
+            while b is not None and now - b.created_ms >= delivery_timeout_ms:
+                q.head = b.next
+                if q.head is None:
+                    q.tail = None
+                b.next = None
+                b.closed = True
+                q.batch_count -= 1
+                out.append(b)
+                b = q.head
+        return out
+
+    def take_all_queued(self):
+        """Removes and returns every queued batch (close without flushing, fatal errors)."""
+        cdef list out = []
+        cdef PartitionQueue q
+        cdef ProducerBatch b
+        for q in self._queues:
+            b = q.head
+            while b is not None:
+                out.append(b)
+                nxt = b.next
+                b.next = None
+                b.closed = True
+                b = nxt
+            q.head = q.tail = None
+            q.batch_count = 0
+            q.queued_bytes = 0
+        return out
+
+    def incomplete_batches(self) -> list:
+        return list(self._incomplete)
+
+    def begin_flush(self):
+        self._flushes += 1
+        self._sender_sleeping = False
+        self._wakeup()
+
+    def end_flush(self):
+        self._flushes -= 1
+
+    def prepare_sleep(self, int64_t timeout_ms, int64_t now):
+        """Called by the sender right before it blocks: returns how long it may sleep (the given
+        timeout, shortened to the next batch's linger/backoff deadline) and, atomically with that
+        decision, lets send() know it must wake the sender for anything sooner."""
+        nodes, delay, unknown = self.ready(now)
+        if nodes:
+            timeout_ms = 0
+        elif delay >= 0 and delay < timeout_ms:
+            timeout_ms = delay
+        if timeout_ms < 0:
+            timeout_ms = 0
+        self._sender_wake_at_ms = now + timeout_ms
+        self._sender_sleeping = timeout_ms > 0
+        return timeout_ms
+
+    def end_sleep(self):
+        self._sender_sleeping = False
+
+    # -- state the Python layer reads or sets --
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def _close_for_sends(self):
+        self._closed = True
+
+    def _set_draining_all(self, bint value):
+        self._draining_all = value
+
+    @property
+    def buffer_used_bytes(self) -> int:
+        return self._buffer_used_bytes
+
+    @property
+    def buffer_total_bytes(self) -> int:
+        return self._buffer_total_bytes
+
+    @property
+    def memory_waiters(self) -> int:
+        return self._memory_waiters
+
+    @property
+    def queued_batch_count(self) -> int:
+        cdef PartitionQueue q
+        return sum(q.batch_count for q in self._queues)
+
+    def _set_producer_identity(self, int64_t producer_id, int producer_epoch):
+        self._producer_id = producer_id
+        self._producer_epoch = <int16_t>producer_epoch
+
+    def _set_in_transaction(self, bint value):
+        self._in_transaction = value

@@ -1,0 +1,292 @@
+"""The Cython accumulator (ProducerCore) driven directly, without a network: appends,
+partitioning, readiness, draining, completion, futures, callbacks and buffer.memory blocking.
+Batches it produces are decoded with kafka-python (an independent reader)."""
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from kafka.record.default_records import DefaultRecordBatch
+
+import kengine_ext as k
+from kengine.errors import (
+    IllegalStateError,
+    KafkaTimeoutError,
+    NotLeaderOrFollowerError,
+    PartitionerError,
+    ProducerClosedError,
+    RecordTooLargeError,
+    SerializationError,
+)
+
+
+class Core(k.ProducerCore):
+    """A ProducerCore with metadata served from a dict instead of brokers."""
+
+    def __init__(self, partitions=None, **overrides):
+        self.wakeups = 0
+        self.metadata = partitions or {"t": 3}
+        settings = dict(linger_ms=5, batch_size=1024, max_request_size=1 << 20,
+                        buffer_memory=1 << 20, compression="none", compression_level=None,
+                        key_serializer="bytes", value_serializer="bytes", partitioner=None,
+                        ignore_keys=False, idempotent=False, transactional=False,
+                        wakeup=self._wake, max_block_ms=200)
+        settings.update(overrides)
+        self._configure_core(**settings)
+        for topic, n in self.metadata.items():
+            self.update_topic(topic, [(i % 2, 0) for i in range(n)])  # leaders 0 and 1
+
+    def _wake(self):
+        self.wakeups += 1
+
+    def _await_metadata(self, topic, partition=None):
+        state = self.topic_state(topic)
+        if state is None:
+            raise KafkaTimeoutError(f"topic {topic!r} not present in metadata")
+        return state
+
+
+def records_of(core, batch):
+    data = bytes(core.seal(batch))
+    b = DefaultRecordBatch(data)
+    assert b.validate_crc()
+    return [(r.key, r.value, r.headers) for r in b]
+
+
+def drain_all(core, now=None):
+    now = k.monotonic_ms() + 10_000 if now is None else now
+    out = []
+    while True:
+        got = core.drain({0, 1}, 1 << 30, now)
+        if not got:
+            return out
+        for batches in got.values():
+            out.extend(batches)
+
+
+def test_keyed_records_go_to_the_java_partition_and_keep_order():
+    core = Core({"t": 7})
+    futs = [core.send("t", b"v%d" % i, key=b"key-%d" % (i % 5)) for i in range(50)]
+    for i, f in enumerate(futs):
+        assert f.partition == k.partition_for_key(b"key-%d" % (i % 5), 7)
+    by_partition = {}
+    for b in drain_all(core):
+        by_partition.setdefault(b.partition, []).extend(records_of(core, b))
+    for p, recs in by_partition.items():
+        expected = [(b"key-%d" % (i % 5), b"v%d" % i, []) for i in range(50)
+                    if k.partition_for_key(b"key-%d" % (i % 5), 7) == p]
+        assert recs == expected
+
+
+def test_unkeyed_records_stick_to_one_partition_until_batch_size_then_move():
+    core = Core({"t": 4})
+    parts = [core.send("t", b"x" * 100).partition for _ in range(40)]
+    first = parts[0]
+    run = next((i for i, p in enumerate(parts) if p != first), len(parts))
+    assert 7 <= run <= 10  # about batch.size (1024) bytes of ~110-byte records
+    assert len(set(parts)) > 1
+
+
+def test_explicit_partition_headers_timestamp_and_null_fields():
+    core = Core()
+    f = core.send("t", None, key=None, partition=2, headers=[("h", b"1")], timestamp_ms=1234)
+    (b,) = drain_all(core)
+    assert b.partition == 2 and f.partition == 2
+    data = bytes(core.seal(b))
+    (rec,) = list(DefaultRecordBatch(data))
+    assert (rec.key, rec.value, rec.headers, rec.timestamp) == (None, None, [("h", b"1")], 1234)
+
+
+def test_batches_become_ready_when_full_or_after_linger_or_on_flush():
+    core = Core({"t": 1}, linger_ms=1000)
+    now = k.monotonic_ms()
+    core.send("t", b"x" * 10)
+    nodes, delay, _ = core.ready(now)
+    assert nodes == set() and 900 <= delay <= 1000
+    assert core.drain({0}, 1 << 20, now) == {}
+    core.begin_flush()
+    try:
+        assert core.ready(now)[0] == {0}
+    finally:
+        core.end_flush()
+    for _ in range(20):  # fill past batch.size: the first batch closes and is ready at once
+        core.send("t", b"x" * 100)
+    assert core.ready(now)[0] == {0}
+    (b,) = core.drain({0}, 1 << 20, now)[0]
+    assert b.record_count >= 9
+    assert core.ready(now + 1000)[0] == {0}  # the second batch after linger
+
+
+def test_drain_respects_max_request_size_per_node_and_rotates():
+    core = Core({"t": 6}, linger_ms=0)
+    for p in range(6):
+        for _ in range(9):
+            core.send("t", b"y" * 100, partition=p)
+    now = k.monotonic_ms() + 1
+    got = core.drain({0, 1}, 2000, now)
+    for node, batches in got.items():
+        assert sum(b.size_bytes for b in batches) <= 2000 or len(batches) == 1
+        assert all(b.partition % 2 == node for b in batches)
+
+
+def test_complete_resolves_futures_runs_callbacks_and_frees_memory():
+    core = Core({"t": 1})
+    seen = []
+    futs = [core.send("t", b"v%d" % i, key=b"k", timestamp_ms=1000 + i,
+                      on_delivery=lambda err, md: seen.append((err, md.offset))) for i in range(3)]
+    used = core.buffer_used_bytes
+    assert used > 0
+    (b,) = drain_all(core)
+    core.seal(b)
+    core.complete(b, 500, -1)
+    assert core.buffer_used_bytes == 0
+    assert [f.result(0).offset for f in futs] == [500, 501, 502]
+    md = futs[1].result()
+    assert (md.topic, md.partition, md.timestamp, md.timestamp_type) == ("t", 0, 1001, 0)
+    assert (md.serialized_key_size, md.serialized_value_size) == (1, 2)
+    assert seen == [(None, 500), (None, 501), (None, 502)]
+    late = []
+    futs[0].add_callback(lambda err, md: late.append(md.offset))  # runs at once
+    assert late == [500]
+
+
+def test_log_append_time_and_errors_reach_the_future():
+    core = Core({"t": 1})
+    f1 = core.send("t", b"a")
+    (b,) = drain_all(core)
+    core.complete(b, 7, 99999)
+    md = f1.result()
+    assert (md.timestamp, md.timestamp_type) == (99999, 1)
+    f2 = core.send("t", b"b")
+    (b,) = drain_all(core)
+    err = NotLeaderOrFollowerError("gone", topic="t")
+    core.complete(b, error=err)
+    with pytest.raises(NotLeaderOrFollowerError):
+        f2.result()
+    assert f2.exception() is err
+
+
+def test_a_raising_callback_is_logged_and_the_others_still_run(caplog):
+    core = Core({"t": 1})
+    ran = []
+
+    def bad(err, md):
+        raise RuntimeError("boom")
+
+    core.send("t", b"a", on_delivery=bad)
+    core.send("t", b"b", on_delivery=lambda e, m: ran.append(m.offset))
+    (b,) = drain_all(core)
+    core.complete(b, 0, -1)
+    assert ran == [1]
+    assert "delivery callback" in caplog.text and "boom" in caplog.text
+
+
+def test_result_waits_across_threads():
+    core = Core({"t": 1})
+    f = core.send("t", b"a")
+    (b,) = drain_all(core)
+    threading.Timer(0.05, core.complete, args=(b, 3, -1)).start()
+    assert f.result(timeout=5).offset == 3
+    f2 = core.send("t", b"b")
+    with pytest.raises(KafkaTimeoutError):
+        f2.result(timeout=0.01)
+
+
+def test_send_blocks_on_buffer_memory_then_times_out_and_loses_nothing_accepted():
+    core = Core({"t": 1}, buffer_memory=2048, batch_size=1024, linger_ms=0, max_block_ms=100)
+    accepted = [core.send("t", b"x" * 400) for _ in range(4)]  # fills two batches
+    t0 = time.monotonic()
+    with pytest.raises(KafkaTimeoutError, match="buffer.memory"):
+        core.send("t", b"x" * 400)
+    assert time.monotonic() - t0 >= 0.09
+    batches = drain_all(core)
+    assert sum(b.record_count for b in batches) == len(accepted)
+
+
+def test_blocked_send_resumes_when_memory_is_freed():
+    core = Core({"t": 1}, buffer_memory=2048, batch_size=1024, linger_ms=0, max_block_ms=5000)
+    for _ in range(4):
+        core.send("t", b"x" * 400)
+    batches = drain_all(core)
+    threading.Timer(0.05, lambda: [core.complete(b, 0, -1) for b in batches]).start()
+    f = core.send("t", b"x" * 400)  # blocks until the timer frees memory
+    assert not f.done()
+    assert core.buffer_used_bytes >= 1024
+
+
+def test_record_larger_than_max_request_size_fails_before_batching():
+    core = Core({"t": 1}, max_request_size=2000)
+    with pytest.raises(RecordTooLargeError, match="max.request.size"):
+        core.send("t", b"x" * 5000)
+    assert core.queued_batch_count == 0
+
+
+def test_serializers_and_their_errors():
+    core = Core({"t": 1}, key_serializer="str", value_serializer="json")
+    core.send("t", {"a": [1, "é"]}, key="ключ")
+    (b,) = drain_all(core)
+    assert records_of(core, b) == [("ключ".encode(), '{"a":[1,"é"]}'.encode(), [])]
+
+    def broken(value):
+        raise ValueError("nope")
+
+    core = Core({"t": 1}, value_serializer=broken)
+    with pytest.raises(SerializationError, match="nope"):
+        core.send("t", 1)
+    core = Core({"t": 1})
+    with pytest.raises(SerializationError, match="configure a serializer"):
+        core.send("t", 3.5)
+
+
+def test_python_partitioner_errors_fail_only_that_record():
+    class Bad:
+        def partition(self, topic, key, value, headers, n):
+            return 99 if value == b"out" else 0
+
+    core = Core({"t": 2}, partitioner=Bad())
+    with pytest.raises(PartitionerError, match="99"):
+        core.send("t", b"out")
+    assert core.send("t", b"fine").partition == 0
+
+
+def test_expire_returns_old_queued_batches():
+    core = Core({"t": 1}, linger_ms=100000)
+    core.send("t", b"a")
+    now = k.monotonic_ms()
+    assert core.expire(now, 60000) == []
+    (b,) = core.expire(now + 60001, 60000)
+    assert b.record_count == 1 and core.queued_batch_count == 0
+
+
+def test_reenqueue_puts_the_batch_first_with_backoff():
+    core = Core({"t": 1}, linger_ms=0)
+    core.send("t", b"first")
+    (b1,) = drain_all(core)
+    core.send("t", b"second")
+    now = k.monotonic_ms() + 1
+    core.reenqueue(b1, now + 100)
+    assert core.drain({0}, 1 << 20, now) == {}  # head is backing off: nothing behind it jumps
+    (b,) = core.drain({0}, 1 << 20, now + 100)[0]
+    assert b is b1
+
+
+def test_closed_core_refuses_sends_and_transactional_needs_a_transaction():
+    core = Core()
+    core._close_for_sends()
+    with pytest.raises(ProducerClosedError):
+        core.send("t", b"x")
+    tx = Core(transactional=True)
+    with pytest.raises(IllegalStateError, match="begin_transaction"):
+        tx.send("t", b"x")
+
+
+def test_sender_is_woken_only_when_it_sleeps_past_the_new_batch():
+    core = Core({"t": 1}, linger_ms=50)
+    now = k.monotonic_ms()
+    assert core.prepare_sleep(10_000, now) == 10_000
+    core.send("t", b"a")           # new batch ready in 50 ms < 10 s: wake
+    assert core.wakeups == 1
+    core.send("t", b"b")           # same batch: no wake
+    assert core.wakeups == 1
+    core.end_sleep()
