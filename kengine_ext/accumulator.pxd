@@ -77,6 +77,19 @@ cdef class DeliveryFuture:
     cdef int fire(self) except -1
 
 
+cdef class BulkResult:
+    cdef readonly str topic
+    cdef readonly Py_ssize_t record_count
+    cdef readonly dict errors          # input index -> KafkaError, for failed records only
+    cdef list _segments                # as BulkFuture's
+
+
+cdef class BulkFuture:
+    cdef readonly str topic
+    cdef readonly Py_ssize_t record_count
+    cdef list _segments   # [(ProducerBatch, first offset delta, int32 input indices as bytes)]
+
+
 cdef class ProducerCore:
     cdef dict _topics                        # GIL; name -> TopicState (known partitions)
     cdef list _queues                        # GIL; every PartitionQueue, for ready/drain scans
@@ -120,7 +133,16 @@ cdef class ProducerCore:
                                   Py_ssize_t record_bytes) except -2
     cdef ProducerBatch open_batch(self, PartitionQueue q, Py_ssize_t record_bytes, int64_t now,
                                   Py_ssize_t reserved)
+    cdef ProducerBatch new_batch(self, PartitionQueue q, Py_ssize_t capacity, int64_t now)
     cdef int enqueue(self, PartitionQueue q, ProducerBatch b) except -1
+    cdef int send_chunk(self, TopicState t, BulkFuture fut, object values, object keys,
+                        object headers, object timestamps, object partition, Py_ssize_t start,
+                        Py_ssize_t n) except -1
+    cdef int append_group(self, PartitionQueue q, BulkFuture fut, RecordColumns *cols,
+                          Py_ssize_t *order, Py_ssize_t start, Py_ssize_t lo,
+                          Py_ssize_t hi) except -1
+    cdef int add_segment(self, BulkFuture fut, ProducerBatch b, Py_ssize_t *order,
+                         Py_ssize_t start, Py_ssize_t lo, Py_ssize_t count) except -1
     cdef int release_memory(self, Py_ssize_t nbytes) except -1
     cdef int maybe_wake_sender(self, int64_t ready_at_ms) except -1
     cdef object serialize(self, object obj, str topic, int kind, object serializer, str what)

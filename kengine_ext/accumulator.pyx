@@ -14,6 +14,7 @@ import time
 cimport cython
 from cpython.dict cimport PyDict_GetItem
 from cpython.object cimport PyObject
+from cpython.mem cimport PyMem_Malloc, PyMem_Free
 from libc.stdint cimport uint32_t
 from libc.string cimport memcpy
 
@@ -304,11 +305,7 @@ cdef void run_callback(object fn, object err, object md, ProducerBatch b):
 
 
 cdef class BulkResult:
-    """Outcome of one send_many(): per-record failures by index, and metadata on demand."""
-    cdef readonly str topic
-    cdef readonly Py_ssize_t record_count
-    cdef readonly dict errors          # record index -> KafkaError, for failed records only
-    cdef list _segments                # [(ProducerBatch, indices: list[int])]
+    """Outcome of one send_many(): per-record failures by input index, metadata on demand."""
 
     @property
     def ok(self) -> bool:
@@ -319,22 +316,23 @@ cdef class BulkResult:
         return len(self.errors)
 
     def metadata(self):
-        """RecordMetadata (or None where the record failed) for every record, in input order.
-        Builds one object per record: call it only when you need them all."""
+        """RecordMetadata (None where the record failed) for every record, in input order.
+        Builds one object per record: ask for it only when you need them all."""
         out = [None] * self.record_count
         cdef ProducerBatch b
-        cdef Py_ssize_t pos
-        for b, indices in self._segments:
-            for pos, i in enumerate(indices):
-                if b.record_error(pos) is None:
+        cdef RecordMetadata md
+        cdef int32_t first, k
+        for b, first, indices in self._segments:
+            for k, i in enumerate(memoryview(indices).cast("i")):
+                if b.record_error(first + k) is None:
                     md = RecordMetadata.__new__(RecordMetadata)
-                    (<RecordMetadata>md).topic = b.topic
-                    (<RecordMetadata>md).partition = b.partition
-                    (<RecordMetadata>md).offset = b.base_offset + pos if b.base_offset >= 0 else -1
-                    (<RecordMetadata>md).timestamp = b.log_append_time_ms
-                    (<RecordMetadata>md).timestamp_type = 1 if b.log_append_time_ms >= 0 else 0
-                    (<RecordMetadata>md).serialized_key_size = -1
-                    (<RecordMetadata>md).serialized_value_size = -1
+                    md.topic = b.topic
+                    md.partition = b.partition
+                    md.offset = b.base_offset + first + k if b.base_offset >= 0 else -1
+                    md.timestamp = b.log_append_time_ms
+                    md.timestamp_type = 1 if b.log_append_time_ms >= 0 else 0
+                    md.serialized_key_size = -1
+                    md.serialized_value_size = -1
                     out[i] = md
         return out
 
@@ -345,35 +343,34 @@ cdef class BulkResult:
 
 cdef class BulkFuture:
     """The outcome of one send_many() call: ``result(timeout)`` waits for every batch the call
-    produced and returns a BulkResult listing per-record failures (it raises only on timeout)."""
-    cdef readonly str topic
-    cdef readonly Py_ssize_t record_count
-    cdef list _segments                # [(ProducerBatch, [input index of each record in it])]
+    wrote into and returns a BulkResult listing per-record failures (it raises only when the
+    timeout passes). Per record it keeps no Python object, only int32 indices."""
 
     def done(self) -> bool:
         return all((<ProducerBatch>s[0]).done for s in self._segments)
 
-    def result(self, timeout=None) -> BulkResult:
+    def result(self, timeout=None):
         deadline = None if timeout is None else time.monotonic() + timeout
         cdef ProducerBatch b
+        cdef int32_t first, k
         for seg in self._segments:
             b = seg[0]
             remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
             if not b.done and not b.wait(remaining):
-                raise KafkaTimeoutError(f"send_many to {self.topic!r} not acknowledged within "
-                                        f"{timeout} s; its records are still being delivered")
+                raise KafkaTimeoutError(f"send_many to {self.topic!r} was not acknowledged "
+                                        f"within {timeout} s; its records are still in flight")
         cdef BulkResult r = BulkResult.__new__(BulkResult)
         r.topic = self.topic
         r.record_count = self.record_count
         r.errors = {}
         r._segments = self._segments
-        for b, indices in self._segments:
-            if b.error is not None:
-                for i in indices:
-                    r.errors[i] = b.error
-            elif b.record_errors is not None:
-                for pos, err in b.record_errors.items():
-                    r.errors[indices[pos]] = err
+        for b, first, indices in self._segments:
+            if b.error is None and b.record_errors is None:
+                continue
+            for k, i in enumerate(memoryview(indices).cast("i")):
+                err = b.record_error(first + k)
+                if err is not None:
+                    r.errors[i] = err
         return r
 
     def exception(self, timeout=None):
@@ -543,6 +540,173 @@ cdef class ProducerCore:
             self.maybe_wake_sender(b.created_ms + self._linger_ms)
         return fut
 
+    def send_many(self, str topic, values, keys=None, headers=None, timestamps=None,
+                  partition=None):
+        """Appends many records in one call and returns one BulkFuture.
+
+        values (and keys, headers, timestamps when given) are equal-length sequences. Records
+        are partitioned like send() (keyed: murmur2; unkeyed: sticky; or the configured
+        partitioner), grouped by partition with their order kept, and encoded into batches
+        with the byte work done without the GIL. Blocks like send() for buffer memory."""
+        if self._closed:
+            raise ProducerClosedError("send_many() after close(): the producer accepts no more records")
+        if self._transactional and not self._in_transaction:
+            raise IllegalStateError("a transactional producer sends only inside a transaction: "
+                                    "call begin_transaction() first")
+        cdef Py_ssize_t n = len(values)
+        for name, seq in (("keys", keys), ("headers", headers), ("timestamps", timestamps)):
+            if seq is not None and len(seq) != n:
+                raise ValueError(f"{name} has {len(seq)} entries for {n} values")
+        cdef TopicState t = self._topics.get(topic)
+        if t is None:
+            t = self.topic_for_send(topic)
+        if partition is not None and not (0 <= partition < t.num_partitions):
+            t = self._refresh_for_partition(topic, partition)
+        if self._value_kind > SER_STR:
+            values = [None if v is None else
+                      self.serialize(v, topic, self._value_kind, self._value_serializer, "value")
+                      for v in values]
+        if keys is not None and self._key_kind > SER_STR:
+            keys = [None if v is None else
+                    self.serialize(v, topic, self._key_kind, self._key_serializer, "key")
+                    for v in keys]
+        cdef BulkFuture fut = BulkFuture.__new__(BulkFuture)
+        fut.topic = topic
+        fut.record_count = n
+        fut._segments = []
+        cdef Py_ssize_t pos = 0, chunk
+        while pos < n:
+            chunk = min(BULK_CHUNK_RECORDS, n - pos)
+            self.send_chunk(t, fut, values, keys, headers, timestamps, partition, pos, chunk)
+            pos += chunk
+        return fut
+
+    cdef int send_chunk(self, TopicState t, BulkFuture fut, object values, object keys,
+                        object headers, object timestamps, object partition, Py_ssize_t start,
+                        Py_ssize_t n) except -1:
+        cdef ColumnsHolder holder = ColumnsHolder()
+        holder.fill(values, keys, headers, timestamps, start, start + n, NULL)
+        cdef RecordColumns *c = &holder.cols
+        cdef int32_t nparts = t.num_partitions, p, explicit = -1
+        cdef Py_ssize_t j, body, rec_bytes, lo, hi, r
+        cdef int32_t *parts = <int32_t *>PyMem_Malloc(n * sizeof(int32_t))
+        cdef Py_ssize_t *counts = <Py_ssize_t *>PyMem_Malloc((nparts + 1) * sizeof(Py_ssize_t))
+        cdef Py_ssize_t *order = <Py_ssize_t *>PyMem_Malloc(n * sizeof(Py_ssize_t))
+        cdef RecordColumns g      # the chunk's columns regrouped by partition
+        cdef ColumnsHolder grouped = ColumnsHolder()
+        if parts == NULL or counts == NULL or order == NULL:
+            PyMem_Free(parts); PyMem_Free(counts); PyMem_Free(order)
+            raise MemoryError()
+        try:
+            if partition is not None:
+                explicit = partition
+            for j in range(n):
+                body = record_body_size(0x7FFFFFFF, 0x7FFFFFFF, c.key_len[j], c.value_len[j],
+                                        c.headers_len[j] if c.headers_ptr != NULL else 0,
+                                        c.header_count[j] if c.headers_ptr != NULL else 0)
+                rec_bytes = uvarint_size(zigzag32(<int32_t>body)) + body
+                if rec_bytes + BATCH_HEADER_BYTES > self._max_request_size_bytes:
+                    raise RecordTooLargeError(
+                        f"record {start + j} to {t.name!r} is {rec_bytes + BATCH_HEADER_BYTES} "
+                        f"bytes when serialized, more than max.request.size "
+                        f"({self._max_request_size_bytes}); records from {start} on were not sent")
+                if explicit >= 0:
+                    p = explicit
+                elif self._partitioner is None:
+                    if c.key_ptr[j] != NULL and not self._ignore_keys:
+                        p = kengine_partition_for_key(c.key_ptr[j], c.key_len[j], nparts)
+                    else:
+                        p = self.sticky_partition(t)
+                        t.sticky_bytes += rec_bytes
+                else:
+                    p = self.choose_partition(
+                        t, t.name, keys[start + j] if keys is not None else None,
+                        values[start + j], headers[start + j] if headers is not None else None,
+                        c.key_ptr[j], c.key_len[j], rec_bytes)
+                parts[j] = p
+            # counting sort by partition, stable: each partition's records keep their order
+            for j in range(nparts + 1):
+                counts[j] = 0
+            for j in range(n):
+                counts[parts[j] + 1] += 1
+            for j in range(nparts):
+                counts[j + 1] += counts[j]
+            for j in range(n):
+                order[counts[parts[j]]] = j
+                counts[parts[j]] += 1
+            grouped.regroup(holder, order, n)
+            lo = 0
+            while lo < n:
+                p = parts[order[lo]]
+                hi = lo
+                while hi < n and parts[order[hi]] == p:
+                    hi += 1
+                self.append_group(<PartitionQueue>t.queues[p], fut, &grouped.cols, order, start,
+                                  lo, hi)
+                lo = hi
+        finally:
+            PyMem_Free(parts)
+            PyMem_Free(counts)
+            PyMem_Free(order)
+        return 0
+
+    cdef int append_group(self, PartitionQueue q, BulkFuture fut, RecordColumns *cols,
+                          Py_ssize_t *order, Py_ssize_t start, Py_ssize_t lo,
+                          Py_ssize_t hi) except -1:
+        """Appends grouped records [lo, hi) of one partition: first into its open batch, with
+        the GIL held (a small call must not leave a half-empty batch behind), then into new
+        batches filled without the GIL before they join the queue."""
+        cdef ProducerBatch b = q.tail
+        cdef Py_ssize_t r, need, reserved
+        cdef int64_t now
+        if b is not None and not b.closed:
+            r = b.builder.append_columns(cols, lo, hi)
+            if r < 0 and r != APPEND_FULL:
+                raise MemoryError()
+            if r > 0:
+                self.add_segment(fut, b, order, start, lo, r)
+                lo += r
+            if lo < hi:
+                b.closed = True
+                self.maybe_wake_sender(0)
+        while lo < hi:
+            need = self._batch_size_bytes
+            reserved = 0
+            if self._memory_waiters > 0 or self._buffer_used_bytes + need > self._buffer_total_bytes:
+                reserved = self._wait_for_memory(need, q.topic)
+            else:
+                self._buffer_used_bytes += need
+                reserved = need
+            now = mono_ms()
+            b = self.new_batch(q, need, now)
+            b.reserved_bytes = reserved
+            with nogil:
+                r = b.builder.append_columns(cols, lo, hi)
+            if r <= 0:
+                self.release_memory(reserved)
+                raise MemoryError() if r == APPEND_NO_MEMORY else RecordTooLargeError(
+                    f"a record does not fit in an empty batch of max.request.size "
+                    f"({self._max_request_size_bytes}) bytes")
+            self.enqueue(q, b)
+            self._incomplete.add(b)
+            self.add_segment(fut, b, order, start, lo, r)
+            lo += r
+            if lo < hi:
+                b.closed = True
+            self.maybe_wake_sender(0 if b.closed else b.created_ms + self._linger_ms)
+        return 0
+
+    cdef int add_segment(self, BulkFuture fut, ProducerBatch b, Py_ssize_t *order,
+                         Py_ssize_t start, Py_ssize_t lo, Py_ssize_t count) except -1:
+        cdef bytes idx = PyBytes_FromStringAndSize(NULL, count * sizeof(int32_t))
+        cdef int32_t *dst = <int32_t *>PyBytes_AS_STRING(idx)
+        cdef Py_ssize_t k
+        for k in range(count):
+            dst[k] = <int32_t>(start + order[lo + k])
+        fut._segments.append((b, b.record_count, idx))
+        b.record_count += <int32_t>count
+        return 0
+
     cdef object serialize(self, object obj, str topic, int kind, object serializer, str what):
         try:
             if kind == SER_JSON:
@@ -630,7 +794,6 @@ cdef class ProducerCore:
         """A new batch at the tail of q, or None when buffer.memory cannot cover it now.
         reserved: bytes this caller already holds (it waited for them in _wait_for_memory)."""
         cdef Py_ssize_t need = self.batch_bytes_for(record_bytes)
-        cdef TopicState t = <TopicState>self._topics[q.topic]
         if reserved < need:
             if self._memory_waiters > 0 or \
                     self._buffer_used_bytes + need - reserved > self._buffer_total_bytes:
@@ -638,6 +801,15 @@ cdef class ProducerCore:
             self._buffer_used_bytes += need - reserved
         elif reserved > need:
             self._buffer_used_bytes -= reserved - need
+        cdef ProducerBatch b = self.new_batch(q, need, now)
+        b.reserved_bytes = need
+        self.enqueue(q, b)
+        self._incomplete.add(b)
+        return b
+
+    cdef ProducerBatch new_batch(self, PartitionQueue q, Py_ssize_t capacity, int64_t now):
+        """A batch for q, not yet queued; the caller accounts its memory."""
+        cdef TopicState t = <TopicState>self._topics[q.topic]
         cdef ProducerBatch b = ProducerBatch.__new__(ProducerBatch)
         b.topic = q.topic
         b.partition = q.partition
@@ -648,13 +820,10 @@ cdef class ProducerCore:
                                        compression_level=self._level or None,
                                        ratio_estimate=t.compression_ratio,
                                        transactional=self._transactional,
-                                       initial_capacity=need)
+                                       initial_capacity=capacity)
         b.created_ms = now
-        b.reserved_bytes = need
         b.base_offset = -1
         b.log_append_time_ms = -1
-        self.enqueue(q, b)
-        self._incomplete.add(b)
         return b
 
     cdef int enqueue(self, PartitionQueue q, ProducerBatch b) except -1:

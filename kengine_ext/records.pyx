@@ -602,6 +602,50 @@ cdef class ColumnsHolder:
             self._view_count += 1
         return 0
 
+    cdef int regroup(self, ColumnsHolder src, const Py_ssize_t *order, Py_ssize_t n) except -1:
+        """This holder's columns become src's records in the given order (pointers only; src
+        must outlive this holder, which keeps it alive)."""
+        cdef RecordColumns *s = &src.cols
+        cdef RecordColumns *c = &self.cols
+        cdef bint with_headers = s.headers_ptr != NULL, with_ts = s.timestamp_ms != NULL
+        cdef Py_ssize_t per = 4 * sizeof(void *), j
+        cdef char *mem
+        if with_headers:
+            per += 2 * sizeof(void *) + sizeof(int32_t)
+        if with_ts:
+            per += sizeof(int64_t)
+        mem = <char *>PyMem_Malloc(per * n + 8)
+        if mem == NULL:
+            raise MemoryError()
+        self._arrays = mem
+        self._keep.append(src)
+        c.count = n
+        c.default_timestamp_ms = s.default_timestamp_ms
+        c.key_ptr = <const char **>mem; mem += n * sizeof(void *)
+        c.key_len = <Py_ssize_t *>mem; mem += n * sizeof(Py_ssize_t)
+        c.value_ptr = <const char **>mem; mem += n * sizeof(void *)
+        c.value_len = <Py_ssize_t *>mem; mem += n * sizeof(Py_ssize_t)
+        c.timestamp_ms = NULL
+        c.headers_ptr = NULL
+        if with_ts:
+            c.timestamp_ms = <int64_t *>mem; mem += n * sizeof(int64_t)
+        if with_headers:
+            c.headers_ptr = <const char **>mem; mem += n * sizeof(void *)
+            c.headers_len = <Py_ssize_t *>mem; mem += n * sizeof(Py_ssize_t)
+            c.header_count = <int32_t *>mem
+        for j in range(n):
+            c.key_ptr[j] = s.key_ptr[order[j]]
+            c.key_len[j] = s.key_len[order[j]]
+            c.value_ptr[j] = s.value_ptr[order[j]]
+            c.value_len[j] = s.value_len[order[j]]
+            if with_ts:
+                c.timestamp_ms[j] = s.timestamp_ms[order[j]]
+            if with_headers:
+                c.headers_ptr[j] = s.headers_ptr[order[j]]
+                c.headers_len[j] = s.headers_len[order[j]]
+                c.header_count[j] = s.header_count[order[j]]
+        return 0
+
     cdef int fill(self, object values, object keys, object headers, object timestamps,
                   Py_ssize_t start, Py_ssize_t stop, Py_ssize_t *order) except -1:
         """Gathers records start..stop-1, in the given order when order is not NULL (order[j] is

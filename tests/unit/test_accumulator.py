@@ -290,3 +290,78 @@ def test_sender_is_woken_only_when_it_sleeps_past_the_new_batch():
     core.send("t", b"b")           # same batch: no wake
     assert core.wakeups == 1
     core.end_sleep()
+
+
+# ---------------------------------------------------------------------------- send_many
+
+
+def test_send_many_partitions_like_send_and_keeps_per_partition_order():
+    core = Core({"t": 5}, linger_ms=0)
+    n = 3000
+    keys = [b"k%d" % (i % 37) for i in range(n)]
+    values = [b"value-%d" % i for i in range(n)]
+    headers = [[("i", b"%d" % i)] if i % 2 else None for i in range(n)]
+    stamps = [10_000 + i for i in range(n)]
+    fut = core.send_many("t", values, keys=keys, headers=headers, timestamps=stamps)
+    got = {}
+    for b in drain_all(core):
+        data = bytes(core.seal(b))
+        got.setdefault(b.partition, []).extend(
+            (r.key, r.value, r.headers, r.timestamp) for r in DefaultRecordBatch(data))
+    for p, recs in got.items():
+        want = [(keys[i], values[i], headers[i] or [], stamps[i]) for i in range(n)
+                if k.partition_for_key(keys[i], 5) == p]
+        assert recs == want
+    assert sum(map(len, got.values())) == n
+    assert not fut.done()
+
+
+def test_send_many_result_maps_offsets_and_failures_to_input_indices():
+    core = Core({"t": 2}, linger_ms=0)
+    candidates = [b"k%d" % i for i in range(20)]
+    good = next(c for c in candidates if k.partition_for_key(c, 2) == 0)
+    bad = next(c for c in candidates if k.partition_for_key(c, 2) == 1)
+    keys = [good if i % 3 else bad for i in range(100)]
+    fut = core.send_many("t", [b"%d" % i for i in range(100)], keys=keys)
+    for b in drain_all(core):
+        if b.partition == 0:
+            core.complete(b, 1000, -1)
+        else:
+            core.complete(b, error=NotLeaderOrFollowerError("x"))
+    res = fut.result(timeout=1)
+    assert set(res.errors) == {i for i in range(100) if keys[i] == bad}
+    assert all(isinstance(e, NotLeaderOrFollowerError) for e in res.errors.values())
+    assert isinstance(fut.exception(), NotLeaderOrFollowerError)
+    md = res.metadata()
+    ok = [i for i in range(100) if keys[i] == good]
+    assert [md[i].offset for i in ok] == list(range(1000, 1000 + len(ok)))
+    assert all(md[i] is None for i in res.errors)
+
+
+def test_small_send_many_calls_fill_the_open_batch():
+    core = Core({"t": 1}, linger_ms=1000, batch_size=16384)
+    for i in range(20):
+        core.send_many("t", [b"x%d" % i] * 5)
+    core.send("t", b"last")
+    assert core.queued_batch_count == 1
+
+
+def test_send_many_large_call_spans_batches_and_respects_batch_size():
+    core = Core({"t": 1}, linger_ms=0, batch_size=4096, buffer_memory=1 << 24)
+    fut = core.send_many("t", [b"y" * 100] * 10_000, partition=0)
+    batches = drain_all(core)
+    assert sum(b.record_count for b in batches) == 10_000
+    assert all(len(bytes(core.seal(b))) <= 4096 for b in batches)
+    for b in batches:
+        core.complete(b, 0, -1)
+    assert fut.result(1).ok
+
+
+def test_send_many_validates_lengths_and_record_sizes():
+    core = Core({"t": 1}, max_request_size=1000)
+    with pytest.raises(ValueError, match="keys has 1 entries for 2 values"):
+        core.send_many("t", [b"a", b"b"], keys=[b"k"])
+    with pytest.raises(RecordTooLargeError, match="record 1"):
+        core.send_many("t", [b"a", b"x" * 2000])
+    with pytest.raises(SerializationError, match="value of record 1"):
+        core.send_many("t", [b"a", 7])
