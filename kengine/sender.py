@@ -64,6 +64,9 @@ class Sender:
         self._in_flight: dict[ProducerBatch, KafkaError | None] = {}
         self._last_errors: dict[ProducerBatch, KafkaError] = {}
         self._throttled_until_ms: dict[int, int] = {}
+        # Earliest moment a batch can pass delivery.timeout.ms: expiry scans wait for it.
+        # Queued batches expire from a C scan of queue heads; in-flight ones from _in_flight.
+        self._next_expiry_ms = 0
         self._running = False
         self._force_close = False
         self._thread: threading.Thread | None = None
@@ -122,42 +125,38 @@ class Sender:
             self._metadata.fail_waiters(fatal)  # type: ignore[arg-type]
         self._metadata.maybe_update(now)
         sendable: set[int] = set()
+        blocked: set[int] = set()   # nodes with ready data that cannot take a request now
+        timeout = self._poll_timeout(now)
         if self.before_drain is None or self.before_drain(now):
             nodes, _, unknown = core.ready(now)
             if unknown:
                 self._metadata.request_update(unknown)
             for node in nodes:
-                if self._throttled_until_ms.get(node, 0) > now:
-                    continue
-                if self._client.can_send(node):
+                throttled = self._throttled_until_ms.get(node, 0) - now
+                if throttled > 0:
+                    blocked.add(node)
+                    timeout = min(timeout, throttled)
+                elif self._client.can_send(node):
                     sendable.add(node)
-                elif not self._client.is_ready(node):
-                    self._client.connect(node, now)
+                else:
+                    blocked.add(node)   # a response or the connection's set-up wakes us
+                    if not self._client.is_ready(node) and not self._client.connect(node, now):
+                        timeout = min(timeout, max(1, self._client.backoff_remaining_ms(node, now)))
             if sendable:
                 drained = core.drain(sendable, self._s.max_request_size, now)
                 for node, batches in drained.items():
                     self._send_produce(node, batches, now)
-        self._expire(now)
-        timeout = self._poll_timeout(now)
-        timeout = core.prepare_sleep(timeout, now)
+        if now >= self._next_expiry_ms:
+            self._expire(now)
+        timeout = core.prepare_sleep(min(timeout, max(0, self._next_expiry_ms - now)), now,
+                                     blocked)
         try:
             self._client.poll(timeout)
         finally:
             core.end_sleep()
 
     def _poll_timeout(self, now: int) -> int:
-        timeout = min(_MAX_POLL_MS, self._metadata.time_to_next_update_ms(now))
-        for until in self._throttled_until_ms.values():
-            if until > now:
-                timeout = min(timeout, until - now)
-        # wake up to expire the oldest pending batch on time
-        oldest = None
-        for b in self._in_flight:
-            if oldest is None or b.created_ms < oldest:
-                oldest = b.created_ms
-        if oldest is not None:
-            timeout = min(timeout, max(0, oldest + self._s.delivery_timeout_ms - now))
-        return max(0, timeout)
+        return max(0, min(_MAX_POLL_MS, self._metadata.time_to_next_update_ms(now)))
 
     # ------------------------------------------------------------------ produce
 
@@ -173,6 +172,8 @@ class Sender:
             by_topic.setdefault(b.topic, []).append({"index": b.partition, "records": records})
             sent[(b.topic, b.partition)] = b
             self._in_flight[b] = None
+            self._next_expiry_ms = min(self._next_expiry_ms,
+                                       b.created_ms + self._s.delivery_timeout_ms)
         if version >= 13 and any(self._metadata.topic_id(t) == bytes(16) for t in by_topic):
             version = 12  # a topic id is still unknown: address topics by name
         topic_data = [
@@ -289,6 +290,12 @@ class Sender:
             # The request may still succeed; the record's outcome is no longer reported as
             # success (Java does the same). A late response finds the batch done.
             self._fail(b, self._timeout_error(b, now))
+        oldest = min((b.created_ms for b in self._in_flight), default=None)
+        oldest_queued = self._core.oldest_queued_ms()
+        if oldest_queued >= 0 and (oldest is None or oldest_queued < oldest):
+            oldest = oldest_queued
+        # batches created from now on cannot expire before now + limit
+        self._next_expiry_ms = (now if oldest is None else oldest) + limit
 
     def _timeout_error(self, b: ProducerBatch, now: int) -> KafkaTimeoutError:
         last = self._last_errors.get(b)

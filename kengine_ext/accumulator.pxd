@@ -92,6 +92,9 @@ cdef class BulkFuture:
 
 cdef class ProducerCore:
     cdef dict _topics                        # GIL; name -> TopicState (known partitions)
+    cdef str _last_topic                     # GIL; the topic of the previous send() ...
+    cdef TopicState _last_state              # GIL; ... and its state: skips the dict lookup
+    cdef BufferPool _pool                    # batch.size buffers for reuse
     cdef list _queues                        # GIL; every PartitionQueue, for ready/drain scans
     cdef Py_ssize_t _drain_start             # GIL; round-robin start of the next drain
     cdef set _incomplete                     # GIL; batches not yet finished (flush waits on them)

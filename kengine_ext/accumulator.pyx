@@ -414,6 +414,7 @@ cdef class ProducerCore:
         self._buffer_total_bytes = buffer_memory
         self._codec = codec_id(compression)
         self._level = validate_compression_level(self._codec, compression_level) or 0
+        self._pool = BufferPool(self._batch_size_bytes, buffer_memory // self._batch_size_bytes)
         self._key_kind, self._key_serializer = serializer_kind(key_serializer)
         self._value_kind, self._value_serializer = serializer_kind(value_serializer)
         self._partitioner = partitioner
@@ -451,8 +452,13 @@ cdef class ProducerCore:
         if self._transactional and not self._in_transaction:
             raise IllegalStateError("a transactional producer sends only inside a transaction: "
                                     "call begin_transaction() first")
-        found = PyDict_GetItem(self._topics, topic)
-        t = self.topic_for_send(topic) if found == NULL else <TopicState>found
+        if topic is self._last_topic:
+            t = self._last_state
+        else:
+            found = PyDict_GetItem(self._topics, topic)
+            t = self.topic_for_send(topic) if found == NULL else <TopicState>found
+            self._last_topic = topic
+            self._last_state = t
         if self._key_kind > SER_STR and key is not None:
             key = self.serialize(key, topic, self._key_kind, self._key_serializer, "key")
         if self._value_kind > SER_STR and value is not None:
@@ -820,7 +826,7 @@ cdef class ProducerCore:
                                        compression_level=self._level or None,
                                        ratio_estimate=t.compression_ratio,
                                        transactional=self._transactional,
-                                       initial_capacity=capacity)
+                                       initial_capacity=capacity, pool=self._pool)
         b.created_ms = now
         b.base_offset = -1
         b.log_append_time_ms = -1
@@ -1065,6 +1071,15 @@ cdef class ProducerCore:
                 b = q.head
         return out
 
+    def oldest_queued_ms(self):
+        """created_ms of the oldest queued batch, -1 when none is queued."""
+        cdef PartitionQueue q
+        cdef int64_t oldest = -1
+        for q in self._queues:
+            if q.head is not None and (oldest < 0 or q.head.created_ms < oldest):
+                oldest = q.head.created_ms
+        return oldest
+
     def take_all_queued(self):
         """Removes and returns every queued batch (close without flushing, fatal errors)."""
         cdef list out = []
@@ -1094,15 +1109,25 @@ cdef class ProducerCore:
     def end_flush(self):
         self._flushes -= 1
 
-    def prepare_sleep(self, int64_t timeout_ms, int64_t now):
+    def prepare_sleep(self, int64_t timeout_ms, int64_t now, blocked=()):
         """Called by the sender right before it blocks: returns how long it may sleep (the given
         timeout, shortened to the next batch's linger/backoff deadline) and, atomically with that
-        decision, lets send() know it must wake the sender for anything sooner."""
-        nodes, delay, unknown = self.ready(now)
-        if nodes:
-            timeout_ms = 0
-        elif delay >= 0 and delay < timeout_ms:
-            timeout_ms = delay
+        decision, lets send() know it must wake the sender for anything sooner. Batches led by
+        a `blocked` node (no room for another request, connecting, throttled) do not shorten
+        the sleep: socket events or the caller's timeout end it."""
+        cdef PartitionQueue q
+        cdef ProducerBatch b
+        cdef int64_t d
+        for q in self._queues:
+            b = q.head
+            if b is None or q.leader_id < 0 or q.muted or q.leader_id in blocked:
+                continue
+            if self.sendable(b, now):
+                timeout_ms = 0
+                break
+            d = b.retry_at_ms - now if b.retry_at_ms > now else b.created_ms + self._linger_ms - now
+            if d < timeout_ms:
+                timeout_ms = d
         if timeout_ms < 0:
             timeout_ms = 0
         self._sender_wake_at_ms = now + timeout_ms

@@ -211,6 +211,41 @@ cdef object encode_headers(object headers, int32_t *count):
 
 
 @cython.final
+cdef class BufferPool:
+    """A stack of reusable buffers of one size (batch.size), up to max_pooled of them."""
+
+    def __cinit__(self, Py_ssize_t buffer_bytes, Py_ssize_t max_pooled):
+        self.buffer_bytes = buffer_bytes
+        self._max_pooled = max_pooled if max_pooled > 0 else 0
+        self._free = <char **>malloc((self._max_pooled + 1) * sizeof(char *))
+        if self._free == NULL:
+            raise MemoryError()
+
+    def __dealloc__(self):
+        cdef Py_ssize_t i
+        for i in range(self._count):
+            free(self._free[i])
+        free(self._free)
+
+    cdef char *take(self) noexcept:
+        if self._count > 0:
+            self._count -= 1
+            return self._free[self._count]
+        return <char *>malloc(self.buffer_bytes)
+
+    cdef void give(self, char *buf) noexcept:
+        if self._count < self._max_pooled:
+            self._free[self._count] = buf
+            self._count += 1
+        else:
+            free(buf)
+
+    @property
+    def pooled(self) -> int:
+        return self._count
+
+
+@cython.final
 cdef class RecordBatchBuilder:
     """Builds one RecordBatch v2 in a buffer allocated up front.
 
@@ -224,7 +259,8 @@ cdef class RecordBatchBuilder:
     def __cinit__(self, Py_ssize_t batch_size=16384, *, Py_ssize_t max_bytes=1048576,
                   compression="none", compression_level=None, double ratio_estimate=1.0,
                   int64_t producer_id=-1, int producer_epoch=-1, int32_t base_sequence=-1,
-                  bint transactional=False, Py_ssize_t initial_capacity=-1):
+                  bint transactional=False, Py_ssize_t initial_capacity=-1,
+                  BufferPool pool=None):
         if batch_size <= BATCH_HEADER_BYTES:
             raise ValueError(f"batch_size must exceed the {BATCH_HEADER_BYTES}-byte batch header, "
                              f"got {batch_size}")
@@ -241,13 +277,20 @@ cdef class RecordBatchBuilder:
         self._base_sequence = base_sequence
         self._transactional = transactional
         self._capacity_bytes = batch_size if initial_capacity < BATCH_HEADER_BYTES else initial_capacity
-        self._buf = <char *>malloc(self._capacity_bytes)
+        if pool is not None and pool.buffer_bytes == self._capacity_bytes:
+            self._pool = pool
+            self._buf = pool.take()
+        else:
+            self._buf = <char *>malloc(self._capacity_bytes)
         if self._buf == NULL:
             raise MemoryError()
         self._size_bytes = BATCH_HEADER_BYTES
 
     def __dealloc__(self):
-        free(self._buf)
+        if self._pool is not None and self._capacity_bytes == self._pool.buffer_bytes:
+            self._pool.give(self._buf)
+        else:
+            free(self._buf)
 
     # -- sizes and room --
 
