@@ -21,7 +21,9 @@ def _admin_client(bootstrap: str) -> Any:
         raise ToolMissingError(
             "creating topics needs confluent-kafka until kengine has its own admin client: "
             "pip install 'kengine[test]' (or confluent-kafka)") from e
-    return AdminClient({"bootstrap.servers": bootstrap, "client.id": "kengine-localkafka"})
+    # log_level 4: librdkafka's informational lines (queue purges on close) are noise here
+    return AdminClient({"bootstrap.servers": bootstrap, "client.id": "kengine-localkafka",
+                        "log_level": 4})
 
 
 def _result(future: Any, what: str, timeout: float) -> None:

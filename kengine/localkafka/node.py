@@ -132,9 +132,18 @@ class NodeProcess:
         self._forget()
 
     def pause(self) -> None:
+        """SIGSTOP the JVM and return once it is stopped (delivery to a process of many
+        threads is asynchronous)."""
         self._require_running("pause")
         self._signal(signal.SIGSTOP)
         self.paused = True
+        assert self.pid is not None
+        deadline = time.monotonic() + 30.0
+        while _proc_state(self.pid) != "T":
+            if time.monotonic() > deadline:
+                raise KafkaTimeoutError(f"node {self.node_id} (pid {self.pid}) did not stop "
+                                        "within 30 s of SIGSTOP")
+            time.sleep(0.01)
 
     def resume(self) -> None:
         self._require_running("resume")
