@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence, Union
 
-__all__ = ["Listener", "CONTROLLER_LISTENER", "NodeLayout", "ConfigValue", "test_defaults",
+__all__ = ["Listener", "CONTROLLER_LISTENER", "NodeLayout", "ConfigValue", "default_broker_config",
            "node_properties", "write_properties"]
 
 ConfigValue = Union[str, int, float, bool]
@@ -52,7 +52,7 @@ class NodeLayout:
         return f"{self.host}:{self.ports[listener]}"
 
 
-def test_defaults(brokers: int) -> dict[str, ConfigValue]:
+def default_broker_config(brokers: int) -> dict[str, ConfigValue]:
     """Settings for short-lived test clusters of ``brokers`` nodes.
 
     Internal topics replicate as widely as the cluster allows; topics are never created by a

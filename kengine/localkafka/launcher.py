@@ -31,7 +31,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 from ..errors import ConfigError, IllegalStateError, KafkaTimeoutError
 from . import _admin
 from .config import (CONTROLLER_LISTENER, ConfigValue, Listener, NodeLayout, node_properties,
-                     test_defaults, write_properties)
+                     default_broker_config, write_properties)
 from .distribution import KafkaDistribution, ensure_kafka
 from .errors import BrokerStartError, LocalKafkaError
 from .node import NodeProcess, pid_is_node
@@ -93,7 +93,7 @@ class KafkaCluster:
     * ``workdir``: where node directories (``node-<id>/`` with ``server.properties``, ``data/``,
       ``logs/``, ``kafka.pid``) and ``cluster.json`` go; a temporary directory (removed on
       :meth:`close`) by default. An existing cluster's files there are replaced.
-    * ``broker_config``: merged over :func:`~kengine.localkafka.config.test_defaults`;
+    * ``broker_config``: merged over :func:`~kengine.localkafka.config.default_broker_config`;
       ``node_config(node_id)`` adds per-node settings (keystores, racks).
     * ``listeners``: client listeners, ``PLAINTEXT`` by default; the first is the inter-broker
       listener and the one :attr:`bootstrap_servers` names; one must be ``PLAINTEXT`` (the
@@ -128,7 +128,7 @@ class KafkaCluster:
         self.host = host
         self.detach = detach
         self.cluster_id = _new_cluster_id()
-        self._broker_config: dict[str, ConfigValue] = {**test_defaults(brokers),
+        self._broker_config: dict[str, ConfigValue] = {**default_broker_config(brokers),
                                                        **(broker_config or {})}
         self._node_config = node_config
         self._format_args = list(format_args)
