@@ -38,16 +38,16 @@ $(INSTALL_STAMP): $(SETUP_STAMP) setup.py
 build: $(INSTALL_STAMP)
 	$(PY) setup.py -q build_ext --inplace
 
-jars: setup
+jars: $(INSTALL_STAMP)
 	$(PY) -m kengine.localkafka fetch
 
 kafka: build jars
 	$(PY) -m kengine.localkafka start --workdir $(KAFKA_WORKDIR) --brokers $(KAFKA_BROKERS)
 
-kafka-status: setup
+kafka-status: $(INSTALL_STAMP)
 	$(PY) -m kengine.localkafka status --workdir $(KAFKA_WORKDIR)
 
-kafka-stop: setup
+kafka-stop: $(INSTALL_STAMP)
 	$(PY) -m kengine.localkafka stop --workdir $(KAFKA_WORKDIR)
 
 clean:

@@ -17,8 +17,19 @@ from .launcher import ClusterStatus, KafkaCluster, NodeStatus
 from .probe import BrokerInfo, ClusterMetadata, PartitionInfo, TopicInfo
 
 __all__ = [
-    "KafkaCluster", "ClusterStatus", "NodeStatus", "Listener", "ensure_kafka",
-    "KafkaDistribution", "KAFKA_VERSION", "ClusterMetadata", "BrokerInfo", "TopicInfo",
-    "PartitionInfo", "LocalKafkaError", "ToolMissingError", "JarResolutionError",
+    "KAFKA_VERSION",
+    "BrokerInfo",
     "BrokerStartError",
+    "ClusterMetadata",
+    "ClusterStatus",
+    "JarResolutionError",
+    "KafkaCluster",
+    "KafkaDistribution",
+    "Listener",
+    "LocalKafkaError",
+    "NodeStatus",
+    "PartitionInfo",
+    "ToolMissingError",
+    "TopicInfo",
+    "ensure_kafka",
 ]

@@ -6,12 +6,13 @@ exists: the launcher only calls these two functions.
 """
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from ..errors import error_for_code
 from .errors import LocalKafkaError, ToolMissingError
 
-__all__ = ["create_topic", "create_partitions"]
+__all__ = ["create_partitions", "create_topic"]
 
 
 def _admin_client(bootstrap: str) -> Any:
@@ -42,7 +43,8 @@ def _result(future: Any, what: str, timeout: float) -> None:
 def create_topic(bootstrap: str, name: str, partitions: int, replication_factor: int,
                  config: Mapping[str, str], timeout: float) -> None:
     """CreateTopics; ``replication_factor`` -1 takes the broker's default."""
-    from confluent_kafka.admin import NewTopic
+    # re-exported by confluent_kafka.admin from its C module, which mypy cannot see
+    from confluent_kafka.admin import NewTopic  # type: ignore[attr-defined]
 
     admin = _admin_client(bootstrap)
     futures = admin.create_topics(
@@ -54,7 +56,7 @@ def create_topic(bootstrap: str, name: str, partitions: int, replication_factor:
 
 def create_partitions(bootstrap: str, name: str, total: int, timeout: float) -> None:
     """CreatePartitions: grow ``name`` to ``total`` partitions."""
-    from confluent_kafka.admin import NewPartitions
+    from confluent_kafka.admin import NewPartitions  # type: ignore[attr-defined]
 
     admin = _admin_client(bootstrap)
     futures = admin.create_partitions([NewPartitions(name, total)], request_timeout=timeout,

@@ -15,14 +15,14 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from .distribution import default_home, ensure_kafka
 from .errors import LocalKafkaError
 from .launcher import KafkaCluster
 
-__all__ = ["main", "build_parser", "default_workdir"]
+__all__ = ["build_parser", "default_workdir", "main"]
 
 # exit status of `status` when the cluster is not (fully) running, as LSB init scripts do
 _EXIT_NOT_RUNNING = 3

@@ -8,14 +8,21 @@ per-node values (keystores) through a per-node mapping.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Sequence, Union
 
-__all__ = ["Listener", "CONTROLLER_LISTENER", "NodeLayout", "ConfigValue", "default_broker_config",
-           "node_properties", "write_properties"]
+__all__ = [
+    "CONTROLLER_LISTENER",
+    "ConfigValue",
+    "Listener",
+    "NodeLayout",
+    "default_broker_config",
+    "node_properties",
+    "write_properties",
+]
 
-ConfigValue = Union[str, int, float, bool]
+ConfigValue = str | int | float | bool
 
 _PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from .errors import JarResolutionError, ToolMissingError
 
-__all__ = ["KAFKA_VERSION", "KafkaDistribution", "ensure_kafka", "default_home", "find_java"]
+__all__ = ["KAFKA_VERSION", "KafkaDistribution", "default_home", "ensure_kafka", "find_java"]
 
 #: Must match ``kafka.version`` in pom.xml.
 KAFKA_VERSION = "4.4.0"
@@ -80,7 +80,8 @@ def find_java() -> str:
 
 def _java_major(java: str) -> int | None:
     try:
-        out = subprocess.run([java, "-version"], capture_output=True, text=True, timeout=60)
+        out = subprocess.run([java, "-version"], capture_output=True, text=True, timeout=60,
+                             check=False)
     except (OSError, subprocess.TimeoutExpired):
         return None
     m = re.search(r'version "(\d+)(?:\.(\d+))?', out.stderr + out.stdout)
@@ -144,7 +145,7 @@ def _resolve(mvn: str, root: Path, digest: str) -> None:
     cmd = [mvn, "-q", "-B", "-Dstyle.color=never", "-f", str(pom),
            "dependency:copy-dependencies", f"-DoutputDirectory={staging}"]
     try:
-        out = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, check=False)
     except subprocess.TimeoutExpired as e:
         raise JarResolutionError(f"`{' '.join(cmd)}` did not finish in {e.timeout:.0f} s") from e
     if out.returncode != 0 or not any(staging.glob("kafka_2.13-*.jar")):

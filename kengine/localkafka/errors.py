@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from ..errors import KafkaError
 
-__all__ = ["LocalKafkaError", "ToolMissingError", "JarResolutionError", "BrokerStartError"]
+__all__ = ["BrokerStartError", "JarResolutionError", "LocalKafkaError", "ToolMissingError"]
 
 
 class LocalKafkaError(KafkaError, RuntimeError):

@@ -23,21 +23,29 @@ import threading
 import time
 import uuid
 import weakref
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType, TracebackType
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 from ..errors import ConfigError, IllegalStateError, KafkaTimeoutError
 from . import _admin
-from .config import (CONTROLLER_LISTENER, ConfigValue, Listener, NodeLayout, node_properties,
-                     default_broker_config, write_properties)
+from .config import (
+    CONTROLLER_LISTENER,
+    ConfigValue,
+    Listener,
+    NodeLayout,
+    default_broker_config,
+    node_properties,
+    write_properties,
+)
 from .distribution import KafkaDistribution, ensure_kafka
 from .errors import BrokerStartError, LocalKafkaError
 from .node import NodeProcess, pid_is_node
 from .probe import ClusterMetadata, PartitionInfo, TopicInfo, fetch_metadata
 
-__all__ = ["KafkaCluster", "ClusterStatus", "NodeStatus", "DEFAULT_JVM_OPTS", "STATE_FILE"]
+__all__ = ["DEFAULT_JVM_OPTS", "STATE_FILE", "ClusterStatus", "KafkaCluster", "NodeStatus"]
 
 log = logging.getLogger("kengine.localkafka")
 
@@ -146,7 +154,8 @@ class KafkaCluster:
         if not detach:
             # holds the node dict, not self: the cluster can still be collected
             self._finalizer = weakref.finalize(
-                self, _kill_nodes, self._nodes, self.workdir if self._owns_workdir else None)
+                self, _reap_if_owner, os.getpid(), self._nodes,
+                self.workdir if self._owns_workdir else None)
             _LIVE.add(self)
             _install_signal_handlers()
         began = time.monotonic()
@@ -396,10 +405,9 @@ class KafkaCluster:
         self._closed = True
         _LIVE.discard(self)
         if self._finalizer is not None:
-            self._finalizer()
-        else:
-            _kill_nodes(self._nodes, None)
-        if self.workdir.exists() and not self._owns_workdir:
+            self._finalizer.detach()
+        _kill_nodes(self._nodes, self.workdir if self._owns_workdir else None)
+        if self.workdir.exists():
             self._save_state()
 
     def __enter__(self) -> KafkaCluster:
@@ -541,28 +549,29 @@ class KafkaCluster:
 
     def _format(self) -> None:
         """``kafka-storage format`` every node, in parallel (each is a JVM start)."""
-        running = []
-        for n in self._layouts:
-            node_dir = self.workdir / f"node-{n}"
-            cmd = [self._dist.java, *_TOOL_JVM_OPTS,
-                   f"-Dlog4j2.configurationFile={_LOG4J2_CONFIG}",
-                   f"-Dkafka.logs.dir={node_dir / 'logs'}",
-                   "-cp", self._dist.classpath, "kafka.tools.StorageTool", "format",
-                   "-t", self.cluster_id, "-c", str(node_dir / "server.properties"),
-                   *self._format_args]
-            out = open(node_dir / "logs" / "format.log", "wb")
-            running.append((n, out, subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out,
-                                                     stderr=subprocess.STDOUT)))
+        running: list[tuple[int, subprocess.Popen[bytes]]] = []
         failed = []
-        for n, out, proc in running:
-            try:
+        try:
+            for n in self._layouts:
+                node_dir = self.workdir / f"node-{n}"
+                cmd = [self._dist.java, *_TOOL_JVM_OPTS,
+                       f"-Dlog4j2.configurationFile={_LOG4J2_CONFIG}",
+                       f"-Dkafka.logs.dir={node_dir / 'logs'}",
+                       "-cp", self._dist.classpath, "kafka.tools.StorageTool", "format",
+                       "-t", self.cluster_id, "-c", str(node_dir / "server.properties"),
+                       *self._format_args]
+                with open(node_dir / "logs" / "format.log", "wb") as out:
+                    running.append((n, subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
+                                                        stdout=out, stderr=subprocess.STDOUT)))
+            for n, proc in running:
                 rc = proc.wait(timeout=120)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                rc = proc.wait()
-            out.close()
-            if rc != 0:
-                failed.append((n, rc))
+                if rc != 0:
+                    failed.append((n, rc))
+        finally:
+            for _, proc in running:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
         if failed:
             detail = "\n".join(
                 f"--- node {n} (exit {rc}) ---\n"
@@ -658,6 +667,7 @@ def _pidfile_alive(pidfile: Path) -> bool:
 
 _LIVE: weakref.WeakSet[KafkaCluster] = weakref.WeakSet()
 _previous_handlers: dict[int, Any] = {}
+_handlers_pid = 0
 
 
 def _kill_nodes(nodes: Mapping[int, NodeProcess], remove_dir: Path | None) -> None:
@@ -667,19 +677,30 @@ def _kill_nodes(nodes: Mapping[int, NodeProcess], remove_dir: Path | None) -> No
         shutil.rmtree(remove_dir, ignore_errors=True)
 
 
+def _reap_if_owner(owner_pid: int, nodes: Mapping[int, NodeProcess],
+                   remove_dir: Path | None) -> None:
+    """At exit or collection: kill the nodes, unless this is a forked child (a
+    multiprocessing worker), which inherited the cluster but does not own it."""
+    if os.getpid() == owner_pid:
+        _kill_nodes(nodes, remove_dir)
+
+
 def _install_signal_handlers() -> None:
     """Close every live cluster on SIGTERM/SIGINT, then do what was done before (raise
     KeyboardInterrupt, die by the signal, or call the previous handler)."""
+    global _handlers_pid
     if _previous_handlers or threading.current_thread() is not threading.main_thread():
         return
+    _handlers_pid = os.getpid()
     for sig in (signal.SIGTERM, signal.SIGINT):
         _previous_handlers[sig] = signal.getsignal(sig)
         signal.signal(sig, _on_signal)
 
 
 def _on_signal(signum: int, frame: FrameType | None) -> None:
-    for cluster in list(_LIVE):
-        cluster.close()
+    if os.getpid() == _handlers_pid:  # a forked child does not own its parent's clusters
+        for cluster in list(_LIVE):
+            cluster.close()
     previous = _previous_handlers.get(signum)
     if callable(previous):
         previous(signum, frame)

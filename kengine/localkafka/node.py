@@ -16,8 +16,8 @@ import subprocess
 import threading
 import time
 from collections import deque
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from ..errors import IllegalStateError, KafkaTimeoutError
 

@@ -11,12 +11,12 @@ from __future__ import annotations
 import itertools
 import socket
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from ..errors import ProtocolError
 
-__all__ = ["BrokerInfo", "PartitionInfo", "TopicInfo", "ClusterMetadata", "fetch_metadata"]
+__all__ = ["BrokerInfo", "ClusterMetadata", "PartitionInfo", "TopicInfo", "fetch_metadata"]
 
 _API_KEY_METADATA = 3
 _METADATA_VERSION = 12

@@ -8,14 +8,15 @@ import signal
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import pytest
 from confluent_kafka import Producer
 
 from kengine.errors import TopicAlreadyExistsError
-from kengine.localkafka import KafkaCluster
+from kengine.localkafka import BrokerStartError, KafkaCluster
 from tests.support.readback import TimestampType, by_partition, count, read_all, values
 from tests.support.wait import wait_until
 
@@ -82,13 +83,14 @@ def test_broker_answers_metadata_and_writes_its_log(kafka: KafkaCluster) -> None
 def test_records_are_read_back_exactly(kafka: KafkaCluster, topic_factory: Any) -> None:
     topic = topic_factory(kafka, partitions=3)
     sent = [
-        dict(partition=0, key=b"k0", value=b"v0", timestamp=1_700_000_000_000,
-             headers=[("h", b"1"), ("h", b"2"), ("empty", None)]),
-        dict(partition=0, key=None, value=b"no key", timestamp=1_700_000_000_001),
-        dict(partition=1, key=b"tombstone", value=None, timestamp=1_700_000_000_002),
-        dict(partition=2, key=b"", value=b"", timestamp=1_700_000_000_003,
-             headers=[("utf8-\u00e9", b"\x00\xff")]),
-        dict(partition=2, key=b"k4", value=bytes(range(256)) * 40, timestamp=1_700_000_000_004),
+        {"partition": 0, "key": b"k0", "value": b"v0", "timestamp": 1_700_000_000_000,
+         "headers": [("h", b"1"), ("h", b"2"), ("empty", None)]},
+        {"partition": 0, "key": None, "value": b"no key", "timestamp": 1_700_000_000_001},
+        {"partition": 1, "key": b"tombstone", "value": None, "timestamp": 1_700_000_000_002},
+        {"partition": 2, "key": b"", "value": b"", "timestamp": 1_700_000_000_003,
+         "headers": [("utf8-\u00e9", b"\x00\xff")]},
+        {"partition": 2, "key": b"k4", "value": bytes(range(256)) * 40,
+         "timestamp": 1_700_000_000_004},
     ]
     positions = _produce(kafka.bootstrap_servers, topic, sent)
     assert positions == [(0, 0), (0, 1), (1, 0), (2, 0), (2, 1)]
@@ -107,7 +109,7 @@ def test_records_are_read_back_exactly(kafka: KafkaCluster, topic_factory: Any) 
 def test_log_append_time_topic_stamps_records_on_the_broker(kafka: KafkaCluster,
                                                             topic_factory: Any) -> None:
     topic = topic_factory(kafka, config={"message.timestamp.type": "LogAppendTime"})
-    _produce(kafka.bootstrap_servers, topic, [dict(value=b"x", timestamp=1)])
+    _produce(kafka.bootstrap_servers, topic, [{"value": b"x", "timestamp": 1}])
     (record,) = read_all(kafka.bootstrap_servers, topic)
     assert record.timestamp_type is TimestampType.LOG_APPEND_TIME
     assert record.timestamp_ms > 1
@@ -154,7 +156,7 @@ def test_topic_admin(kafka: KafkaCluster, topic_factory: Any) -> None:
     kafka.add_partitions(topic, 4)
     assert [p.partition for p in kafka.topic(topic).partitions] == [0, 1, 2, 3]
     assert kafka.leader_of(topic, 3) == 1
-    _produce(kafka.bootstrap_servers, topic, [dict(value=b"p3", partition=3)])
+    _produce(kafka.bootstrap_servers, topic, [{"value": b"p3", "partition": 3}])
     assert [(r.partition, r.value) for r in read_all(kafka.bootstrap_servers, topic)] == [
         (3, b"p3")]
 
@@ -173,7 +175,7 @@ def test_cluster_takes_writes_through_the_loss_of_a_leader(kafka_cluster: KafkaC
     (partition,) = cluster.topic(topic).partitions
     assert sorted(partition.replicas) == [1, 2, 3]
     boot = cluster.bootstrap_servers
-    _produce(boot, topic, [dict(value=b"before-%d" % i) for i in range(100)], acks="all")
+    _produce(boot, topic, [{"value": b"before-%d" % i} for i in range(100)], acks="all")
 
     leader = cluster.leader_of(topic, 0)
     leader_pid = cluster.pids()[leader]
@@ -182,8 +184,9 @@ def test_cluster_takes_writes_through_the_loss_of_a_leader(kafka_cluster: KafkaC
     assert leader not in cluster.pids()
 
     # acks=all with min.insync.replicas=2: the two survivors must both have every record
-    _produce(boot, topic, [dict(value=b"during-%d" % i) for i in range(100)], acks="all")
-    new_leader = cluster.leader_of(topic, 0)
+    _produce(boot, topic, [{"value": b"during-%d" % i} for i in range(100)], acks="all")
+    new_leader = wait_until(lambda: cluster.leader_of(topic, 0) not in (leader, -1)
+                            and cluster.leader_of(topic, 0), what="a new leader")
     assert new_leader in set(cluster.nodes) - {leader}
 
     cluster.start(leader)
@@ -215,10 +218,10 @@ def test_stopped_node_restarts_on_its_storage(kafka_cluster: KafkaCluster,
                                               topic_factory: Any) -> None:
     cluster = kafka_cluster
     topic = topic_factory(cluster)
-    _produce(cluster.bootstrap_servers, topic, [dict(value=b"kept")], acks="all")
+    _produce(cluster.bootstrap_servers, topic, [{"value": b"kept"}], acks="all")
     cluster.stop(2)
     assert cluster.status().nodes[1].state == "stopped"
-    _produce(cluster.bootstrap_servers, topic, [dict(value=b"while-down")], acks="all")
+    _produce(cluster.bootstrap_servers, topic, [{"value": b"while-down"}], acks="all")
     cluster.restart(2)
     # back in the ISR means node 2 caught up on what it missed
     cluster.wait_in_sync(topic)
@@ -240,10 +243,24 @@ def test_close_kills_every_jvm_it_started(tmp_path: Path) -> None:
     assert not cluster.status().any_alive
 
 
+@pytest.mark.parametrize(("settings", "reported"), [
+    # rejected while formatting storage
+    ({"broker_config": {"num.io.threads": "many"}}, "Invalid value many for configuration"),
+    # storage formats, then the node's JVM exits
+    ({"jvm_opts": ["-XX:+NoSuchOption"]}, "Unrecognized VM option 'NoSuchOption'"),
+])
+def test_a_node_that_cannot_start_fails_with_its_log(tmp_path: Path, settings: dict[str, Any],
+                                                     reported: str) -> None:
+    with pytest.raises(BrokerStartError) as failure:
+        KafkaCluster(1, tmp_path, **settings)
+    assert reported in str(failure.value)
+    assert _processes_mentioning(str(tmp_path)) == []
+
+
 def test_sigterm_to_the_owner_kills_its_brokers(tmp_path: Path) -> None:
     script = textwrap.dedent(f"""
         import json, sys, time
-        from kengine.localkafka import KafkaCluster
+        from kengine.localkafka import BrokerStartError, KafkaCluster
         cluster = KafkaCluster(1, {str(tmp_path)!r})
         print(json.dumps(list(cluster.pids().values())), flush=True)
         time.sleep(600)
@@ -268,7 +285,7 @@ def test_detached_cluster_outlives_its_owner_and_stops_from_its_workdir(tmp_path
     workdir = tmp_path / "detached"
     try:
         started = subprocess.run([*cli, "start", "--workdir", str(workdir)], cwd=ROOT,
-                                 capture_output=True, text=True, timeout=300)
+                                 capture_output=True, text=True, check=False, timeout=300)
         assert started.returncode == 0, started.stderr
         bootstrap = started.stdout.strip()
 
@@ -276,16 +293,16 @@ def test_detached_cluster_outlives_its_owner_and_stops_from_its_workdir(tmp_path
         assert cluster.bootstrap_servers == bootstrap
         assert cluster.metadata(1).broker_ids == {1}
         status = subprocess.run([*cli, "status", "--workdir", str(workdir)], cwd=ROOT,
-                                capture_output=True, text=True, timeout=60)
+                                capture_output=True, text=True, check=False, timeout=60)
         assert status.returncode == 0 and "running" in status.stdout
         pids = list(cluster.pids().values())
 
         stopped = subprocess.run([*cli, "stop", "--workdir", str(workdir)], cwd=ROOT,
-                                 capture_output=True, text=True, timeout=120)
+                                 capture_output=True, text=True, check=False, timeout=120)
         assert stopped.returncode == 0, stopped.stderr
         assert not any(_alive(p) for p in pids)
         status = subprocess.run([*cli, "status", "--workdir", str(workdir)], cwd=ROOT,
-                                capture_output=True, text=True, timeout=60)
+                                capture_output=True, text=True, check=False, timeout=60)
         assert status.returncode == 3 and "stopped" in status.stdout
     finally:
         KafkaCluster.cleanup_stale(workdir)

@@ -16,12 +16,13 @@ import enum
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 from kengine.errors import KafkaError, KafkaTimeoutError, error_for_code
 
-__all__ = ["ReadRecord", "TimestampType", "read_all", "count", "by_partition", "values"]
+__all__ = ["ReadRecord", "TimestampType", "by_partition", "count", "read_all", "values"]
 
 
 class TimestampType(enum.IntEnum):
@@ -62,7 +63,8 @@ def read_all(bootstrap: str, topic: str, *, read_committed: bool = False,
     Raises :class:`KafkaTimeoutError` naming the partitions not read to their end (or the
     shortfall against ``at_least``) after ``timeout`` seconds, and :class:`LookupError` when
     the topic does not exist."""
-    from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+    from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+    from confluent_kafka import KafkaError as RdKafkaError
 
     consumer = Consumer({
         "bootstrap.servers": bootstrap,
@@ -89,7 +91,7 @@ def read_all(bootstrap: str, topic: str, *, read_committed: bool = False,
             for msg in consumer.consume(num_messages=10000, timeout=0.2):
                 err = msg.error()
                 if err is not None:
-                    if err.code() == KafkaError._PARTITION_EOF:
+                    if err.code() == RdKafkaError._PARTITION_EOF:
                         pending.discard(msg.partition())
                         continue
                     what = f"reading {topic!r} partition {msg.partition()}: {err.str()}"

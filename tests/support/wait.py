@@ -3,7 +3,8 @@ sleeping a fixed time or asserting on how long it took."""
 from __future__ import annotations
 
 import time
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 __all__ = ["wait_until"]
 

@@ -7,14 +7,19 @@ import shutil
 import socket
 import struct
 import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
 from kengine.errors import ConfigError, ProtocolError
 from kengine.localkafka import KafkaCluster, Listener, ToolMissingError, distribution
-from kengine.localkafka.config import NodeLayout, node_properties, default_broker_config, write_properties
+from kengine.localkafka.config import (
+    NodeLayout,
+    default_broker_config,
+    node_properties,
+    write_properties,
+)
 from kengine.localkafka.probe import fetch_metadata
 
 
