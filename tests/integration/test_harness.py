@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -16,7 +17,7 @@ import pytest
 from confluent_kafka import Producer
 
 from kengine.errors import TopicAlreadyExistsError
-from kengine.localkafka import BrokerStartError, KafkaCluster
+from kengine.localkafka import BrokerStartError, KafkaCluster, launcher
 from tests.support.readback import TimestampType, by_partition, count, read_all, values
 from tests.support.wait import wait_until
 
@@ -257,10 +258,31 @@ def test_a_node_that_cannot_start_fails_with_its_log(tmp_path: Path, settings: d
     assert _processes_mentioning(str(tmp_path)) == []
 
 
+def test_a_port_taken_before_the_broker_binds_it_is_replaced(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as squatter:
+        taken = squatter.getsockname()[1]
+        choices: list[list[int]] = []
+        free_ports = launcher._free_ports
+
+        def first_choice_collides(host: str, count: int) -> list[int]:
+            ports = free_ports(host, count)
+            if not choices:
+                ports[0] = taken
+            choices.append(ports)
+            return ports
+
+        monkeypatch.setattr(launcher, "_free_ports", first_choice_collides)
+        with KafkaCluster(1, tmp_path) as cluster:
+            assert len(choices) == 2
+            assert cluster.address(1) == f"127.0.0.1:{choices[1][0]}"
+            assert cluster.metadata(1).broker_ids == {1}
+
+
 def test_sigterm_to_the_owner_kills_its_brokers(tmp_path: Path) -> None:
     script = textwrap.dedent(f"""
         import json, sys, time
-        from kengine.localkafka import BrokerStartError, KafkaCluster
+        from kengine.localkafka import BrokerStartError, KafkaCluster, launcher
         cluster = KafkaCluster(1, {str(tmp_path)!r})
         print(json.dumps(list(cluster.pids().values())), flush=True)
         time.sleep(600)
