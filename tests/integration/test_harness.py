@@ -230,6 +230,16 @@ def test_stopped_node_restarts_on_its_storage(kafka_cluster: KafkaCluster,
     assert values(read_all(cluster.bootstrap_servers, topic)) == [b"kept", b"while-down"]
 
 
+def test_heal_brings_back_killed_and_paused_nodes(kafka_cluster: KafkaCluster) -> None:
+    cluster = kafka_cluster
+    cluster.kill(2)
+    cluster.pause(3)
+    assert [n.state for n in cluster.status().nodes] == ["running", "stopped", "paused"]
+    cluster.heal()
+    assert cluster.status().all_running
+    assert all(cluster.metadata(n).broker_ids == {1, 2, 3} for n in cluster.nodes)
+
+
 # -- teardown: no JVM outlives its cluster ---------------------------------------------------
 
 def test_close_kills_every_jvm_it_started(tmp_path: Path) -> None:
