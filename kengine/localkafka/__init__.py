@@ -1,0 +1,35 @@
+"""Real Apache Kafka on 127.0.0.1 for tests, benchmarks and ``kengine local-kafka``.
+
+    from kengine.localkafka import KafkaCluster
+
+    with KafkaCluster(brokers=3) as cluster:
+        cluster.create_topic("events", partitions=6, config={"min.insync.replicas": 2})
+        ...  # produce to cluster.bootstrap_servers; cluster.kill(cluster.leader_of("events", 0))
+
+Needs a JDK 17+ and Maven; the jars are resolved once (``ensure_kafka``).
+"""
+from __future__ import annotations
+
+from .config import Listener
+from .distribution import KAFKA_VERSION, KafkaDistribution, ensure_kafka
+from .errors import BrokerStartError, JarResolutionError, LocalKafkaError, ToolMissingError
+from .launcher import ClusterStatus, KafkaCluster, NodeStatus
+from .probe import BrokerInfo, ClusterMetadata, PartitionInfo, TopicInfo
+
+__all__ = [
+    "KAFKA_VERSION",
+    "BrokerInfo",
+    "BrokerStartError",
+    "ClusterMetadata",
+    "ClusterStatus",
+    "JarResolutionError",
+    "KafkaCluster",
+    "KafkaDistribution",
+    "Listener",
+    "LocalKafkaError",
+    "NodeStatus",
+    "PartitionInfo",
+    "ToolMissingError",
+    "TopicInfo",
+    "ensure_kafka",
+]

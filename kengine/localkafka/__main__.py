@@ -1,0 +1,6 @@
+"""``python -m kengine.localkafka``: see :mod:`kengine.localkafka.cli`."""
+import sys
+
+from .cli import main
+
+sys.exit(main())

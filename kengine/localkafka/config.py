@@ -1,0 +1,142 @@
+"""``server.properties`` for local KRaft nodes (combined broker + controller).
+
+Listeners and their security protocols are data, not literals: a cluster is given a list of
+:class:`Listener` (``PLAINTEXT`` by default; ``SSL``, ``SASL_PLAINTEXT``, ``SASL_SSL`` work the
+same way) and every node gets one port per listener plus one for the controller. Settings for
+a listener's TLS or SASL go in as ordinary overrides (``listener.name.<name>.*``), with
+per-node values (keystores) through a per-node mapping.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = [
+    "CONTROLLER_LISTENER",
+    "ConfigValue",
+    "Listener",
+    "NodeLayout",
+    "default_broker_config",
+    "node_properties",
+    "write_properties",
+]
+
+ConfigValue = str | int | float | bool
+
+_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+
+
+@dataclass(frozen=True)
+class Listener:
+    """A named broker listener and the security protocol it speaks."""
+
+    name: str = "PLAINTEXT"
+    security_protocol: str = "PLAINTEXT"
+
+    def __post_init__(self) -> None:
+        if self.security_protocol not in _PROTOCOLS:
+            raise ValueError(f"listener {self.name!r}: security protocol "
+                             f"{self.security_protocol!r} is not one of {', '.join(_PROTOCOLS)}")
+        if not self.name.replace("_", "").isalnum() or self.name.upper() != self.name:
+            raise ValueError(f"listener name {self.name!r} must be upper-case letters, digits, '_'")
+
+
+#: The KRaft controller listener every node has in addition to its client listeners.
+CONTROLLER_LISTENER = Listener("CONTROLLER", "PLAINTEXT")
+
+
+@dataclass(frozen=True)
+class NodeLayout:
+    """Where one node lives: its id, host, one port per listener name, and its data dir."""
+
+    node_id: int
+    host: str
+    ports: Mapping[str, int]
+    data_dir: Path
+
+    def address(self, listener: str) -> str:
+        return f"{self.host}:{self.ports[listener]}"
+
+
+def default_broker_config(brokers: int) -> dict[str, ConfigValue]:
+    """Settings for short-lived test clusters of ``brokers`` nodes.
+
+    Internal topics replicate as widely as the cluster allows; topics are never created by a
+    client looking at them (a test that mistypes a topic fails instead of creating one); group
+    joins and broker fencing are fast so tests do not sit in timeouts.
+    """
+    rf = min(3, brokers)
+    min_isr = min(2, brokers)
+    return {
+        "auto.create.topics.enable": False,
+        "default.replication.factor": rf,
+        "num.partitions": 1,
+        "offsets.topic.replication.factor": rf,
+        "offsets.topic.num.partitions": 5,
+        "transaction.state.log.replication.factor": rf,
+        "transaction.state.log.min.isr": min_isr,
+        "transaction.state.log.num.partitions": 5,
+        "share.coordinator.state.topic.replication.factor": rf,
+        "share.coordinator.state.topic.min.isr": min_isr,
+        "group.initial.rebalance.delay.ms": 0,
+        # a killed or paused broker is fenced (and loses leadership) after 6 s instead of 9 s
+        "broker.heartbeat.interval.ms": 1000,
+        "broker.session.timeout.ms": 6000,
+        # a 2-core machine runs several nodes: fewer threads than the production defaults
+        "num.network.threads": 2,
+        "num.io.threads": 4,
+        "background.threads": 4,
+        "log.cleaner.threads": 1,
+    }
+
+
+def node_properties(
+    node: NodeLayout,
+    voters: Sequence[NodeLayout],
+    listeners: Sequence[Listener],
+    *,
+    inter_broker_listener: str,
+    overrides: Mapping[str, ConfigValue] | None = None,
+) -> dict[str, str]:
+    """The complete ``server.properties`` of one combined broker + controller node."""
+    ctl = CONTROLLER_LISTENER.name
+    all_listeners = [*listeners, CONTROLLER_LISTENER]
+    props: dict[str, ConfigValue] = {
+        "process.roles": "broker,controller",
+        "node.id": node.node_id,
+        "controller.quorum.voters": ",".join(
+            f"{v.node_id}@{v.host}:{v.ports[ctl]}" for v in voters),
+        "controller.listener.names": ctl,
+        "listeners": ",".join(f"{lst.name}://{node.host}:{node.ports[lst.name]}"
+                              for lst in all_listeners),
+        "advertised.listeners": ",".join(f"{lst.name}://{node.host}:{node.ports[lst.name]}"
+                                         for lst in listeners),
+        "listener.security.protocol.map": ",".join(f"{lst.name}:{lst.security_protocol}"
+                                                   for lst in all_listeners),
+        "inter.broker.listener.name": inter_broker_listener,
+        "log.dirs": str(node.data_dir),
+    }
+    props.update(overrides or {})
+    return {k: _render(v) for k, v in props.items()}
+
+
+def _render(value: ConfigValue) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _escape(text: str, *, key: bool) -> str:
+    # java.util.Properties syntax: backslash escapes, and in keys also the separators
+    out = text.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r")
+    if key:
+        out = out.replace("=", "\\=").replace(":", "\\:").replace(" ", "\\ ")
+    elif out.startswith(" "):
+        out = "\\" + out
+    return out
+
+
+def write_properties(path: Path, props: Mapping[str, str]) -> None:
+    lines = [f"{_escape(k, key=True)}={_escape(v, key=False)}" for k, v in sorted(props.items())]
+    path.write_text("# written by kengine.localkafka\n" + "\n".join(lines) + "\n")
