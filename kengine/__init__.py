@@ -1,7 +1,10 @@
 """kengine: a Kafka producer engine for Python with a Cython hot path."""
 from __future__ import annotations
 
-from . import errors
+from kengine_ext import BulkFuture, BulkResult, DeliveryFuture, RecordMetadata
 
-__all__ = ["errors"]
+from . import errors
+from .producer import Producer
+
+__all__ = ["Producer", "DeliveryFuture", "BulkFuture", "BulkResult", "RecordMetadata", "errors"]
 __version__ = "0.1.0"

@@ -76,12 +76,13 @@ def kafka_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaClu
 
 @pytest.fixture(autouse=True)
 def _heal_kafka_cluster(request: pytest.FixtureRequest) -> Iterator[None]:
-    """After a test that used the shared three-node cluster, bring back what it broke."""
+    """After a test that used a shared cluster, bring back whatever it killed or paused."""
     yield
-    # absent when the cluster failed to start: that error is reported once, at setup
-    cluster = getattr(request.node, "funcargs", {}).get("kafka_cluster")
-    if isinstance(cluster, KafkaCluster):
-        cluster.heal()
+    for name in _CLUSTER_FIXTURES:
+        # absent when the cluster failed to start: that error is reported once, at setup
+        cluster = getattr(request.node, "funcargs", {}).get(name)
+        if isinstance(cluster, KafkaCluster):
+            cluster.heal()
 
 
 TopicFactory = Callable[..., str]
