@@ -12,7 +12,9 @@ cimport cython
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_FillInfo, PyBuffer_Release, PyObject_GetBuffer
 from cpython.bytes cimport (PyBytes_AS_STRING, PyBytes_CheckExact, PyBytes_FromStringAndSize,
                             PyBytes_GET_SIZE)
+from cpython.long cimport PyLong_Check
 from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
+from cpython.number cimport PyNumber_Index
 from cpython.ref cimport PyObject, Py_DECREF
 from libc.stdint cimport INT32_MAX
 from libc.string cimport memcpy, memset
@@ -69,6 +71,12 @@ cdef dict _BUFFER_KINDS = {
     "compact_nullable_bytes": KIND_COMPACT_NULLABLE_BYTES, "raw": KIND_RAW,
     "tagged_fields": KIND_TAGGED_FIELDS,
 }
+
+
+cdef inline object _as_int(object v):
+    # Cython's C-integer conversion would truncate floats; Kafka fields are integers, so take
+    # int and anything with __index__ (numpy integers) and reject the rest with a TypeError.
+    return v if PyLong_Check(v) else PyNumber_Index(v)
 
 
 cdef int _buffer_kind(str kind) except -1:
@@ -399,31 +407,31 @@ cdef class WriteBuffer:
         cdef int code = _buffer_kind(kind)
         cdef Py_buffer view
         if code == KIND_INT8:
-            self.write_int8(value)
+            self.write_int8(_as_int(value))
         elif code == KIND_BOOL:
             if not isinstance(value, (bool, int)):
                 raise TypeError(f"expected bool, got {type(value).__name__}")
             self.write_bool(value)
         elif code == KIND_INT16:
-            self.write_int16(value)
+            self.write_int16(_as_int(value))
         elif code == KIND_UINT16:
-            self.write_uint16(value)
+            self.write_uint16(_as_int(value))
         elif code == KIND_INT32:
-            self.write_int32(value)
+            self.write_int32(_as_int(value))
         elif code == KIND_UINT32:
-            self.write_uint32(value)
+            self.write_uint32(_as_int(value))
         elif code == KIND_INT64:
-            self.write_int64(value)
+            self.write_int64(_as_int(value))
         elif code == KIND_FLOAT64:
             self.write_float64(value)
         elif code == KIND_UVARINT:
-            self.write_uvarint(value)
+            self.write_uvarint(_as_int(value))
         elif code == KIND_UVARLONG:
-            self.write_uvarlong(value)
+            self.write_uvarlong(_as_int(value))
         elif code == KIND_VARINT:
-            self.write_varint(value)
+            self.write_varint(_as_int(value))
         elif code == KIND_VARLONG:
-            self.write_varlong(value)
+            self.write_varlong(_as_int(value))
         elif code == KIND_UUID:
             self.write_uuid(value)
         elif code == KIND_STRING:
@@ -454,9 +462,9 @@ cdef class WriteBuffer:
     def patch(self, str kind, Py_ssize_t offset, value):
         """Overwrites an ``int32`` or ``uint32`` at ``offset`` (from ``reserve()``)."""
         if kind == "int32":
-            self.patch_int32(offset, value)
+            self.patch_int32(offset, _as_int(value))
         elif kind == "uint32":
-            self.patch_uint32(offset, value)
+            self.patch_uint32(offset, _as_int(value))
         else:
             raise ValueError(f"patch() supports int32 and uint32, not {kind!r}")
 
