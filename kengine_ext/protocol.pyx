@@ -260,15 +260,21 @@ cdef int _note_path(object exc, object component) except -1:
 
 
 cdef object _contextualize(object exc, str where):
+    """A new exception of exc's kind whose message starts with the message, version and the
+    field path recorded by _note_path."""
     path = getattr(exc, "_kengine_path", None)
     cdef str text = ""
+    # a broker error's str() carries its code; the new one adds it again
+    detail = exc.message if isinstance(exc, UnsupportedVersionError) else str(exc)
     if path:
         for component in reversed(path):
             text += component if component.startswith("[") else ("." if text else "") + component
-        message = f"{where}, field {text}: {exc}"
+        message = f"{where}, field {text}: {detail}"
     else:
-        message = f"{where}: {exc}"
-    for cls in (UnsupportedVersionError, ProtocolError, OverflowError, TypeError, ValueError):
+        message = f"{where}: {detail}"
+    if isinstance(exc, UnsupportedVersionError):
+        return UnsupportedVersionError(message, **exc.context)
+    for cls in (ProtocolError, OverflowError, TypeError, ValueError):
         if isinstance(exc, cls):
             return cls(message)
     return exc
