@@ -13,15 +13,10 @@ from __future__ import annotations
 import importlib
 import io
 import uuid
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
-import kafka.protocol.admin as kp_admin
-import kafka.protocol.consumer as kp_consumer
-import kafka.protocol.metadata as kp_metadata
-import kafka.protocol.old.types as old_types
-import kafka.protocol.producer as kp_producer
-import kafka.protocol.sasl as kp_sasl
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -30,6 +25,16 @@ from kengine_ext import encode_message
 from kengine_ext.schemas import MESSAGES, Field
 from protocol_values import (expected, expected_message, is_tagged, message_strategy, present,
                              valid_versions)
+
+with warnings.catch_warnings():
+    # kafka-python loads its JSON with importlib.resources calls deprecated on 3.11+
+    warnings.simplefilter("ignore", DeprecationWarning)
+    import kafka.protocol.admin as kp_admin
+    import kafka.protocol.consumer as kp_consumer
+    import kafka.protocol.metadata as kp_metadata
+    import kafka.protocol.old.types as old_types
+    import kafka.protocol.producer as kp_producer
+    import kafka.protocol.sasl as kp_sasl
 
 SETTINGS = settings(max_examples=15, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
