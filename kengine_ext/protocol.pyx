@@ -40,6 +40,9 @@ __all__ += [
 ]
 
 cdef int _API_VERSIONS_KEY = 18
+# Functions that return bytes reference payloads this large while encoding, so to_bytes()
+# copies them once instead of twice; below it a memcpy is cheaper than keeping a reference.
+cdef Py_ssize_t _ONE_COPY_MIN_BYTES = 4096
 cdef bytes _ZERO_UUID = bytes(16)
 
 cdef dict _SCALAR_KINDS = {
@@ -55,7 +58,7 @@ cdef tuple _version_range(str text):
     if text == "none":
         return (1, 0)
     if text.endswith("+"):
-        return (int(text[:-1]), 0x7FFF)
+        return (int(text[:len(text) - 1]), 0x7FFF)
     lo, sep, hi = text.partition("-")
     return (int(lo), int(hi) if sep else int(lo))
 
@@ -728,7 +731,7 @@ def write_request(WriteBuffer buf not None, int api_key, int api_version, int32_
 def encode_request(int api_key, int api_version, int32_t correlation_id, client_id, body):
     """One request frame (int32 size, header, body) as bytes. ``body`` is a dict of the
     request's fields (snake_case; missing keys take the schema default)."""
-    cdef WriteBuffer buf = WriteBuffer()
+    cdef WriteBuffer buf = WriteBuffer(_ONE_COPY_MIN_BYTES)
     write_request(buf, api_key, api_version, correlation_id, client_id, body)
     return buf.to_bytes()
 
@@ -795,7 +798,7 @@ def encode_response(int api_key, int api_version, int32_t correlation_id, body):
     """One response frame (int32 size, header v0/v1, body) as bytes, for a broker."""
     cdef _Program prog = _api_program(_RESPONSE_PROGRAMS, _RESPONSES, api_key, api_version)
     cdef bint flexible_header = _response_header_flexible(api_key, prog)
-    cdef WriteBuffer buf = WriteBuffer()
+    cdef WriteBuffer buf = WriteBuffer(_ONE_COPY_MIN_BYTES)
     buf.start_message()
     _encode_top(_named_program("ResponseHeader", 1 if flexible_header else 0),
                 {"correlation_id": correlation_id}, buf)
@@ -807,7 +810,7 @@ def encode_response(int api_key, int api_version, int32_t correlation_id, body):
 def encode_message(message, int version, value):
     """A bare struct (no size, no header): ``message`` is a name from the schema table
     (``"ProduceRequest"``, ``"RequestHeader"``...) or a ``schemas.Message``."""
-    cdef WriteBuffer buf = WriteBuffer()
+    cdef WriteBuffer buf = WriteBuffer(_ONE_COPY_MIN_BYTES)
     _encode_top(_message_program(message, version), value, buf)
     return buf.to_bytes()
 
