@@ -5,7 +5,6 @@ from __future__ import annotations
 
 # --- buffer.pyx ---
 
-from collections.abc import Mapping
 from typing import Any, Literal
 
 from typing_extensions import Buffer  # PEP 688 (collections.abc.Buffer on 3.12+)
@@ -45,10 +44,13 @@ class ReadBuffer:
 
 # --- protocol.pyx ---
 
-Body = Mapping[str, Any]
-"""A struct as a dict keyed by snake_case field names; missing keys take the schema default.
-Arrays are lists, uuids 16 bytes (or uuid.UUID when encoding), records None, a bytes-like
-object or a sequence of them (decoded: a memoryview into the frame), bytes fields bytes."""
+from kengine_ext.schemas import Message
+
+Body = dict[str, Any]
+"""A struct as a dict keyed by snake_case field names; missing keys take the schema default,
+unknown keys are an error. Arrays are lists (or tuples), uuids 16 bytes (uuid.UUID accepted
+when encoding), records None, a bytes-like object or a list/tuple of them (decoded: a
+memoryview into the frame), bytes fields bytes."""
 
 def write_request(buf: WriteBuffer, api_key: int, api_version: int, correlation_id: int,
                   client_id: str | None, body: Body) -> None: ...
@@ -57,8 +59,8 @@ def encode_request(api_key: int, api_version: int, correlation_id: int, client_i
 def decode_response(api_key: int, api_version: int, frame: Buffer) -> tuple[int, dict[str, Any]]: ...
 def decode_request(frame: Buffer) -> tuple[dict[str, Any], dict[str, Any]]: ...
 def encode_response(api_key: int, api_version: int, correlation_id: int, body: Body) -> bytes: ...
-def encode_message(message: str | Any, version: int, value: Body) -> bytes: ...
-def decode_message(message: str | Any, version: int, data: Buffer) -> dict[str, Any]: ...
+def encode_message(message: str | Message, version: int, value: Body) -> bytes: ...
+def decode_message(message: str | Message, version: int, data: Buffer) -> dict[str, Any]: ...
 def supported_versions(api_key: int) -> tuple[int, int]: ...
 def pick_version(api_key: int, broker_min: int, broker_max: int) -> int | None: ...
 def peek_correlation_id(frame: Buffer) -> int: ...

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import os
 import shutil
 import socket
 import subprocess
@@ -26,11 +25,12 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import IO
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from kengine_ext import decode_response, encode_request, pick_version  # noqa: E402
-from kengine_ext.schemas import ApiKey  # noqa: E402
+from kengine_ext import decode_response, encode_request, pick_version
+from kengine_ext.schemas import ApiKey
 
 CLIENT_ID = "kengine-protocol-check"
 TOPIC = "kengine-protocol-check"
@@ -111,8 +111,9 @@ def run_checks(conn: Connection) -> None:
                                             "client_software_version": "0.1.0"})
     assert v3["error_code"] == 0, v3
     ranges = {k["api_key"]: (k["min_version"], k["max_version"]) for k in v3["api_keys"]}
-    print(f"ApiVersions v3: {len(ranges)} APIs, finalized features "
-          f"{[f['name'] for f in v3['finalized_features']]}, epoch {v3['finalized_features_epoch']}")
+    features = [f["name"] for f in v3["finalized_features"]]
+    print(f"ApiVersions v3: {len(ranges)} APIs, finalized features {features}, "
+          f"epoch {v3['finalized_features_epoch']}")
     for key in ApiKey:
         if key in ranges:
             print(f"  {key.name:24} broker {ranges[key][0]}-{ranges[key][1]:<3} "
@@ -126,8 +127,10 @@ def run_checks(conn: Connection) -> None:
     too_new = ranges[ApiKey.API_VERSIONS][1] + 1
     kip511 = conn.call(ApiKey.API_VERSIONS, 3, {}, frame_patch=too_new.to_bytes(2, "big"))
     assert kip511["error_code"] == 35, kip511
+    offered = [(k["min_version"], k["max_version"]) for k in kip511["api_keys"]
+               if k["api_key"] == ApiKey.API_VERSIONS]
     print(f"ApiVersions v{too_new}: error 35 UNSUPPORTED_VERSION, read as v0; broker offers "
-          f"ApiVersions {[(k['min_version'], k['max_version']) for k in kip511['api_keys'] if k['api_key'] == 18]}")
+          f"ApiVersions {offered}")
 
     metadata_v = pick_version(ApiKey.METADATA, *ranges[ApiKey.METADATA])
     md = conn.call(ApiKey.METADATA, metadata_v, {"topics": None})
@@ -174,18 +177,26 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     workdir = Path(tempfile.mkdtemp(prefix="kengine-broker-"))
+    try:
+        with open(workdir / "broker.log", "wb") as log:
+            return run_broker_and_check(args, workdir, log)
+    finally:
+        if args.keep_log:
+            sys.stdout.write((workdir / "broker.log").read_text(errors="replace"))
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def run_broker_and_check(args: argparse.Namespace, workdir: Path, log: IO[bytes]) -> int:
     classpath = f"{args.libs}/*"
     broker_port, controller_port = free_port(), free_port()
     props = write_properties(args.properties, workdir, broker_port, controller_port)
     cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-    log = open(workdir / "broker.log", "wb")
-    proc = None
+    subprocess.run([args.java, "-cp", classpath, "kafka.tools.StorageTool", "format",
+                    "-t", cluster_id, "-c", str(props)],
+                   check=True, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen([args.java, "-Xmx512m", "-cp", classpath, "kafka.Kafka", str(props)],
+                            stdout=log, stderr=subprocess.STDOUT)
     try:
-        subprocess.run([args.java, "-cp", classpath, "kafka.tools.StorageTool", "format",
-                        "-t", cluster_id, "-c", str(props)],
-                       check=True, stdout=log, stderr=subprocess.STDOUT)
-        proc = subprocess.Popen([args.java, "-Xmx512m", "-cp", classpath, "kafka.Kafka",
-                                 str(props)], stdout=log, stderr=subprocess.STDOUT)
         print(f"broker pid {proc.pid} on 127.0.0.1:{broker_port} (cluster {cluster_id})")
         conn = wait_for_broker(broker_port, proc, deadline_s=90)
         try:
@@ -195,17 +206,12 @@ def main(argv: list[str] | None = None) -> int:
         print("all checks passed")
         return 0
     finally:
-        if proc is not None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        log.close()
-        if args.keep_log:
-            sys.stdout.write((workdir / "broker.log").read_text(errors="replace"))
-        shutil.rmtree(workdir, ignore_errors=True)
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 if __name__ == "__main__":

@@ -154,7 +154,7 @@ class _Converter:
             if ftype not in ("string", "bytes"):
                 raise SpecError(f"{where}: flexibleVersions is only allowed on string/bytes")
 
-        elem = ftype[2:] if ftype.startswith("[]") else ftype
+        elem = ftype.removeprefix("[]")
         nested = f.get("fields")
         if elem not in SCALAR_TYPES:
             if nested is None:
@@ -332,7 +332,7 @@ def main(argv: list[str] | None = None) -> int:
                          "(default: $KENGINE_PROTOCOL_SPEC or ../shared/kafka-protocol/messages)")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
     ap.add_argument("--check", action="store_true",
-                    help="do not write; exit 1 if the output file differs from what would be generated")
+                    help="do not write; exit 1 if the output file is not what would be generated")
     args = ap.parse_args(argv)
     text = render(args.spec or default_spec_dir())
     if args.check:

@@ -7,9 +7,19 @@ import uuid
 import pytest
 
 from kengine.errors import IllegalStateError, ProtocolError, UnsupportedVersionError
-from kengine_ext import (WriteBuffer, decode_message, decode_request, decode_response,
-                         encode_message, encode_request, encode_response, peek_correlation_id,
-                         pick_version, supported_versions, write_request)
+from kengine_ext import (
+    WriteBuffer,
+    decode_message,
+    decode_request,
+    decode_response,
+    encode_message,
+    encode_request,
+    encode_response,
+    peek_correlation_id,
+    pick_version,
+    supported_versions,
+    write_request,
+)
 from kengine_ext.schemas import ApiKey, Field, Message
 
 

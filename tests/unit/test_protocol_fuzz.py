@@ -6,19 +6,25 @@ from __future__ import annotations
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from protocol_values import all_message_versions, expected_message, message_strategy, valid_versions
 
 from kengine.errors import ProtocolError, UnsupportedVersionError
-from kengine_ext import (decode_message, decode_request, decode_response, encode_message,
-                         encode_request, encode_response)
+from kengine_ext import (
+    decode_message,
+    decode_request,
+    decode_response,
+    encode_message,
+    encode_request,
+    encode_response,
+)
 from kengine_ext.schemas import MESSAGES, REQUESTS, RESPONSES
-from protocol_values import all_message_versions, expected_message, message_strategy, valid_versions
 
 MESSAGE_VERSIONS = list(all_message_versions())
 REQUEST_VERSIONS = [(k, v) for k, m in REQUESTS.items() for v in valid_versions(m)]
 RESPONSE_VERSIONS = [(k, v) for k, m in RESPONSES.items() for v in valid_versions(m)]
 
 # ~250 (message, version) pairs: a modest number of examples each keeps the run short
-FEW = settings(max_examples=20, deadline=None,
+FEW = settings(max_examples=12, deadline=None,
                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 # A count or length that no input here can satisfy, as every width Kafka uses.

@@ -20,11 +20,17 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from protocol_values import (
+    expected,
+    expected_message,
+    is_tagged,
+    message_strategy,
+    present,
+    valid_versions,
+)
 
 from kengine_ext import encode_message
 from kengine_ext.schemas import MESSAGES, Field
-from protocol_values import (expected, expected_message, is_tagged, message_strategy, present,
-                             valid_versions)
 
 with warnings.catch_warnings():
     # kafka-python loads its JSON with importlib.resources calls deprecated on 3.11+
@@ -121,8 +127,8 @@ def test_old_kafka_python_implements_what_we_cross_check() -> None:
     implemented = {(name, version) for name, version, _ in OLD_PAIRS}
     assert {("ProduceRequest", v) for v in range(3, 9)} <= implemented
     assert {("ProduceResponse", v) for v in range(3, 9)} <= implemented
-    assert {("MetadataRequest", v) for v in range(0, 9)} <= implemented
-    assert {("ApiVersionsResponse", v) for v in range(0, 5)} <= implemented
+    assert {("MetadataRequest", v) for v in range(9)} <= implemented
+    assert {("ApiVersionsResponse", v) for v in range(5)} <= implemented
     assert len(OLD_PAIRS) >= 100
 
 

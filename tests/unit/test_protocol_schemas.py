@@ -15,7 +15,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _load_generator():
-    spec = importlib.util.spec_from_file_location("gen_protocol", REPO / "tools" / "gen_protocol.py")
+    spec = importlib.util.spec_from_file_location("gen_protocol",
+                                                  REPO / "tools" / "gen_protocol.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
@@ -37,7 +38,8 @@ def test_committed_table_matches_the_spec() -> None:
         pytest.skip(f"Kafka's JSON message schemas are not at {spec} (this clone has no "
                     f"../shared/kafka-protocol/messages; set KENGINE_PROTOCOL_SPEC to check)")
     committed = (REPO / "kengine_ext" / "schemas.py").read_text(encoding="utf-8")
-    assert gen.render(spec) == committed, "kengine_ext/schemas.py is stale: run tools/gen_protocol.py"
+    assert gen.render(spec) == committed, \
+        "kengine_ext/schemas.py is stale: run tools/gen_protocol.py"
 
 
 def test_comments_are_stripped_but_not_inside_strings() -> None:
@@ -62,13 +64,14 @@ def _render_one(tmp_path: Path, fields: str, common: str = "") -> str:
 
 
 def test_defaults_are_converted_to_python_values(tmp_path: Path) -> None:
-    text = _render_one(tmp_path, ", ".join([
+    fields = [
         '{"name": "A", "type": "int32", "versions": "0+", "default": "0x7fffffff"}',
         '{"name": "B", "type": "int64", "versions": "0+", "default": -1}',
         '{"name": "C", "type": "bool", "versions": "0+", "default": "true"}',
-        '{"name": "D", "type": "string", "versions": "0+", "nullableVersions": "0+",'
-        ' "default": "null"}',
-    ]))
+        ('{"name": "D", "type": "string", "versions": "0+", "nullableVersions": "0+",'
+         ' "default": "null"}'),
+    ]
+    text = _render_one(tmp_path, ", ".join(fields))
     assert "Field('a', 'int32', '0+', default=2147483647)" in text
     assert "Field('b', 'int64', '0+', default=-1)" in text
     assert "Field('c', 'bool', '0+', default=True)" in text
