@@ -294,8 +294,14 @@ cdef bint _is_default(_FieldOp* op, object v) except -1:
         return _is_default_struct(<_Program>op.child, v)
     if d is None or v is None:
         return v is d
-    if kind == OP_ARRAY or kind == OP_BYTES or kind == OP_RECORDS:
-        return len(v) == 0 and len(d) == 0
+    if kind == OP_ARRAY:
+        # anything but a list or tuple is "not default", so the encoder reports its type
+        return isinstance(v, (list, tuple)) and len(v) == 0 and len(d) == 0
+    if kind == OP_BYTES or kind == OP_RECORDS:
+        try:
+            return len(v) == 0 and len(d) == 0
+        except TypeError:
+            return False
     if kind == OP_UUID:
         if isinstance(v, _UUID):
             return v.bytes == d
@@ -450,30 +456,31 @@ cdef Py_ssize_t _encode_tagged(_Program prog, object value, WriteBuffer wb) exce
     """Writes the struct's tagged-field section (non-default values only, ascending tags);
     returns how many tagged-field keys the dict held."""
     cdef Py_ssize_t i, found = 0
-    cdef _FieldOp* op
+    cdef _FieldOp* op = NULL
     cdef PyObject* v
     cdef WriteBuffer scratch
     cdef list to_write = []
-    for i in range(prog.n_tagged):
-        op = &prog.ops[prog.tag_order[i]]
-        v = _kengine_dict_get(<PyObject*>value, op.name)
-        if v != NULL:
-            found += 1
-            if not _is_default(op, <object>v):
-                to_write.append((i, <object>v))
-    wb.write_uvarint(len(to_write))
-    for i, item in to_write:
-        op = &prog.ops[prog.tag_order[i]]
-        # the size precedes the value: encode it aside first (tagged fields are rare and small)
-        scratch = WriteBuffer()
-        try:
+    try:
+        for i in range(prog.n_tagged):
+            op = &prog.ops[prog.tag_order[i]]
+            v = _kengine_dict_get(<PyObject*>value, op.name)
+            if v != NULL:
+                found += 1
+                if not _is_default(op, <object>v):
+                    to_write.append((i, <object>v))
+        wb.write_uvarint(len(to_write))
+        for i, item in to_write:
+            op = &prog.ops[prog.tag_order[i]]
+            # the size precedes the value: encode it aside first (tagged fields are rare, small)
+            scratch = WriteBuffer()
             _encode_value(op, item, scratch)
-        except (TypeError, ValueError, OverflowError, UnsupportedVersionError) as e:
+            wb.write_uvarint(op.tag)
+            wb.write_uvarint(<uint32_t>scratch._length)
+            wb.write_bytes_raw(scratch._buf, scratch._length)
+    except (TypeError, ValueError, OverflowError, UnsupportedVersionError) as e:
+        if op != NULL:
             _note_path(e, <object>op.name)
-            raise
-        wb.write_uvarint(op.tag)
-        wb.write_uvarint(<uint32_t>scratch._length)
-        wb.write_bytes_raw(scratch._buf, scratch._length)
+        raise
     return found
 
 

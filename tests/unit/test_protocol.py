@@ -211,6 +211,12 @@ def test_bad_values_name_the_field_path() -> None:
         encode_request(0, 9, 1, None, {"transactional_id": 5})
     with pytest.raises(TypeError, match="expected bool"):
         encode_request(3, 12, 1, None, {"allow_auto_topic_creation": "yes"})
+    # tagged fields too
+    with pytest.raises(TypeError, match=r"ProduceResponse v10, field node_endpoints: "
+                                        r"expected a list, got int"):
+        encode_response(0, 10, 1, {"node_endpoints": 5})
+    with pytest.raises(TypeError, match=r"field node_endpoints\[0\]\.host: expected str"):
+        encode_response(0, 10, 1, {"node_endpoints": [{"host": 1}]})
 
 
 def test_null_only_where_the_version_allows_it() -> None:
