@@ -368,6 +368,12 @@ def test_read_view_is_zero_copy_and_pins_the_input() -> None:
         rb.read_view(-1)
 
 
+def test_read_view_of_a_sliced_memoryview_starts_at_the_slice() -> None:
+    rb = ReadBuffer(memoryview(b"xxabcdef")[2:])
+    assert bytes(rb.read_view(3)) == b"abc"
+    assert rb.read("int8") == ord("d")
+
+
 def test_read_view_of_a_non_byte_format_counts_bytes() -> None:
     rb = ReadBuffer(memoryview(array.array("i", [1, 2])))
     rb.read("int8")
