@@ -13,12 +13,14 @@ if TYPE_CHECKING:
     from kengine_ext import BulkFuture, BulkResult, DeliveryFuture, RecordMetadata
 
     from .producer import Producer
+    from .transactions import ConsumerGroupMetadata
 
-__all__ = ["Producer", "DeliveryFuture", "BulkFuture", "BulkResult", "RecordMetadata", "errors"]
+__all__ = ["Producer", "ConsumerGroupMetadata", "DeliveryFuture", "BulkFuture", "BulkResult", "RecordMetadata", "errors"]
 __version__ = "0.1.0"
 
 _LAZY = {
     "Producer": ("kengine.producer", "Producer"),
+    "ConsumerGroupMetadata": ("kengine.transactions", "ConsumerGroupMetadata"),
     "DeliveryFuture": ("kengine_ext", "DeliveryFuture"),
     "BulkFuture": ("kengine_ext", "BulkFuture"),
     "BulkResult": ("kengine_ext", "BulkResult"),

@@ -129,6 +129,8 @@ class Connection:
         self.versions: dict[int, int] = {}
         #: broker's (min, max) per API key, as advertised
         self.broker_ranges: dict[int, tuple[int, int]] = {}
+        #: cluster-wide finalized feature levels (ApiVersions v3+), e.g. transaction.version
+        self.finalized_features: dict[str, int] = {}
         self.last_activity_ms = now_ms
         self.error: KafkaError | None = None
         self._setup_deadline_ms = now_ms + setup_timeout_ms
@@ -250,6 +252,8 @@ class Connection:
             self.close(error_for_code(code, node=self.node_id, api="ApiVersions"))
             return
         self.broker_ranges = ranges
+        self.finalized_features = {f["name"]: f["max_version_level"]
+                                   for f in body.get("finalized_features") or ()}
         for api_key, (lo, hi) in ranges.items():
             try:
                 version = pick_version(api_key, lo, hi)

@@ -22,6 +22,7 @@ __all__ = [
     "AuthorizationError", "AuthenticationError", "KafkaTimeoutError", "ConfigError",
     "SerializationError", "RecordTooLargeError", "CorruptRecordError", "ProtocolError",
     "IllegalStateError", "ProducerClosedError", "PartitionerError", "InvalidPartitionError",
+    "TransactionAbortedError",
 ]
 
 
@@ -915,3 +916,7 @@ class PartitionerError(KafkaError):
 
 class InvalidPartitionError(KafkaError, ValueError):
     """An explicit partition that the topic does not have (checked against fresh metadata)."""
+
+
+class TransactionAbortedError(KafkaError):
+    """The record was part of a transaction that was aborted before it was sent."""

@@ -10,7 +10,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 from kengine_ext import ProducerCore, TopicState
@@ -21,6 +22,7 @@ from .metadata import Metadata, PartitionInfo
 from .network import NetworkClient
 from .partitioners import load_partitioner
 from .sender import Sender, SenderSettings
+from .transactions import ConsumerGroupMetadata, TransactionManager, TxnState
 
 __all__ = ["Producer"]
 
@@ -60,6 +62,8 @@ class Producer(ProducerCore):
             receive_buffer_bytes=cfg["receive.buffer.bytes"],
         )
         codec = cfg["compression.type"]
+        idempotent: bool = cfg["enable.idempotence"]
+        transactional_id: str | None = cfg["transactional.id"]
         self._configure_core(
             linger_ms=cfg["linger.ms"],
             batch_size=cfg["batch.size"],
@@ -71,8 +75,8 @@ class Producer(ProducerCore):
             value_serializer=cfg["value.serializer"],
             partitioner=load_partitioner(cfg["partitioner"], cfg),
             ignore_keys=cfg["partitioner.ignore.keys"],
-            idempotent=False,
-            transactional=False,
+            idempotent=idempotent,
+            transactional=transactional_id is not None,
             wakeup=self._client.wakeup,
             max_block_ms=cfg["max.block.ms"],
         )
@@ -82,6 +86,14 @@ class Producer(ProducerCore):
             refresh_backoff_ms=cfg["retry.backoff.ms"],
             refresh_backoff_max_ms=cfg["retry.backoff.max.ms"],
         )
+        self._txn: TransactionManager | None = None
+        if idempotent:
+            self._txn = TransactionManager(
+                self, self._client, self._metadata, client_id=self._client_id,
+                transactional_id=transactional_id,
+                transaction_timeout_ms=cfg["transaction.timeout.ms"],
+                retry_backoff_ms=cfg["retry.backoff.ms"], max_block_ms=cfg["max.block.ms"],
+                wakeup=self._client.wakeup)
         self._sender = Sender(self, self._client, self._metadata, SenderSettings(
             client_id=self._client_id,
             acks=cfg["acks"],
@@ -91,7 +103,8 @@ class Producer(ProducerCore):
             retry_backoff_ms=cfg["retry.backoff.ms"],
             retry_backoff_max_ms=cfg["retry.backoff.max.ms"],
             max_request_size=cfg["max.request.size"],
-        ))
+            transactional_id=transactional_id,
+        ), txn=self._txn)
         self._sender.start()
 
     # ------------------------------------------------------------------ slow paths of send()
@@ -106,6 +119,46 @@ class Producer(ProducerCore):
         """The topic's partitions (leader, replicas, ISR), fetching metadata if needed."""
         self._await_metadata(topic)
         return self._metadata.partitions_for(topic)
+
+    # ------------------------------------------------------------------ transactions
+
+    def init_transactions(self) -> None:
+        """Registers transactional.id with its coordinator: fences any older producer with the
+        same id and aborts (or completes) the transaction it left open. Call once, first."""
+        self._transactions().init_transactions()
+
+    def begin_transaction(self) -> None:
+        """Opens a transaction: records sent from now on commit or abort together."""
+        self._transactions().begin_transaction()
+
+    def send_offsets_to_transaction(self, offsets: Mapping[Any, Any],
+                                    group_metadata: ConsumerGroupMetadata | str) -> None:
+        """Commits consumer offsets as part of the transaction (consume-transform-produce).
+        offsets: {(topic, partition): next offset to read} (or objects with .topic/.partition
+        and .offset); group_metadata: the consumer's group (ConsumerGroupMetadata or group id)."""
+        self._transactions().send_offsets_to_transaction(offsets, group_metadata)
+
+    def commit_transaction(self) -> None:
+        """Sends what is buffered, waits for it, then commits. Raises the error that made the
+        transaction fail (abort it then), ProducerFencedError (fatal) or KafkaTimeoutError."""
+        self._transactions().commit_transaction()
+
+    def abort_transaction(self) -> None:
+        """Drops records not yet sent, waits for those in flight, then aborts the transaction;
+        it also recovers a transaction that failed with an abortable error."""
+        self._transactions().abort_transaction()
+
+    @contextmanager
+    def transaction(self) -> Iterator[Producer]:
+        """``with producer.transaction(): ...`` commits when the block ends and aborts (then
+        re-raises) when it raises."""
+        with self._transactions().transaction():
+            yield self
+
+    def _transactions(self) -> TransactionManager:
+        if self._txn is None or not self._txn.transactional:
+            raise IllegalStateError("transactions need transactional.id to be set")
+        return self._txn
 
     def flush(self, timeout: float | None = None) -> None:
         """Sends everything buffered now (ignoring linger.ms) and waits until every record sent
@@ -131,6 +184,14 @@ class Producer(ProducerCore):
             if self._closed_done:
                 return
             self._closed_done = True
+        txn = self._txn
+        if txn is not None and txn.transactional and \
+                txn.state in (TxnState.IN_TRANSACTION, TxnState.ABORTABLE_ERROR):
+            try:   # as Java: an open transaction is aborted, not left to time out
+                txn.abort_transaction()
+            except Exception as e:
+                _log.warning("[%s] aborting the open transaction on close failed: %s",
+                             self._client_id, e)
         self._close_for_sends()
         self._set_draining_all(True)
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -139,6 +200,8 @@ class Producer(ProducerCore):
             if not batch.wait(remaining):
                 break
         forced = bool(self.incomplete_batches())
+        if txn is not None:
+            txn.close()
         self._sender.initiate_close(force=forced)
         if not self._sender.join(None if deadline is None else max(1.0, deadline - time.monotonic())):
             raise IllegalStateError("the sender thread did not stop")

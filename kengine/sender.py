@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import random
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +29,7 @@ if TYPE_CHECKING:
     from .metadata import Metadata
     from .metrics import ProducerMetrics
     from .network import NetworkClient
+    from .transactions import TransactionManager
 
 __all__ = ["Sender", "SenderSettings"]
 
@@ -37,6 +37,7 @@ _log = logging.getLogger("kengine.sender")
 
 # Longest the loop sleeps with nothing scheduled: bounds the delay of work nobody woke it for.
 _MAX_POLL_MS = 1000
+_DUPLICATE_SEQUENCE_NUMBER = 46
 
 
 @dataclass(frozen=True)
@@ -54,8 +55,11 @@ class SenderSettings:
 
 class Sender:
     def __init__(self, core: ProducerCore, client: NetworkClient, metadata: Metadata,
-                 settings: SenderSettings, metrics: ProducerMetrics | None = None) -> None:
+                 settings: SenderSettings, metrics: ProducerMetrics | None = None,
+                 txn: TransactionManager | None = None) -> None:
         self._core = core
+        #: idempotence / transactions: producer id, sequences, coordinator requests
+        self._txn = txn
         self._client = client
         self._metadata = metadata
         self._s = settings
@@ -70,8 +74,6 @@ class Sender:
         self._running = False
         self._force_close = False
         self._thread: threading.Thread | None = None
-        #: hooks for idempotence / transactions (kengine.transactions) and metrics
-        self.before_drain: Callable[[int], bool] | None = None
         self.stopped = threading.Event()
 
     # ------------------------------------------------------------------ thread
@@ -127,7 +129,11 @@ class Sender:
         sendable: set[int] = set()
         blocked: set[int] = set()   # nodes with ready data that cannot take a request now
         timeout = self._poll_timeout(now)
-        if self.before_drain is None or self.before_drain(now):
+        txn = self._txn
+        if txn is not None and txn.state.value == "fatal-error":
+            assert txn.last_error is not None
+            self._fail_everything(txn.last_error)
+        if txn is None or txn.poll(now):
             nodes, _, unknown = core.ready(now)
             if unknown:
                 self._metadata.request_update(unknown)
@@ -145,6 +151,8 @@ class Sender:
             if sendable:
                 drained = core.drain(sendable, self._s.max_request_size, now)
                 for node, batches in drained.items():
+                    if txn is not None:
+                        txn.on_drained(batches)
                     self._send_produce(node, batches, now)
         if now >= self._next_expiry_ms:
             self._expire(now)
@@ -174,6 +182,9 @@ class Sender:
             self._in_flight[b] = None
             self._next_expiry_ms = min(self._next_expiry_ms,
                                        b.created_ms + self._s.delivery_timeout_ms)
+        cap = self._txn.produce_version_cap() if self._txn is not None else None
+        if cap is not None:
+            version = min(version, cap)
         if version >= 13 and any(self._metadata.topic_id(t) == bytes(16) for t in by_topic):
             version = 12  # a topic id is still unknown: address topics by name
         topic_data = [
@@ -201,7 +212,7 @@ class Sender:
             # the connection failed or timed out: every batch may or may not have been written
             self._metadata.request_update()
             for b in sent.values():
-                self._retry_or_fail(b, error, now, None)
+                self._retry_or_fail(b, error, now, None, from_broker=False)
             return
         if resp is None:  # acks=0: done once written; the broker reports nothing
             for b in sent.values():
@@ -218,7 +229,8 @@ class Sender:
                 if b is None:
                     continue
                 code = p["error_code"]
-                if code == 0:
+                if code == 0 or code == _DUPLICATE_SEQUENCE_NUMBER:
+                    # a duplicate is a retry of a batch the broker already has: success
                     self._succeed(b, p["base_offset"], p["log_append_time_ms"])
                     continue
                 err = error_for_code(code, p.get("error_message"), topic=b.topic,
@@ -234,26 +246,34 @@ class Sender:
                 if leader and leader.get("leader_id", -1) >= 0:
                     self._metadata.apply_leader_hint(b.topic, b.partition, leader["leader_id"],
                                                      leader["leader_epoch"], endpoints)
-                self._retry_or_fail(b, err, now, record_errors)
+                self._retry_or_fail(b, err, now, record_errors,
+                                    log_start_offset=p.get("log_start_offset", -1))
         for b in sent.values():  # the broker did not mention these partitions
             self._retry_or_fail(b, ProtocolError(
                 f"broker {node} left {b.topic}-{b.partition} out of its produce response"),
-                now, None)
+                now, None, from_broker=False)
 
     def _succeed(self, b: ProducerBatch, base_offset: int, log_append_time_ms: int) -> None:
         self._in_flight.pop(b, None)
         self._last_errors.pop(b, None)
+        if self._txn is not None and b.base_sequence >= 0:
+            self._txn.on_success(b, base_offset)
         if self._metrics is not None:
             self._metrics.on_batch_done(b, None)
         self._core.complete(b, base_offset, log_append_time_ms)
 
     def _retry_or_fail(self, b: ProducerBatch, error: KafkaError, now: int,
-                       record_errors: dict[int, KafkaError] | None) -> None:
+                       record_errors: dict[int, KafkaError] | None, *, from_broker: bool = True,
+                       log_start_offset: int = -1) -> None:
         self._in_flight.pop(b, None)
         if b.done:
             return  # already expired by delivery.timeout.ms
         s = self._s
-        if (error.retriable and record_errors is None and b.attempts <= s.retries
+        if self._txn is not None and b.base_sequence >= 0 and from_broker:
+            retriable = self._txn.can_retry(b, error, log_start_offset)
+        else:
+            retriable = error.retriable
+        if (retriable and record_errors is None and b.attempts <= s.retries
                 and now - b.created_ms < s.delivery_timeout_ms):
             self._last_errors[b] = error
             if getattr(error, "invalid_metadata", False):
@@ -268,6 +288,11 @@ class Sender:
                 self._metrics.on_retry(b)
             self._core.reenqueue(b, now + backoff)
             return
+        if self._txn is not None and b.base_sequence >= 0:
+            if from_broker:
+                self._txn.on_failed(b, error, adjust_sequences=True)
+            else:
+                self._txn.on_expired(b)   # written or not? only later batches can tell
         self._fail(b, error, record_errors)
 
     def _fail(self, b: ProducerBatch, error: KafkaError,
@@ -285,11 +310,15 @@ class Sender:
     def _expire(self, now: int) -> None:
         limit = self._s.delivery_timeout_ms
         for b in self._core.expire(now, limit):
+            if self._txn is not None and b.base_sequence >= 0:
+                self._txn.on_expired(b)   # sent before, waiting for a retry
             self._fail(b, self._timeout_error(b, now))
         for b in [b for b in self._in_flight if now - b.created_ms >= limit]:
             # The request may still succeed; the record's outcome is no longer reported as
             # success (Java does the same). A late response finds the batch done.
-            self._fail(b, self._timeout_error(b, now))
+            if self._txn is not None and b.base_sequence >= 0:
+                self._txn.on_expired(b)
+            self._fail(b, self._timeout_error(b, now, in_flight=True))
         oldest = min((b.created_ms for b in self._in_flight), default=None)
         oldest_queued = self._core.oldest_queued_ms()
         if oldest_queued >= 0 and (oldest is None or oldest_queued < oldest):
@@ -297,13 +326,16 @@ class Sender:
         # batches created from now on cannot expire before now + limit
         self._next_expiry_ms = (now if oldest is None else oldest) + limit
 
-    def _timeout_error(self, b: ProducerBatch, now: int) -> KafkaTimeoutError:
+    def _timeout_error(self, b: ProducerBatch, now: int,
+                       in_flight: bool = False) -> KafkaTimeoutError:
         last = self._last_errors.get(b)
         cause = f"; last error: {last}" if last is not None else ""
+        unknown = ("; the batch was in flight, so it may or may not have been written"
+                   if in_flight or b.attempts > 0 else "")
         return KafkaTimeoutError(
             f"{b.record_count} record(s) for {b.topic}-{b.partition} expired: "
             f"{now - b.created_ms} ms passed since the batch was created "
-            f"(delivery.timeout.ms={self._s.delivery_timeout_ms}){cause}")
+            f"(delivery.timeout.ms={self._s.delivery_timeout_ms}){cause}{unknown}")
 
     def _fail_everything(self, error: KafkaError) -> None:
         for b in self._core.take_all_queued():

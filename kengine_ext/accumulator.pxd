@@ -19,7 +19,7 @@ cdef class RecordMetadata:
 cdef class ProducerBatch:
     cdef readonly str topic
     cdef readonly int32_t partition
-    cdef PartitionQueue queue
+    cdef readonly PartitionQueue queue       # the queue it belongs to
     cdef RecordBatchBuilder builder          # GIL; None once completed, which frees the buffer
     cdef ProducerBatch next                  # GIL; next batch in queue order
     cdef readonly int64_t created_ms         # monotonic ms of the first append
@@ -43,6 +43,13 @@ cdef class ProducerBatch:
     cdef object record_error(self, int32_t index)
 
 
+# PartitionQueue.txn_state
+cdef enum:
+    TXN_NOT_ADDED = 0       # no record for it in the current transaction yet
+    TXN_PENDING = 1         # has records; AddPartitionsToTxn not yet acknowledged
+    TXN_ADDED = 2           # part of the transaction: its batches may be sent
+
+
 cdef class PartitionQueue:
     cdef readonly str topic
     cdef readonly int32_t partition
@@ -52,8 +59,14 @@ cdef class PartitionQueue:
     cdef ProducerBatch tail                  # GIL; newest batch, the one appended to
     cdef readonly int32_t batch_count        # GIL; batches queued (not yet drained)
     cdef readonly int64_t queued_bytes       # GIL; bytes in queued batches (adaptive partitioning)
-    cdef public bint muted                   # GIL; not drained while set (ordering, sequencing)
-    cdef public int32_t next_sequence        # GIL; idempotence: base sequence of the next batch
+    cdef public bint muted                   # GIL; not drained while set
+    # Idempotence (maintained with kengine/transactions.py; see drain()):
+    cdef public int32_t next_sequence        # GIL; base sequence of the next new batch
+    cdef public int64_t seq_producer_id      # GIL; producer id/epoch next_sequence belongs to
+    cdef public int16_t seq_producer_epoch
+    cdef public int32_t first_in_flight_sequence  # GIL; lowest sequence sent but not finished, -1: none
+    cdef public bint unresolved              # GIL; a sent batch's fate is unknown: no new sequences
+    cdef public int txn_state                # GIL; transactional: TXN_* (is it in the transaction?)
 
 
 cdef class TopicState:
@@ -127,6 +140,8 @@ cdef class ProducerCore:
     cdef int64_t _producer_id                # GIL; -1 until InitProducerId
     cdef int16_t _producer_epoch
     cdef bint _in_transaction                # GIL; transactional sends are allowed
+    cdef bint _implicit_txn_partitions       # transactions v2: Produce adds partitions itself
+    cdef list _txn_new_partitions            # GIL; queues that joined the current transaction
     cdef uint64_t _rng                       # GIL; xorshift state for the sticky partitioner
     cdef public object _max_block_ms
 
@@ -152,3 +167,4 @@ cdef class ProducerCore:
     cdef int32_t sticky_partition(self, TopicState t) noexcept
     cdef Py_ssize_t batch_bytes_for(self, Py_ssize_t record_bytes) noexcept
     cdef bint sendable(self, ProducerBatch b, int64_t now) noexcept
+    cdef bint sequence_for_drain(self, PartitionQueue q, ProducerBatch b)

@@ -179,6 +179,9 @@ cdef class PartitionQueue:
         self.partition = partition
         self.leader_id = -1
         self.leader_epoch = -1
+        self.seq_producer_id = -1
+        self.seq_producer_epoch = -1
+        self.first_in_flight_sequence = -1
 
     def batches(self) -> list:
         """The queued batches, oldest first (a snapshot)."""
@@ -389,6 +392,7 @@ cdef class ProducerCore:
     def __cinit__(self, *args, **kwargs):
         self._topics = {}
         self._queues = []
+        self._txn_new_partitions = []
         self._incomplete = set()
         self._memory_cond = threading.Condition()
         self._producer_id = -1
@@ -833,6 +837,11 @@ cdef class ProducerCore:
         return b
 
     cdef int enqueue(self, PartitionQueue q, ProducerBatch b) except -1:
+        if self._transactional and q.txn_state == TXN_NOT_ADDED:
+            # The sender adds it to the transaction (AddPartitionsToTxn) before sending to it,
+            # or, with transactions v2, the Produce request itself adds it.
+            q.txn_state = TXN_ADDED if self._implicit_txn_partitions else TXN_PENDING
+            self._txn_new_partitions.append(q)
         if q.tail is not None:
             q.tail.closed = True   # appends go to the newest batch only: keeps per-partition order
             q.tail.next = b
@@ -968,12 +977,16 @@ cdef class ProducerCore:
         cdef ProducerBatch b
         if n == 0 or not nodes:
             return out
+        if self._idempotent and self._producer_id < 0:
+            return out   # no producer id yet: sequences cannot be assigned
         for k in range(n):
             q = <PartitionQueue>self._queues[(self._drain_start + k) % n]
             b = q.head
             if b is None or q.muted or q.leader_id < 0 or q.leader_id not in nodes:
                 continue
             if not self.sendable(b, now):
+                continue
+            if self._idempotent and not self.sequence_for_drain(q, b):
                 continue
             size = b.builder.estimated_size_c()
             used = sizes.get(q.leader_id, 0)
@@ -998,6 +1011,36 @@ cdef class ProducerCore:
                 lst.append(b)
         self._drain_start = (self._drain_start + 1) % n
         return out
+
+    cdef bint sequence_for_drain(self, PartitionQueue q, ProducerBatch b):
+        """Idempotence rules for draining the head batch b of q (those of Java's
+        RecordAccumulator.shouldStopDrainBatchesForPartition). Assigns the batch its producer id,
+        epoch and base sequence the first time it is drained; they stay for every retry."""
+        cdef RecordBatchBuilder builder = b.builder
+        if self._transactional and q.txn_state != TXN_ADDED:
+            return False   # AddPartitionsToTxn for it is not acknowledged yet
+        if builder._base_sequence >= 0:
+            # A retry: only the lowest unfinished sequence may go, so the broker sees the
+            # partition's batches in order again (one request at a time while recovering).
+            return q.first_in_flight_sequence < 0 or builder._base_sequence == q.first_in_flight_sequence
+        if q.unresolved:
+            return False   # the fate of an earlier batch is unknown: wait until it is settled
+        if q.seq_producer_id != self._producer_id or q.seq_producer_epoch != self._producer_epoch:
+            if q.first_in_flight_sequence >= 0:
+                return False   # batches of the previous epoch are still unfinished
+            # a new producer id or epoch starts every partition's sequence at 0
+            q.seq_producer_id = self._producer_id
+            q.seq_producer_epoch = self._producer_epoch
+            q.next_sequence = 0
+        builder._producer_id = self._producer_id
+        builder._producer_epoch = self._producer_epoch
+        builder._base_sequence = q.next_sequence
+        # Kafka's sequences wrap from INT32_MAX to 0 (DefaultRecordBatch.incrementSequence)
+        if q.next_sequence > 0x7FFFFFFF - b.record_count:
+            q.next_sequence = b.record_count - (0x7FFFFFFF - q.next_sequence) - 1
+        else:
+            q.next_sequence += b.record_count
+        return True
 
     def seal(self, ProducerBatch b):
         """Compresses the batch and writes its CRC (codecs and CRC run without the GIL), once;
@@ -1044,11 +1087,25 @@ cdef class ProducerCore:
         """Puts a batch that failed with a retriable error back at the head of its queue, to be
         resent after retry_at_ms (monotonic)."""
         cdef PartitionQueue q = b.queue
+        cdef ProducerBatch prev = None, cur = q.head
+        cdef int32_t seq = -1 if b.builder is None else b.builder._base_sequence
         b.in_flight = False
         b.retry_at_ms = retry_at_ms
-        b.next = q.head
-        q.head = b
-        if q.tail is None:
+        if seq >= 0:
+            # Idempotence: retries go back in sequence order, ahead of batches without one,
+            # whatever order their responses came back in.
+            while cur is not None and cur.builder is not None and \
+                    0 <= cur.builder._base_sequence < seq:
+                prev = cur
+                cur = cur.next
+        else:
+            cur = q.head
+        b.next = cur
+        if prev is None:
+            q.head = b
+        else:
+            prev.next = b
+        if cur is None:
             q.tail = b
         q.batch_count += 1
 
@@ -1172,3 +1229,28 @@ cdef class ProducerCore:
 
     def _set_in_transaction(self, bint value):
         self._in_transaction = value
+
+    def _set_implicit_txn_partitions(self, bint value):
+        self._implicit_txn_partitions = value
+
+    def take_new_txn_partitions(self) -> list:
+        """The queues that got their first batch of the current transaction since the last call
+        (their txn_state is TXN_PENDING, or TXN_ADDED with transactions v2)."""
+        out = self._txn_new_partitions
+        self._txn_new_partitions = []
+        return out
+
+    def reset_txn_partitions(self):
+        """A transaction ended: every partition must join the next one anew."""
+        cdef PartitionQueue q
+        for q in self._queues:
+            q.txn_state = TXN_NOT_ADDED
+        self._txn_new_partitions = []
+
+    @property
+    def producer_id(self) -> int:
+        return self._producer_id
+
+    @property
+    def producer_epoch(self) -> int:
+        return self._producer_epoch
