@@ -22,7 +22,7 @@ __all__ = [
     "AuthorizationError", "AuthenticationError", "KafkaTimeoutError", "ConfigError",
     "SerializationError", "RecordTooLargeError", "CorruptRecordError", "ProtocolError",
     "IllegalStateError", "ProducerClosedError", "PartitionerError", "InvalidPartitionError",
-    "TransactionAbortedError",
+    "TransactionAbortedError", "DeliveryTimeoutError", "delivery_timeout",
 ]
 
 
@@ -920,3 +920,28 @@ class InvalidPartitionError(KafkaError, ValueError):
 
 class TransactionAbortedError(KafkaError):
     """The record was part of a transaction that was aborted before it was sent."""
+
+
+class DeliveryTimeoutError(KafkaTimeoutError):
+    """Records that were not acknowledged within ``delivery.timeout.ms``. When retries were
+    spent on a broker error, the error raised is also an instance of that error's class
+    (``except NotEnoughReplicasError`` catches a delivery that timed out retrying it)."""
+
+
+_timeout_classes: dict[type[KafkaError], type[DeliveryTimeoutError]] = {}
+
+
+def delivery_timeout(message: str, last_error: KafkaError | None) -> DeliveryTimeoutError:
+    """The error for records whose delivery.timeout.ms passed, typed after the last error."""
+    if not isinstance(last_error, BrokerError):
+        return DeliveryTimeoutError(message)
+    base = type(last_error)
+    cls = _timeout_classes.get(base)
+    if cls is None:
+        cls = _timeout_classes[base] = type(
+            f"{base.__name__}DeliveryTimeout", (DeliveryTimeoutError, base),
+            {"__doc__": f"delivery.timeout.ms passed while retrying {base.name}",
+             "__module__": __name__})
+    err = cls.__new__(cls)
+    BrokerError.__init__(err, message, **last_error.context)
+    return err

@@ -20,6 +20,7 @@ from .errors import (
     KafkaError,
     KafkaTimeoutError,
     ProtocolError,
+    delivery_timeout,
     error_for_code,
 )
 
@@ -332,10 +333,10 @@ class Sender:
         cause = f"; last error: {last}" if last is not None else ""
         unknown = ("; the batch was in flight, so it may or may not have been written"
                    if in_flight or b.attempts > 0 else "")
-        return KafkaTimeoutError(
-            f"{b.record_count} record(s) for {b.topic}-{b.partition} expired: "
-            f"{now - b.created_ms} ms passed since the batch was created "
-            f"(delivery.timeout.ms={self._s.delivery_timeout_ms}){cause}{unknown}")
+        message = (f"{b.record_count} record(s) for {b.topic}-{b.partition} expired: "
+                   f"{now - b.created_ms} ms passed since the batch was created "
+                   f"(delivery.timeout.ms={self._s.delivery_timeout_ms}){cause}{unknown}")
+        return delivery_timeout(message, last)
 
     def _fail_everything(self, error: KafkaError) -> None:
         for b in self._core.take_all_queued():

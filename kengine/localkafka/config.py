@@ -98,25 +98,30 @@ def node_properties(
     *,
     inter_broker_listener: str,
     overrides: Mapping[str, ConfigValue] | None = None,
+    roles: str = "broker,controller",
 ) -> dict[str, str]:
-    """The complete ``server.properties`` of one combined broker + controller node."""
+    """The complete ``server.properties`` of one node: combined broker + controller (the
+    default), or ``roles="broker"`` / ``"controller"`` for a cluster whose controller quorum
+    runs apart from its brokers."""
     ctl = CONTROLLER_LISTENER.name
     all_listeners = [*listeners, CONTROLLER_LISTENER]
+    own = {"broker": listeners, "controller": [CONTROLLER_LISTENER]}.get(roles, all_listeners)
     props: dict[str, ConfigValue] = {
-        "process.roles": "broker,controller",
+        "process.roles": roles,
         "node.id": node.node_id,
         "controller.quorum.voters": ",".join(
             f"{v.node_id}@{v.host}:{v.ports[ctl]}" for v in voters),
         "controller.listener.names": ctl,
         "listeners": ",".join(f"{lst.name}://{node.host}:{node.ports[lst.name]}"
-                              for lst in all_listeners),
-        "advertised.listeners": ",".join(f"{lst.name}://{node.host}:{node.ports[lst.name]}"
-                                         for lst in listeners),
+                              for lst in own),
         "listener.security.protocol.map": ",".join(f"{lst.name}:{lst.security_protocol}"
                                                    for lst in all_listeners),
-        "inter.broker.listener.name": inter_broker_listener,
         "log.dirs": str(node.data_dir),
     }
+    if roles != "controller":
+        props["advertised.listeners"] = ",".join(
+            f"{lst.name}://{node.host}:{node.ports[lst.name]}" for lst in listeners)
+        props["inter.broker.listener.name"] = inter_broker_listener
     props.update(overrides or {})
     return {k: _render(v) for k, v in props.items()}
 

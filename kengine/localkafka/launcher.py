@@ -109,6 +109,9 @@ class KafkaCluster:
       (e.g. ``["--add-scram", "SCRAM-SHA-256=[name=alice,password=secret]"]``).
     * ``detach``: the nodes outlive this process; stop them later with
       ``KafkaCluster.attach(workdir).stop()``.
+    * ``dedicated_controller``: run the KRaft controller as a node of its own (id
+      :attr:`controller_id`) and the ``brokers`` as broker-only nodes, so that brokers can be
+      killed without losing the controller quorum (ISR shrinking, NOT_ENOUGH_REPLICAS tests).
 
     Not thread-safe: drive one cluster from one thread.
     """
@@ -127,6 +130,7 @@ class KafkaCluster:
         detach: bool = False,
         host: str = "127.0.0.1",
         startup_timeout: float = 180.0,
+        dedicated_controller: bool = False,
     ) -> None:
         if brokers < 1:
             raise ConfigError("brokers", brokers, "a cluster needs at least one node")
@@ -146,7 +150,9 @@ class KafkaCluster:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self._refuse_if_running()
         self._layouts: dict[int, NodeLayout] = {}
-        self._nodes: dict[int, NodeProcess] = {}
+        self._nodes: dict[int, NodeProcess] = {}   # every JVM, the dedicated controller too
+        #: node id of the dedicated controller, None when every node is broker + controller
+        self.controller_id: int | None = brokers + 1 if dedicated_controller else None
         self._closed = False
         #: wall-clock seconds from formatting to every node ready
         self.startup_seconds = 0.0
@@ -182,15 +188,15 @@ class KafkaCluster:
 
     @property
     def nodes(self) -> tuple[int, ...]:
-        """Node ids (1..N); each node is a broker and a controller."""
-        return tuple(self._layouts)
+        """Broker node ids (1..N); each is also a controller unless dedicated_controller."""
+        return tuple(n for n in self._layouts if n != self.controller_id)
 
     @property
     def bootstrap_servers(self) -> str:
         return self.bootstrap_servers_for(self.listeners[0].name)
 
     def bootstrap_servers_for(self, listener: str) -> str:
-        return ",".join(lay.address(listener) for lay in self._layouts.values())
+        return ",".join(self._layouts[n].address(listener) for n in self.nodes)
 
     def address(self, node: int, listener: str | None = None) -> str:
         """``host:port`` of ``node`` on ``listener`` (the first client listener by default)."""
@@ -207,7 +213,7 @@ class KafkaCluster:
         """Wait until ``node`` (default: every running node) answers a Metadata request that
         lists every running, unpaused node. Raises :class:`BrokerStartError` if a node exits,
         :class:`KafkaTimeoutError` with the log tail on timeout."""
-        targets = [node] if node is not None else [n for n in self._layouts
+        targets = [node] if node is not None else [n for n in self.nodes
                                                    if self._nodes[n].running()]
         deadline = time.monotonic() + timeout
         last: dict[int, str] = {}
@@ -218,7 +224,8 @@ class KafkaCluster:
                     self._raise_exited(n)
                 if proc.paused:
                     raise IllegalStateError(f"node {n} is paused: resume({n}) it first")
-            expected = {n for n, p in self._nodes.items() if p.running() and not p.paused}
+            expected = {n for n in self.nodes
+                        if self._nodes[n].running() and not self._nodes[n].paused}
             pending = []
             for n in targets:
                 try:
@@ -452,6 +459,7 @@ class KafkaCluster:
         self.workdir = root
         self._layouts = {}
         self._nodes = {}
+        self.controller_id = state.get("controller_id")
         self._closed = False
         self._finalizer = None
         self.startup_seconds = 0.0
@@ -504,7 +512,7 @@ class KafkaCluster:
         return self._nodes[node]
 
     def _answering_candidates(self) -> list[int]:
-        return [n for n, p in self._nodes.items() if p.running() and not p.paused]
+        return [n for n in self.nodes if self._nodes[n].running() and not self._nodes[n].paused]
 
     def _refuse_if_running(self) -> None:
         alive = [pf for pf in self.workdir.glob("node-*/kafka.pid")
@@ -519,23 +527,30 @@ class KafkaCluster:
     def _lay_out(self, brokers: int) -> None:
         """Choose ports, wipe and create node directories, write server.properties."""
         names = [lst.name for lst in self.listeners] + [CONTROLLER_LISTENER.name]
-        ports = _free_ports(self.host, brokers * len(names))
+        count = brokers + (1 if self.controller_id is not None else 0)
+        ports = _free_ports(self.host, count * len(names))
         self._layouts.clear()
-        for i in range(brokers):
+        for i in range(count):
             n = i + 1
             node_dir = self.workdir / f"node-{n}"
             shutil.rmtree(node_dir, ignore_errors=True)
             (node_dir / "logs").mkdir(parents=True)
             node_ports = {name: ports[i * len(names) + j] for j, name in enumerate(names)}
             self._layouts[n] = NodeLayout(n, self.host, node_ports, node_dir / "data")
-        voters = list(self._layouts.values())
+        if self.controller_id is None:
+            voters = list(self._layouts.values())
+        else:
+            voters = [self._layouts[self.controller_id]]
         for n, layout in self._layouts.items():
             overrides = dict(self._broker_config)
             if self._node_config is not None:
                 overrides.update(self._node_config(n))
+            roles = "broker,controller"
+            if self.controller_id is not None:
+                roles = "controller" if n == self.controller_id else "broker"
             props = node_properties(layout, voters, self.listeners,
                                     inter_broker_listener=self.listeners[0].name,
-                                    overrides=overrides)
+                                    overrides=overrides, roles=roles)
             node_dir = self.workdir / f"node-{n}"
             write_properties(node_dir / "server.properties", props)
             self._nodes[n] = NodeProcess(n, node_dir, self._command(n))
@@ -611,6 +626,7 @@ class KafkaCluster:
             "bootstrap_servers": self.bootstrap_servers if self._layouts else "",
             "nodes": [{"id": n, "ports": dict(lay.ports), "pid": self._nodes[n].pid}
                       for n, lay in self._layouts.items()],
+            "controller_id": self.controller_id,
         }
         if not self.workdir.exists():
             return
