@@ -15,7 +15,8 @@ if TYPE_CHECKING:
     from .producer import Producer
     from .transactions import ConsumerGroupMetadata
 
-__all__ = ["Producer", "ConsumerGroupMetadata", "DeliveryFuture", "BulkFuture", "BulkResult", "RecordMetadata", "errors"]
+__all__ = ["Producer", "ConsumerGroupMetadata", "DeliveryFuture", "BulkFuture", "BulkResult",
+           "RecordMetadata", "errors"]
 __version__ = "0.1.0"
 
 _LAZY = {

@@ -212,7 +212,8 @@ SETTINGS: dict[str, Setting] = {
                  "unanswered produce requests per broker; 1 keeps order without idempotence"),
         # -- serialization and partitioning
         _setting("key.serializer", "bytes", _serializer,
-                 "bytes, str (UTF-8), json, a callable value -> bytes, or an object with serialize()"),
+                 "bytes, str (UTF-8), json, a callable value -> bytes, or an object with "
+                 "serialize()"),
         _setting("value.serializer", "bytes", _serializer, "as key.serializer, for values"),
         _setting("partitioner", "default", _anything,
                  "built-in name, plugin name, 'module:Class', or a Partitioner instance"),

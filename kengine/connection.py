@@ -174,7 +174,8 @@ class Connection:
         err = sock.connect_ex(addr)
         if err not in (0, errno.EINPROGRESS, errno.EWOULDBLOCK):
             self._fail_setup(NetworkError(
-                f"cannot connect to broker {self.host}:{self.port}: {errno.errorcode.get(err, err)}",
+                f"cannot connect to broker {self.host}:{self.port}: "
+                f"{errno.errorcode.get(err, err)}",
                 node=self.node_id))
 
     def _fail_setup(self, error: KafkaError) -> None:

@@ -276,8 +276,10 @@ class NetworkClient:
         for conn in list(self.connections.values()):
             conn.check_timeouts(now_ms)
             if (self._idle_ms >= 0 and conn.state is ConnectionState.READY
-                    and conn.in_flight_count == 0 and now_ms - conn.last_activity_ms > self._idle_ms):
-                _log.debug("[%s] closing idle connection to broker %d", self.client_id, conn.node_id)
+                    and conn.in_flight_count == 0
+                    and now_ms - conn.last_activity_ms > self._idle_ms):
+                _log.debug("[%s] closing idle connection to broker %d", self.client_id,
+                           conn.node_id)
                 conn.close(None)
 
     def close(self) -> None:

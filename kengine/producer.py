@@ -203,7 +203,8 @@ class Producer(ProducerCore):
         if txn is not None:
             txn.close()
         self._sender.initiate_close(force=forced)
-        if not self._sender.join(None if deadline is None else max(1.0, deadline - time.monotonic())):
+        join_timeout = None if deadline is None else max(1.0, deadline - time.monotonic())
+        if not self._sender.join(join_timeout):
             raise IllegalStateError("the sender thread did not stop")
 
     def __enter__(self) -> Producer:

@@ -81,8 +81,8 @@ class Sender:
 
     def start(self) -> None:
         self._running = True
-        self._thread = threading.Thread(target=self._run, name=f"kengine-sender-{self._s.client_id}",
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._run, daemon=True,
+                                        name=f"kengine-sender-{self._s.client_id}")
         self._thread.start()
 
     def _run(self) -> None:

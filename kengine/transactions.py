@@ -430,7 +430,8 @@ class TransactionManager:
                 self._collect_new_partitions()
                 if self._new_partitions and self.state in (S.IN_TRANSACTION, S.COMMITTING) \
                         and not self._transactions_v2 \
-                        and not any(isinstance(r, _AddPartitionsToTxn) for _, _, r in self._pending) \
+                        and not any(isinstance(r, _AddPartitionsToTxn)
+                                    for _, _, r in self._pending) \
                         and not isinstance(self._in_flight, _AddPartitionsToTxn):
                     self._enqueue(_AddPartitionsToTxn(_Result("AddPartitionsToTxn")))
             self._maybe_send(now)
@@ -520,7 +521,8 @@ class TransactionManager:
         if node is None:
             if not any(isinstance(r, _FindCoordinator) and r.key_type == request.coordinator
                        and r.coordinator_key == key for _, _, r in self._pending):
-                self._enqueue(_FindCoordinator(_Result("FindCoordinator"), request.coordinator, key))
+                self._enqueue(_FindCoordinator(_Result("FindCoordinator"), request.coordinator,
+                                               key))
             return None
         return node
 
@@ -924,8 +926,8 @@ class _AddPartitionsToTxn(_Request):
                     other.append(f"{t['name']}-{p['partition_index']}: {err}")
         tm._pending_partitions -= self.sent
         if unauthorized:
-            err = TopicAuthorizationFailedError(f"not authorized to write to {sorted(set(unauthorized))} in a "
-                              f"transaction")
+            err = TopicAuthorizationFailedError(
+                f"not authorized to write to {sorted(set(unauthorized))} in a transaction")
             tm._abortable(err)
             self.result.done(err)
             return

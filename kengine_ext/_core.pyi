@@ -4,7 +4,9 @@ from __future__ import annotations
 __all__: list[str] = []  # each part appends its public names, as in _core.pyx
 
 # --- hashing.pyx ---
-from typing import Literal
+from typing import Literal, final
+
+from typing_extensions import disjoint_base
 
 from typing_extensions import Buffer
 
@@ -38,17 +40,18 @@ from typing import Any, Literal
 
 from typing_extensions import Buffer  # PEP 688 (collections.abc.Buffer on 3.12+)
 
-WireKind = Literal[
+_WireKind = Literal[
     "int8", "bool", "int16", "uint16", "int32", "uint32", "int64", "float64", "uvarint",
     "uvarlong", "varint", "varlong", "uuid", "string", "compact_string", "nullable_string",
     "compact_nullable_string", "bytes", "compact_bytes", "nullable_bytes",
     "compact_nullable_bytes", "raw", "tagged_fields",
 ]
 
+@final
 class WriteBuffer:
     """Growable buffer of Kafka wire primitives; exports its bytes (buffer protocol)."""
     def __init__(self, zero_copy_min_bytes: int = 0) -> None: ...
-    def write(self, kind: WireKind, value: object = None) -> None: ...
+    def write(self, kind: _WireKind, value: object = None) -> None: ...
     def patch(self, kind: Literal["int32", "uint32"], offset: int, value: int) -> None: ...
     def reserve(self, n: int) -> int: ...
     def start_message(self) -> int: ...
@@ -61,10 +64,11 @@ class WriteBuffer:
     def segments(self) -> list[memoryview | bytes]: ...
     def __buffer__(self, flags: int, /) -> memoryview: ...
 
+@final
 class ReadBuffer:
     """Bounds-checked reader over a buffer object; bad input raises ProtocolError."""
-    def __init__(self, data: Buffer) -> None: ...
-    def read(self, kind: WireKind) -> Any: ...
+    def __new__(cls, data: Buffer) -> ReadBuffer: ...
+    def read(self, kind: _WireKind) -> Any: ...
     def read_view(self, n: int) -> memoryview: ...
     @property
     def position(self) -> int: ...
@@ -75,20 +79,20 @@ class ReadBuffer:
 
 from kengine_ext.schemas import Message
 
-Body = dict[str, Any]
+_Body = dict[str, Any]
 """A struct as a dict keyed by snake_case field names; missing keys take the schema default,
 unknown keys are an error. Arrays are lists (or tuples), uuids 16 bytes (uuid.UUID accepted
 when encoding), records None, a bytes-like object or a list/tuple of them (decoded: a
 memoryview into the frame), bytes fields bytes."""
 
 def write_request(buf: WriteBuffer, api_key: int, api_version: int, correlation_id: int,
-                  client_id: str | None, body: Body) -> None: ...
+                  client_id: str | None, body: _Body) -> None: ...
 def encode_request(api_key: int, api_version: int, correlation_id: int, client_id: str | None,
-                   body: Body) -> bytes: ...
+                   body: _Body) -> bytes: ...
 def decode_response(api_key: int, api_version: int, frame: Buffer) -> tuple[int, dict[str, Any]]: ...
 def decode_request(frame: Buffer) -> tuple[dict[str, Any], dict[str, Any]]: ...
-def encode_response(api_key: int, api_version: int, correlation_id: int, body: Body) -> bytes: ...
-def encode_message(message: str | Message, version: int, value: Body) -> bytes: ...
+def encode_response(api_key: int, api_version: int, correlation_id: int, body: _Body) -> bytes: ...
+def encode_message(message: str | Message, version: int, value: _Body) -> bytes: ...
 def decode_message(message: str | Message, version: int, data: Buffer) -> dict[str, Any]: ...
 def supported_versions(api_key: int) -> tuple[int, int]: ...
 def pick_version(api_key: int, broker_min: int, broker_max: int) -> int | None: ...
@@ -96,4 +100,297 @@ def peek_correlation_id(frame: Buffer) -> int: ...
 
 # --- compression.pyx ---
 
+from collections.abc import Callable, Iterable, Mapping, Sequence
+
+_CodecName = Literal["none", "gzip", "snappy", "lz4", "zstd"]
+_Codec = _CodecName | int
+
+__all__ += ["compress", "decompress", "COMPRESSION_CODECS", "default_compression_level",
+            "validate_compression_level"]
+
+COMPRESSION_CODECS: dict[str, int]
+"""Kafka's codec names and the ids stored in bits 0-2 of a batch's attributes."""
+
+def codec_id(codec: _Codec) -> int: ...
+def default_compression_level(codec: _Codec) -> int | None:
+    """Java's default level (gzip 6, lz4 9 = the fast compressor, zstd 3); None for
+    none/snappy."""
+def validate_compression_level(codec: _Codec, level: int | None) -> int | None:
+    """The level to use; ValueError naming the allowed range when it is outside it."""
+def compress(codec: _Codec, data: Buffer, level: int | None = None) -> bytes:
+    """What kengine writes for a batch's records: gzip, lz4 frame (independent blocks, no
+    content size), zstd, snappy in xerial framing."""
+def decompress(codec: _Codec, data: Buffer) -> bytes:
+    """Inverse of compress(); raw snappy is accepted as well as xerial framing."""
+
 # --- records.pyx ---
+
+_HeaderValue = Buffer | str | None
+_Headers = Sequence[tuple[str, _HeaderValue]] | Mapping[str, _HeaderValue]
+_KeyOrValue = Buffer | str | None
+
+__all__ += ["RecordBatchBuilder", "DecodedBatch", "DecodedRecord", "decode_batches",
+            "encode_batch", "encode_batch_flat", "record_size_upper_bound", "BufferPool"]
+
+@final
+class BufferPool:
+    """Recycles batch.size buffers (up to max_pooled of them)."""
+    buffer_bytes: int
+    def __new__(cls, buffer_bytes: int, max_pooled: int) -> BufferPool: ...
+    @property
+    def pooled(self) -> int: ...
+
+@final
+class RecordBatchBuilder:
+    """One RecordBatch v2, appended to record by record (or in bulk) then built once."""
+    def __new__(cls, batch_size: int = 16384, *, max_bytes: int = 1048576,
+                 compression: _Codec = "none", compression_level: int | None = None,
+                 ratio_estimate: float = 1.0, producer_id: int = -1, producer_epoch: int = -1,
+                 base_sequence: int = -1, transactional: bool = False,
+                 initial_capacity: int = -1,
+                 pool: BufferPool | None = None) -> RecordBatchBuilder: ...
+    def append(self, key: _KeyOrValue, value: _KeyOrValue, headers: _Headers | None = None,
+               timestamp_ms: int | None = None) -> int:
+        """The record's offset delta, or -1 when the batch has no room for it."""
+    def append_many(self, values: Sequence[_KeyOrValue], keys: Sequence[_KeyOrValue] | None = None,
+                    headers: Sequence[_Headers | None] | None = None,
+                    timestamps: Sequence[int | None] | None = None, start: int = 0) -> int:
+        """Appends values[start:] ... until full; returns how many were appended."""
+    def set_producer_state(self, producer_id: int, producer_epoch: int, base_sequence: int,
+                           transactional: bool | None = None) -> None: ...
+    def build(self) -> memoryview:
+        """Compresses (unless it does not pay), writes header and CRC; the final bytes."""
+    def __buffer__(self, flags: int, /) -> memoryview: ...
+    @property
+    def record_count(self) -> int: ...
+    @property
+    def size_bytes(self) -> int: ...
+    @property
+    def estimated_size_bytes(self) -> int: ...
+    @property
+    def uncompressed_size_bytes(self) -> int: ...
+    @property
+    def compression_ratio(self) -> float: ...
+    @property
+    def compression(self) -> _CodecName: ...
+    @property
+    def is_built(self) -> bool: ...
+    @property
+    def base_timestamp(self) -> int: ...
+    @property
+    def max_timestamp(self) -> int: ...
+    @property
+    def producer_id(self) -> int: ...
+    @property
+    def producer_epoch(self) -> int: ...
+    @property
+    def base_sequence(self) -> int: ...
+    @property
+    def transactional(self) -> bool: ...
+
+@disjoint_base
+class DecodedRecord:
+    offset: int
+    timestamp: int
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, bytes | None]]
+
+@disjoint_base
+class DecodedBatch:
+    base_offset: int
+    partition_leader_epoch: int
+    attributes: int
+    last_offset_delta: int
+    base_timestamp: int
+    max_timestamp: int
+    producer_id: int
+    producer_epoch: int
+    base_sequence: int
+    crc: int
+    records: list[DecodedRecord]
+    @property
+    def compression(self) -> str: ...
+    @property
+    def timestamp_type(self) -> int: ...
+    @property
+    def is_transactional(self) -> bool: ...
+    @property
+    def is_control(self) -> bool: ...
+    def __len__(self) -> int: ...
+
+def decode_batches(data: Buffer, *, verify_crc: bool = True,
+                   allow_partial_tail: bool = False) -> list[DecodedBatch]:
+    """Decodes concatenated batches; CorruptRecordError says what is wrong and where."""
+def encode_batch(values: Sequence[_KeyOrValue], keys: Sequence[_KeyOrValue] | None = None,
+                 headers: Sequence[_Headers | None] | None = None,
+                 timestamps: Sequence[int | None] | None = None, *, compression: _Codec = "none",
+                 compression_level: int | None = None, producer_id: int = -1,
+                 producer_epoch: int = -1, base_sequence: int = -1,
+                 transactional: bool = False) -> memoryview: ...
+def encode_batch_flat(values: Buffer, value_offsets: Buffer, keys: Buffer | None = None,
+                      key_offsets: Buffer | None = None, *, values_valid: Buffer | None = None,
+                      keys_valid: Buffer | None = None, timestamps: Buffer | None = None,
+                      compression: _Codec = "none", compression_level: int | None = None,
+                      producer_id: int = -1, producer_epoch: int = -1, base_sequence: int = -1,
+                      transactional: bool = False) -> memoryview:
+    """One batch from Arrow-style columns (data + n+1 int32/int64 offsets, optional validity
+    bitmaps and int64 timestamps), with no Python object per record."""
+def record_size_upper_bound(key_len: int, value_len: int, headers_len: int = 0) -> int: ...
+
+# --- accumulator.pyx ---
+
+__all__ += ["ProducerCore", "ProducerBatch", "DeliveryFuture", "BulkFuture", "BulkResult",
+            "RecordMetadata", "PartitionQueue", "TopicState", "monotonic_ms", "wall_clock_ms"]
+
+_DeliveryCallback = Callable[[Exception | None, "RecordMetadata | None"], object]
+
+def monotonic_ms() -> int: ...
+def wall_clock_ms() -> int: ...
+
+@disjoint_base
+class RecordMetadata:
+    topic: str
+    partition: int
+    offset: int
+    timestamp: int
+    timestamp_type: int
+    serialized_key_size: int
+    serialized_value_size: int
+
+@disjoint_base
+class PartitionQueue:
+    topic: str
+    partition: int
+    leader_id: int
+    leader_epoch: int
+    batch_count: int
+    queued_bytes: int
+    muted: bool
+    next_sequence: int
+    seq_producer_id: int
+    seq_producer_epoch: int
+    first_in_flight_sequence: int
+    unresolved: bool
+    txn_state: int
+    def __new__(cls, topic: str, partition: int) -> PartitionQueue: ...
+    def batches(self) -> list[ProducerBatch]: ...
+
+@disjoint_base
+class TopicState:
+    name: str
+    queues: list[PartitionQueue]
+    num_partitions: int
+    def __new__(cls, name: str) -> TopicState: ...
+
+@disjoint_base
+class ProducerBatch:
+    topic: str
+    partition: int
+    queue: PartitionQueue
+    created_ms: int
+    attempts: int
+    record_count: int
+    done: bool
+    base_offset: int
+    log_append_time_ms: int
+    error: Exception | None
+    record_errors: dict[int, Exception] | None
+    in_flight: bool
+    def wait(self, timeout: float | None = None) -> bool: ...
+    @property
+    def builder_or_none(self) -> RecordBatchBuilder | None: ...
+    @property
+    def size_bytes(self) -> int: ...
+    @property
+    def base_sequence(self) -> int: ...
+
+@disjoint_base
+class DeliveryFuture:
+    def done(self) -> bool: ...
+    def result(self, timeout: float | None = None) -> RecordMetadata: ...
+    def exception(self, timeout: float | None = None) -> Exception | None: ...
+    def add_callback(self, fn: _DeliveryCallback) -> None: ...
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+
+@disjoint_base
+class BulkResult:
+    topic: str
+    record_count: int
+    errors: dict[int, Exception]
+    @property
+    def ok(self) -> bool: ...
+    @property
+    def failed_count(self) -> int: ...
+    def metadata(self) -> list[RecordMetadata | None]: ...
+
+@disjoint_base
+class BulkFuture:
+    topic: str
+    record_count: int
+    def done(self) -> bool: ...
+    def result(self, timeout: float | None = None) -> BulkResult: ...
+    def exception(self, timeout: float | None = None) -> Exception | None: ...
+
+@disjoint_base
+class ProducerCore:
+    """The per-record path (send, send_many) and the batch queues; kengine.Producer extends it."""
+    def send(self, topic: str, value: object = None, key: object = None,
+             headers: _Headers | None = None, partition: int | None = None,
+             timestamp_ms: int | None = None,
+             on_delivery: _DeliveryCallback | None = None) -> DeliveryFuture: ...
+    def send_many(self, topic: str, values: Sequence[object], keys: Sequence[object] | None = None,
+                  headers: Sequence[_Headers | None] | None = None,
+                  timestamps: Sequence[int | None] | None = None,
+                  partition: int | None = None) -> BulkFuture: ...
+    def _configure_core(self, *, linger_ms: int, batch_size: int, max_request_size: int,
+                        buffer_memory: int, compression: _Codec, compression_level: int | None,
+                        key_serializer: object, value_serializer: object, partitioner: object,
+                        ignore_keys: bool, idempotent: bool, transactional: bool,
+                        wakeup: Callable[[], object], max_block_ms: int) -> None: ...
+    def _wait_for_memory(self, need: int, topic: str) -> int: ...
+    def _refresh_for_partition(self, topic: str, partition: int) -> TopicState: ...
+    def update_topic(self, topic: str, partitions: list[tuple[int, int]]) -> TopicState: ...
+    def topic_state(self, topic: str) -> TopicState | None: ...
+    def queues(self) -> list[PartitionQueue]: ...
+    def ready(self, now: int) -> tuple[set[int], int, Iterable[str]]: ...
+    def drain(self, nodes: Iterable[int], max_request_size: int, now: int
+              ) -> dict[int, list[ProducerBatch]]: ...
+    def seal(self, b: ProducerBatch) -> memoryview: ...
+    def complete(self, b: ProducerBatch, base_offset: int = -1, log_append_time_ms: int = -1,
+                 error: Exception | None = None,
+                 record_errors: dict[int, Exception] | None = None) -> None: ...
+    def reenqueue(self, b: ProducerBatch, retry_at_ms: int) -> None: ...
+    def expire(self, now: int, delivery_timeout_ms: int) -> list[ProducerBatch]: ...
+    def oldest_queued_ms(self) -> int: ...
+    def take_all_queued(self) -> list[ProducerBatch]: ...
+    def incomplete_batches(self) -> list[ProducerBatch]: ...
+    def begin_flush(self) -> None: ...
+    def end_flush(self) -> None: ...
+    def prepare_sleep(self, timeout_ms: int, now: int, blocked: Iterable[int] = ()) -> int: ...
+    def end_sleep(self) -> None: ...
+    @property
+    def closed(self) -> bool: ...
+    def _close_for_sends(self) -> None: ...
+    def _set_draining_all(self, value: bool) -> None: ...
+    @property
+    def buffer_used_bytes(self) -> int: ...
+    @property
+    def buffer_total_bytes(self) -> int: ...
+    @property
+    def memory_waiters(self) -> int: ...
+    @property
+    def queued_batch_count(self) -> int: ...
+    def _set_producer_identity(self, producer_id: int, producer_epoch: int) -> None: ...
+    def _set_in_transaction(self, value: bool) -> None: ...
+    def _set_implicit_txn_partitions(self, value: bool) -> None: ...
+    def take_new_txn_partitions(self) -> list[PartitionQueue]: ...
+    def reset_txn_partitions(self) -> None: ...
+    @property
+    def producer_id(self) -> int: ...
+    @property
+    def producer_epoch(self) -> int: ...
+    _max_block_ms: int

@@ -50,7 +50,8 @@ class KafkaDistribution:
 
 
 def default_home() -> Path:
-    """``$KENGINE_KAFKA_HOME``, else ``$XDG_CACHE_HOME`` (or ``~/.cache``) ``/kengine/kafka-<v>``."""
+    """``$KENGINE_KAFKA_HOME``, else ``$XDG_CACHE_HOME`` (or ``~/.cache``)
+    ``/kengine/kafka-<v>``."""
     env = os.environ.get("KENGINE_KAFKA_HOME")
     if env:
         return Path(env).expanduser().resolve()
@@ -75,7 +76,8 @@ def find_java() -> str:
         raise ToolMissingError(
             f"{java} is Java {major}; Kafka {KAFKA_VERSION} needs Java {MIN_JAVA_MAJOR} or newer: "
             + _INSTALL_HINT)
-    raise ToolMissingError(f"no `java` found (JAVA_HOME unset or wrong, none on PATH): {_INSTALL_HINT}")
+    raise ToolMissingError(
+        f"no `java` found (JAVA_HOME unset or wrong, none on PATH): {_INSTALL_HINT}")
 
 
 def _java_major(java: str) -> int | None:
@@ -104,7 +106,8 @@ def _pom_digest() -> str:
     return hashlib.sha256(_POM.read_bytes()).hexdigest()
 
 
-def ensure_kafka(home: str | os.PathLike[str] | None = None, *, force: bool = False) -> KafkaDistribution:
+def ensure_kafka(home: str | os.PathLike[str] | None = None, *,
+                 force: bool = False) -> KafkaDistribution:
     """Resolve the Kafka jars into ``home`` unless already there, and return the distribution.
 
     Safe to call from several processes at once: the first resolves under a file lock, the

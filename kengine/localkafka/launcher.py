@@ -247,7 +247,8 @@ class KafkaCluster:
                         self._nodes[n].log_tail(60) for n in pending))
             time.sleep(_POLL_S)
 
-    def metadata(self, node: int | None = None, topics: Sequence[str] | None = ()) -> ClusterMetadata:
+    def metadata(self, node: int | None = None,
+                 topics: Sequence[str] | None = ()) -> ClusterMetadata:
         """Metadata as ``node`` sees it (default: the first node that answers) for ``topics``
         (``None``: all topics). Raises :class:`OSError` if no node answers."""
         candidates = [node] if node is not None else self._answering_candidates()
