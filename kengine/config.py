@@ -12,7 +12,7 @@ import difflib
 import itertools
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from .errors import ConfigError
 
@@ -137,7 +137,7 @@ def _serializer(key: str, value: Any) -> Any:
     raise ConfigError(key, value, "bytes, str, json, a callable, or an object with serialize()")
 
 
-def _compression_level(codec: str) -> Callable[[str, Any], int]:
+def _compression_level(codec: Literal["gzip", "lz4", "zstd"]) -> Callable[[str, Any], int]:
     from kengine_ext import validate_compression_level
 
     def parse(key: str, value: Any) -> int:

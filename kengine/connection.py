@@ -185,6 +185,11 @@ class Connection:
     def connected(self) -> bool:
         return self.state is ConnectionState.READY
 
+    @property
+    def closed(self) -> bool:
+        """Read again after every call that may close it (mypy narrows the enum otherwise)."""
+        return self.state is ConnectionState.CLOSED
+
     def wants_write(self) -> bool:
         if self.state is ConnectionState.CONNECTING:
             return True

@@ -943,5 +943,5 @@ def delivery_timeout(message: str, last_error: KafkaError | None) -> DeliveryTim
             {"__doc__": f"delivery.timeout.ms passed while retrying {base.name}",
              "__module__": __name__})
     err = cls.__new__(cls)
-    BrokerError.__init__(err, message, **last_error.context)
+    BrokerError.__init__(err, message, **last_error.context)  # type: ignore[arg-type]
     return err

@@ -115,14 +115,15 @@ class Metadata:
                 known = state is not None and state.num_partitions > 0
                 # An explicit partition waits for one metadata response newer than the call:
                 # partitions may have been added since the last one.
-                if known and (partition is None or self._version > start_version):
+                if state is not None and known and \
+                        (partition is None or self._version > start_version):
                     return state
                 err = self._topic_errors.get(topic)
                 if err is not None:
                     raise err
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    if known:
+                    if state is not None and known:
                         return state   # the caller reports the partition as out of range
                     raise KafkaTimeoutError(
                         f"topic {topic!r} not present in metadata after {max_block_ms} ms "

@@ -264,15 +264,15 @@ class NetworkClient:
                 except (BlockingIOError, OSError):
                     pass
                 continue
-            conn: Connection = key.data
-            if conn.state is ConnectionState.CLOSED:
+            ready: Connection = key.data
+            if ready.state is ConnectionState.CLOSED:
                 continue
             if mask & selectors.EVENT_WRITE:
-                conn.on_writable(now_ms)
-            if conn.state is not ConnectionState.CLOSED and mask & selectors.EVENT_READ:
-                conn.on_readable(now_ms)
-            if conn.state is not ConnectionState.CLOSED:
-                self._update_registration(conn)
+                ready.on_writable(now_ms)
+            if not ready.closed and mask & selectors.EVENT_READ:
+                ready.on_readable(now_ms)
+            if not ready.closed:
+                self._update_registration(ready)
         for conn in list(self.connections.values()):
             conn.check_timeouts(now_ms)
             if (self._idle_ms >= 0 and conn.state is ConnectionState.READY

@@ -224,9 +224,9 @@ class Sender:
             self._throttled_until_ms[node] = now + throttle  # KIP-219: back off this broker
         endpoints = {e["node_id"]: (e["host"], e["port"]) for e in resp.get("node_endpoints", ())}
         for t in resp["responses"]:
-            name = t.get("name") or self._metadata.topic_name(t.get("topic_id", b""))
+            name: str | None = t.get("name") or self._metadata.topic_name(t.get("topic_id", b""))
             for p in t["partition_responses"]:
-                b = sent.pop((name, p["index"]), None)
+                b = sent.pop((name or "", p["index"]), None)
                 if b is None:
                     continue
                 code = p["error_code"]
@@ -236,7 +236,7 @@ class Sender:
                     continue
                 err = error_for_code(code, p.get("error_message"), topic=b.topic,
                                      partition=b.partition, broker=node)
-                record_errors = None
+                record_errors: dict[int, KafkaError] | None = None
                 if p.get("record_errors"):
                     record_errors = {
                         r["batch_index"]: InvalidRecordError(

@@ -932,9 +932,10 @@ class _AddPartitionsToTxn(_Request):
             self.result.done(err)
             return
         if other:
-            err = KafkaError("could not add partitions to the transaction: " + "; ".join(other))
-            tm._abortable(err)
-            self.result.done(err)
+            failure = KafkaError("could not add partitions to the transaction: "
+                                 + "; ".join(other))
+            tm._abortable(failure)
+            self.result.done(failure)
             return
         for q in self.sent:
             q.txn_state = 2   # TXN_ADDED: its batches may go now

@@ -36,6 +36,8 @@ def partition_for_key(key: Buffer | str, num_partitions: int) -> int:
 
 # --- buffer.pyx ---
 
+__all__ += ["WriteBuffer", "ReadBuffer"]
+
 from typing import Any, Literal
 
 from typing_extensions import Buffer  # PEP 688 (collections.abc.Buffer on 3.12+)
@@ -76,6 +78,10 @@ class ReadBuffer:
     def remaining(self) -> int: ...
 
 # --- protocol.pyx ---
+
+__all__ += ["write_request", "encode_request", "decode_response", "decode_request",
+            "encode_response", "encode_message", "decode_message", "supported_versions",
+            "pick_version", "peek_correlation_id"]
 
 from kengine_ext.schemas import Message
 
@@ -362,7 +368,7 @@ class ProducerCore:
     def seal(self, b: ProducerBatch) -> memoryview: ...
     def complete(self, b: ProducerBatch, base_offset: int = -1, log_append_time_ms: int = -1,
                  error: Exception | None = None,
-                 record_errors: dict[int, Exception] | None = None) -> None: ...
+                 record_errors: Mapping[int, Exception] | None = None) -> None: ...
     def reenqueue(self, b: ProducerBatch, retry_at_ms: int) -> None: ...
     def expire(self, now: int, delivery_timeout_ms: int) -> list[ProducerBatch]: ...
     def oldest_queued_ms(self) -> int: ...
