@@ -226,9 +226,10 @@ class Sender:
         for t in resp["responses"]:
             name: str | None = t.get("name") or self._metadata.topic_name(t.get("topic_id", b""))
             for p in t["partition_responses"]:
-                b = sent.pop((name or "", p["index"]), None)
-                if b is None:
-                    continue
+                tp = (name or "", p["index"])
+                if tp not in sent:
+                    continue   # a partition we did not ask about: ignore it
+                b = sent.pop(tp)
                 code = p["error_code"]
                 if code == 0 or code == _DUPLICATE_SEQUENCE_NUMBER:
                     # a duplicate is a retry of a batch the broker already has: success
