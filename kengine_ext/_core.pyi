@@ -97,3 +97,10 @@ def peek_correlation_id(frame: Buffer) -> int: ...
 # --- compression.pyx ---
 
 # --- records.pyx ---
+
+# --- partitioner.pyx ---
+__all__ += ["BUILTIN_PARTITIONERS"]
+
+#: Partitioner names the core runs without a Python call per record (kengine.partitioners
+#: resolves the others).
+BUILTIN_PARTITIONERS: tuple[str, ...]

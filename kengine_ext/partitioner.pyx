@@ -138,6 +138,12 @@ cdef class TopicPartitioner:
         """The partition unkeyed records go to now (-1: none chosen yet)."""
         return self.sticky_partition
 
+    @property
+    def produced_bytes(self) -> int:
+        """Estimated batch bytes unkeyed records added to the sticky partition since it was
+        chosen (Java's producedBytes); 0 right after a switch."""
+        return self.sticky_produced_bytes
+
     def __repr__(self):
         return (f"TopicPartitioner(sticky={self.sticky_partition}, "
                 f"available={self.available_count}/{self.num_partitions})")
