@@ -3,6 +3,7 @@ same broker (Kafka's own console producer, librdkafka through confluent-kafka), 
 write is read back with an independent consumer (tests/support/readback.py)."""
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 from collections import Counter, defaultdict
@@ -18,7 +19,7 @@ from tests.support.readback import read_all
 
 # Text keys the console producer can carry (no tab, no newline): ASCII, multi-byte UTF-8, long.
 KEYS = ([f"user-{i}" for i in range(300)] + [f"clé-{i}-ü€" for i in range(100)]
-        + ["x" * n for n in range(1, 65)] + ["order:2024:%d" % i for i in range(36)])
+        + ["x" * n for n in range(1, 65)] + [f"order:2024:{i}" for i in range(36)])
 
 
 def producer(kafka, **settings):
@@ -94,7 +95,7 @@ def test_unkeyed_records_move_between_partitions_batch_by_batch(kafka, topic_fac
         futures = [p.send(topic, b"v" * 100) for _ in range(4000)]
         p.flush(60)
     placed = [f.result(0).partition for f in futures]
-    switches = sum(1 for a, b in zip(placed, placed[1:]) if a != b)
+    switches = sum(1 for a, b in itertools.pairwise(placed) if a != b)
     assert 20 <= switches <= len(placed) // 10   # batch-sized runs, not record by record
     counts = Counter(r.partition for r in read_all(kafka.bootstrap_servers, topic,
                                                    at_least=4000))
