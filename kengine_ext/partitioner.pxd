@@ -4,6 +4,7 @@
 # by Cython code holding the GIL that runs no Python code while the state is inconsistent; user
 # partitioners (Python) are called before the record touches any queue.
 from libc.stdint cimport int32_t, int64_t, uint64_t
+cimport cython
 
 # The partitioners the core runs without a Python call per record.
 cdef enum:
@@ -13,6 +14,7 @@ cdef enum:
     PARTITIONER_PYTHON = 3             # an object with partition(), called per record
 
 
+@cython.final
 cdef class TopicPartitioner:
     # One per topic (TopicState.partitioning); GIL.
     cdef int32_t sticky_partition           # KIP-794: unkeyed records go here; -1 until chosen
@@ -32,6 +34,7 @@ cdef class TopicPartitioner:
     cdef int refresh(self, list queues) except -1
 
 
+@cython.final
 cdef class NodeLatency:
     # Java's NodeLatencyStats, kept only with partitioner.availability.timeout.ms; GIL.
     cdef readonly int32_t node_id
@@ -39,6 +42,7 @@ cdef class NodeLatency:
     cdef readonly int64_t drain_ms          # monotonic ms: last drain() it could take data
 
 
+@cython.final
 cdef class Partitioning:
     # The producer's partitioner: fixed by _configure_core() except the fields marked GIL.
     cdef int kind                           # PARTITIONER_*
