@@ -3,6 +3,9 @@ no sender thread), so only the per-record path is measured:
 
     python -m pytest benchmarks/micro --benchmark-only -p no:cacheprovider -k partition
 
+(on a machine shared with other work, add ``--benchmark-timer=time.process_time``: CPU time
+of this process, unaffected by time spent waiting for a core).
+
 Every variant makes the same call, ``send(topic, value, key, None, partition)`` with positional
 arguments, 100-byte values and keys ``str(i % 1000)`` encoded (as in the end-to-end runs), so
 the differences are the partition choice and where the records land. ``explicit`` (a fixed
