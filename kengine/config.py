@@ -117,10 +117,6 @@ def _str(key: str, value: Any) -> str:
     return value
 
 
-def _anything(key: str, value: Any) -> Any:
-    return value
-
-
 def _optional_callable(key: str, value: Any) -> Any:
     if value is not None and not callable(value):
         raise ConfigError(key, value, "a callable or None")
@@ -151,6 +147,74 @@ def _compression_level(codec: Literal["gzip", "lz4", "zstd"]) -> Callable[[str, 
         return level
 
     return parse
+
+
+def _partitioner(key: str, value: Any) -> Any:
+    allowed = ("a built-in or plugin partitioner name, 'module:Class', a class, or an object with "
+               "partition()")
+    if value is None:
+        return "default"
+    if isinstance(value, str):
+        if not value.strip():
+            raise ConfigError(key, value, allowed)
+        return value.strip()
+    if isinstance(value, type) or callable(getattr(value, "partition", None)):
+        return value
+    raise ConfigError(key, value, allowed)
+
+
+def _keys(key: str, value: Any) -> tuple[bytes, ...]:
+    allowed = "a list of keys (str or bytes) or a comma-separated string"
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return tuple(k.strip().encode() for k in value.split(",") if k.strip())
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        raise ConfigError(key, value, allowed + " (a bytes value must be inside a list)")
+    try:
+        items = list(value)
+    except TypeError:
+        raise ConfigError(key, value, allowed) from None
+    out = []
+    for item in items:
+        if isinstance(item, str):
+            out.append(item.encode())
+        elif isinstance(item, (bytes, bytearray, memoryview)):
+            out.append(bytes(item))
+        else:
+            raise ConfigError(key, value, f"{allowed}; {item!r} is neither")
+    return tuple(out)
+
+
+def _share(key: str, value: Any) -> float:
+    allowed = "a share in [0, 1] (0: off)"
+    if isinstance(value, bool):
+        raise ConfigError(key, value, allowed)
+    try:
+        share = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(key, value, allowed) from None
+    if not 0.0 <= share <= 1.0:
+        raise ConfigError(key, value, allowed)
+    return share
+
+
+def _composite_fields(key: str, value: Any) -> tuple[Any, ...]:
+    from .partitioners.composite import parse_fields
+
+    if value is None:
+        return ()
+    parse_fields(value)  # raises ConfigError naming the bad field
+    items = value.split(",") if isinstance(value, str) else list(value)
+    return tuple(item.strip() if isinstance(item, str) else item for item in items)
+
+
+def _mapping(key: str, value: Any) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ConfigError(key, value, "a mapping of option names to values")
+    return dict(value)
 
 
 def _setting(name: str, default: Any, parse: Callable[[str, Any], Any], doc: str) -> Setting:
@@ -215,14 +279,33 @@ SETTINGS: dict[str, Setting] = {
                  "bytes, str (UTF-8), json, a callable value -> bytes, or an object with "
                  "serialize()"),
         _setting("value.serializer", "bytes", _serializer, "as key.serializer, for values"),
-        _setting("partitioner", "default", _anything,
-                 "built-in name, plugin name, 'module:Class', or a Partitioner instance"),
+        _setting("partitioner", "default", _partitioner,
+                 "default, round_robin, consistent_random, murmur2_random, salted_hot_key, "
+                 "composite, an installed plugin's name (entry point group "
+                 "'kengine.partitioners'), 'module:Class', a class, or a Partitioner instance"),
         _setting("partitioner.ignore.keys", False, _bool,
-                 "place keyed records like unkeyed ones (sticky), ignoring the key"),
+                 "default partitioner: place keyed records like unkeyed ones (sticky)"),
         _setting("partitioner.adaptive.partitioning.enable", True, _bool,
-                 "weight the sticky partition choice by how much each partition has queued"),
-        _setting("partitioner.availability.timeout.ms", 0, _int(0),
-                 "skip partitions whose leader has not accepted data for this long (0: never)"),
+                 "sticky placement: pick the next partition with weights from queue sizes, so "
+                 "partitions of slower brokers get less"),
+        _setting("partitioner.availability.timeout.ms", 0, _int(0, 2**62),
+                 "sticky placement (adaptive): skip partitions whose leader had data waiting "
+                 "this long without taking any (0: never)"),
+        _setting("partitioner.salted.hot.keys", (), _keys,
+                 "salted_hot_key: keys always spread over salted sub-keys (list of str/bytes, or "
+                 "a comma-separated string)"),
+        _setting("partitioner.salted.buckets", 8, _int(2, 1 << 16),
+                 "salted_hot_key: salted sub-keys (so at most partitions) per hot key"),
+        _setting("partitioner.salted.detect.share", 0.0, _share,
+                 "salted_hot_key: also salt keys carrying at least this share of the records of "
+                 "a detection window (0: no detection)"),
+        _setting("partitioner.salted.detect.window.records", 10000, _int(1),
+                 "salted_hot_key: records per detection window"),
+        _setting("partitioner.composite.fields", (), _composite_fields,
+                 "composite: the key's fields in order: 'key', 'header:NAME', 'value:NAME' or "
+                 "callables of the value (list, or a comma-separated string)"),
+        _setting("partitioner.config", {}, _mapping,
+                 "options for a plugin partitioner, passed to its configure() with the settings"),
         # -- idempotence and transactions
         _setting("enable.idempotence", True, _bool,
                  "exactly-once per partition: producer id + sequence numbers"),
@@ -321,6 +404,25 @@ def _check_combinations(values: dict[str, Any], explicit: frozenset[str]) -> Non
     if values["buffer.memory"] < values["batch.size"]:
         raise ConfigError("buffer.memory", values["buffer.memory"],
                           f"at least batch.size ({values['batch.size']})")
+    _check_partitioner(values, explicit)
+
+
+def _check_partitioner(values: dict[str, Any], explicit: frozenset[str]) -> None:
+    # A partitioner's own settings with another partitioner would be silently ignored.
+    partitioner = values["partitioner"]
+    for key in sorted(explicit):
+        owner = ("salted_hot_key" if key.startswith("partitioner.salted.") else
+                 "composite" if key == "partitioner.composite.fields" else None)
+        if owner is not None and partitioner != owner and not isinstance(partitioner, type):
+            raise ConfigError(key, values[key], f"only used with partitioner={owner!r}, "
+                                                f"not {partitioner!r}")
+    if partitioner == "composite" and not values["partitioner.composite.fields"]:
+        raise ConfigError("partitioner.composite.fields", values["partitioner.composite.fields"],
+                          "at least one field when partitioner='composite'")
+    if values["partitioner.ignore.keys"] and partitioner != "default":
+        raise ConfigError("partitioner.ignore.keys", True,
+                          f"false unless partitioner='default' (the {partitioner!r} partitioner "
+                          f"decides itself how keys are used)")
 
 
 def describe() -> Iterable[tuple[str, Any, str]]:

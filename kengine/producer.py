@@ -75,6 +75,8 @@ class Producer(ProducerCore):
             value_serializer=cfg["value.serializer"],
             partitioner=load_partitioner(cfg["partitioner"], cfg),
             ignore_keys=cfg["partitioner.ignore.keys"],
+            adaptive_partitioning=cfg["partitioner.adaptive.partitioning.enable"],
+            availability_timeout_ms=cfg["partitioner.availability.timeout.ms"],
             idempotent=idempotent,
             transactional=transactional_id is not None,
             wakeup=self._client.wakeup,

@@ -355,7 +355,8 @@ class ProducerCore:
     def _configure_core(self, *, linger_ms: int, batch_size: int, max_request_size: int,
                         buffer_memory: int, compression: _Codec, compression_level: int | None,
                         key_serializer: object, value_serializer: object, partitioner: object,
-                        ignore_keys: bool, idempotent: bool, transactional: bool,
+                        ignore_keys: bool, adaptive_partitioning: bool = True,
+                        availability_timeout_ms: int = 0, idempotent: bool, transactional: bool,
                         wakeup: Callable[[], object], max_block_ms: int) -> None: ...
     def _wait_for_memory(self, need: int, topic: str) -> int: ...
     def _refresh_for_partition(self, topic: str, partition: int) -> TopicState: ...
@@ -400,3 +401,10 @@ class ProducerCore:
     @property
     def producer_epoch(self) -> int: ...
     _max_block_ms: int
+
+# --- partitioner.pyx ---
+__all__ += ["BUILTIN_PARTITIONERS"]
+
+#: Partitioner names the core runs without a Python call per record (kengine.partitioners
+#: resolves the others).
+BUILTIN_PARTITIONERS: tuple[str, ...]

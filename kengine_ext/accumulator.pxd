@@ -74,8 +74,7 @@ cdef class TopicState:
     cdef readonly list queues                # [PartitionQueue], index = partition
     cdef readonly int32_t num_partitions
     cdef double compression_ratio            # compressed/uncompressed estimate (Java's estimator)
-    cdef int32_t sticky_partition            # unkeyed records go here, -1: choose one
-    cdef int64_t sticky_bytes                # bytes sent to sticky_partition since it was chosen
+    cdef readonly TopicPartitioner partitioning  # partitioner state (partitioner.pxd)
 
 
 cdef class DeliveryFuture:
@@ -122,8 +121,7 @@ cdef class ProducerCore:
     cdef int _value_kind
     cdef object _key_serializer              # callable for SER_CALLABLE / SER_JSON
     cdef object _value_serializer
-    cdef object _partitioner                 # None: built-in (murmur2 / sticky, in C)
-    cdef bint _ignore_keys
+    cdef Partitioning _partitioning          # the partitioner (built-in kind or Python object)
     cdef bint _closed                        # GIL; send() refused
     cdef int _flushes                        # GIL; flush() calls in progress: linger is ignored
     cdef bint _draining_all                  # GIL; close(): everything is ready
@@ -142,20 +140,19 @@ cdef class ProducerCore:
     cdef bint _in_transaction                # GIL; transactional sends are allowed
     cdef bint _implicit_txn_partitions       # transactions v2: Produce adds partitions itself
     cdef list _txn_new_partitions            # GIL; queues that joined the current transaction
-    cdef uint64_t _rng                       # GIL; xorshift state for the sticky partitioner
     cdef public object _max_block_ms
 
     cdef TopicState topic_for_send(self, str topic)
-    cdef int32_t choose_partition(self, TopicState t, object topic, object key, object value,
-                                  object headers, const char *key_ptr, Py_ssize_t key_len,
-                                  Py_ssize_t record_bytes) except -2
+    cdef int32_t choose_partition(self, TopicState t, object key, object value, object headers,
+                                  const char *key_ptr, Py_ssize_t key_len,
+                                  bint *sticky) except -2
     cdef ProducerBatch open_batch(self, PartitionQueue q, Py_ssize_t record_bytes, int64_t now,
                                   Py_ssize_t reserved)
     cdef ProducerBatch new_batch(self, PartitionQueue q, Py_ssize_t capacity, int64_t now)
     cdef int enqueue(self, PartitionQueue q, ProducerBatch b) except -1
-    cdef int send_chunk(self, TopicState t, BulkFuture fut, object values, object keys,
-                        object headers, object timestamps, object partition, Py_ssize_t start,
-                        Py_ssize_t n) except -1
+    cdef int send_chunk(self, TopicState t, BulkFuture fut, object values, object raw_values,
+                        object keys, object headers, object timestamps, object partition,
+                        Py_ssize_t start, Py_ssize_t n) except -1
     cdef int append_group(self, PartitionQueue q, BulkFuture fut, RecordColumns *cols,
                           Py_ssize_t *order, Py_ssize_t start, Py_ssize_t lo,
                           Py_ssize_t hi) except -1
@@ -164,7 +161,6 @@ cdef class ProducerCore:
     cdef int release_memory(self, Py_ssize_t nbytes) except -1
     cdef int maybe_wake_sender(self, int64_t ready_at_ms) except -1
     cdef object serialize(self, object obj, str topic, int kind, object serializer, str what)
-    cdef int32_t sticky_partition(self, TopicState t) noexcept
     cdef Py_ssize_t batch_bytes_for(self, Py_ssize_t record_bytes) noexcept
     cdef bint sendable(self, ProducerBatch b, int64_t now) noexcept
     cdef bint sequence_for_drain(self, PartitionQueue q, ProducerBatch b)

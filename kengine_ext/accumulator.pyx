@@ -14,7 +14,7 @@ import time
 cimport cython
 from cpython.dict cimport PyDict_GetItem
 from cpython.object cimport PyObject
-from cpython.mem cimport PyMem_Malloc, PyMem_Free
+from cpython.mem cimport PyMem_Malloc, PyMem_Free, PyMem_Realloc
 from libc.stdint cimport uint32_t
 from libc.string cimport memcpy
 
@@ -79,15 +79,6 @@ cdef tuple serializer_kind(object serializer):
         return SER_CALLABLE, serializer
     raise ValueError(f"serializer {serializer!r}: use bytes, str, json, a callable or an object "
                      f"with serialize(topic, value)")
-
-
-cdef inline uint64_t xorshift(uint64_t *state) noexcept nogil:
-    cdef uint64_t x = state[0]
-    x ^= x << 13
-    x ^= x >> 7
-    x ^= x << 17
-    state[0] = x
-    return x
 
 
 # Plain data (a str and ints): no reason for the cyclic GC to track it.
@@ -206,7 +197,7 @@ cdef class TopicState:
         self.name = name
         self.queues = []
         self.compression_ratio = 1.0
-        self.sticky_partition = -1
+        self.partitioning = TopicPartitioner.__new__(TopicPartitioner)
 
     def __repr__(self):
         return f"TopicState({self.name!r}, partitions={self.num_partitions})"
@@ -409,7 +400,7 @@ cdef class ProducerCore:
         self._batch_size_bytes = 16384
         self._max_request_size_bytes = 1048576
         self._buffer_total_bytes = 32 * 1024 * 1024
-        self._rng = <uint64_t>(time.time_ns() | 1)
+        self._partitioning = make_partitioning(None, False, True, 0, self._batch_size_bytes)
         self._skipped_tickets = set()
 
     # -- configuration (called once by the Python Producer before any send) --
@@ -418,7 +409,8 @@ cdef class ProducerCore:
                         Py_ssize_t max_request_size, int64_t buffer_memory, compression,
                         compression_level, key_serializer, value_serializer, partitioner,
                         bint ignore_keys, bint idempotent, bint transactional, wakeup,
-                        max_block_ms):
+                        max_block_ms, bint adaptive_partitioning=True,
+                        int64_t availability_timeout_ms=0):
         self._linger_ms = linger_ms
         # batch.size 0 disables batching: a batch that only ever takes its first record
         self._batch_size_bytes = max(batch_size, BATCH_HEADER_BYTES + 1)
@@ -429,8 +421,8 @@ cdef class ProducerCore:
         self._pool = BufferPool(self._batch_size_bytes, buffer_memory // self._batch_size_bytes)
         self._key_kind, self._key_serializer = serializer_kind(key_serializer)
         self._value_kind, self._value_serializer = serializer_kind(value_serializer)
-        self._partitioner = partitioner
-        self._ignore_keys = ignore_keys
+        self._partitioning = make_partitioning(partitioner, ignore_keys, adaptive_partitioning,
+                                               availability_timeout_ms, batch_size)
         self._idempotent = idempotent
         self._transactional = transactional
         self._wakeup = wakeup
@@ -450,8 +442,9 @@ cdef class ProducerCore:
         cdef Py_ssize_t kl, vl, hl = 0, body, record_bytes, r
         cdef int32_t hc = 0, p
         cdef Py_buffer kview, vview
-        cdef bint khas = False, vhas = False, new_batch = False
+        cdef bint khas = False, vhas = False, new_batch = False, sticky = False
         cdef int64_t ts, now, ready_at
+        cdef Py_ssize_t est_before = 0   # the open batch's estimated size before this record
         cdef TopicState t
         cdef PartitionQueue q
         cdef ProducerBatch b
@@ -473,6 +466,7 @@ cdef class ProducerCore:
             self._last_state = t
         if self._key_kind > SER_STR and key is not None:
             key = self.serialize(key, topic, self._key_kind, self._key_serializer, "key")
+        raw_value = value   # what a Python partitioner sees
         if self._value_kind > SER_STR and value is not None:
             value = self.serialize(value, topic, self._value_kind, self._value_serializer, "value")
         if timestamp_ms is None:
@@ -505,11 +499,12 @@ cdef class ProducerCore:
                     if p < 0 or p >= t.num_partitions:
                         t = self._refresh_for_partition(topic, p)
                 else:
-                    p = self.choose_partition(t, topic, key, value, headers, kp, kl, record_bytes)
+                    p = self.choose_partition(t, key, raw_value, headers, kp, kl, &sticky)
                 q = <PartitionQueue>t.queues[p]
                 while True:
                     b = q.tail
                     if b is not None and not b.closed:
+                        est_before = b.builder.estimated_size_c()
                         r = b.builder.append_record(ts, kp, kl, vp, vl, hp, hl, hc)
                         if r >= 0:
                             break
@@ -526,6 +521,7 @@ cdef class ProducerCore:
                         continue
                     reserved = 0  # open_batch used it
                     new_batch = True
+                    est_before = 0
                     r = b.builder.append_record(ts, kp, kl, vp, vl, hp, hl, hc)
                     if r < 0:
                         raise MemoryError()
@@ -540,8 +536,9 @@ cdef class ProducerCore:
                 self.release_memory(reserved)
         b.record_count += 1
         q.queued_bytes += record_bytes
-        if t.sticky_partition == p:
-            t.sticky_bytes += record_bytes
+        if sticky:
+            self._partitioning.sticky_appended(t, q, b.builder.estimated_size_c() - est_before,
+                                               False)
         fut = DeliveryFuture.__new__(DeliveryFuture)
         fut.batch = b
         fut.index = <int32_t>r
@@ -556,6 +553,8 @@ cdef class ProducerCore:
                 b.callback_futures.append(fut)
         if new_batch:
             self.maybe_wake_sender(b.created_ms + self._linger_ms)
+            if self._partitioning.kind == PARTITIONER_PYTHON:
+                self._partitioning.on_new_batch(t, p)
         return fut
 
     def send_many(self, str topic, values, keys=None, headers=None, timestamps=None,
@@ -580,6 +579,7 @@ cdef class ProducerCore:
             t = self.topic_for_send(topic)
         if partition is not None and not (0 <= partition < t.num_partitions):
             t = self._refresh_for_partition(topic, partition)
+        raw_values = values   # what a Python partitioner sees
         if self._value_kind > SER_STR:
             values = [None if v is None else
                       self.serialize(v, topic, self._value_kind, self._value_serializer, "value")
@@ -595,20 +595,26 @@ cdef class ProducerCore:
         cdef Py_ssize_t pos = 0, chunk
         while pos < n:
             chunk = min(BULK_CHUNK_RECORDS, n - pos)
-            self.send_chunk(t, fut, values, keys, headers, timestamps, partition, pos, chunk)
+            self.send_chunk(t, fut, values, raw_values, keys, headers, timestamps, partition, pos,
+                            chunk)
             pos += chunk
         return fut
 
-    cdef int send_chunk(self, TopicState t, BulkFuture fut, object values, object keys,
-                        object headers, object timestamps, object partition, Py_ssize_t start,
-                        Py_ssize_t n) except -1:
+    cdef int send_chunk(self, TopicState t, BulkFuture fut, object values, object raw_values,
+                        object keys, object headers, object timestamps, object partition,
+                        Py_ssize_t start, Py_ssize_t n) except -1:
         cdef ColumnsHolder holder = ColumnsHolder()
         holder.fill(values, keys, headers, timestamps, start, start + n, NULL)
         cdef RecordColumns *c = &holder.cols
         cdef int32_t nparts = t.num_partitions, p, explicit = -1
         cdef Py_ssize_t j, body, rec_bytes, lo, hi, r
+        cdef Partitioning pt = self._partitioning
+        cdef bint sticky = False
+        cdef PartitionQueue q
+        cdef list new_batches = None   # partitions that opened a batch, for on_new_batch()
         cdef int32_t *parts = <int32_t *>PyMem_Malloc(n * sizeof(int32_t))
         cdef Py_ssize_t *counts = <Py_ssize_t *>PyMem_Malloc((nparts + 1) * sizeof(Py_ssize_t))
+        cdef Py_ssize_t *grown
         cdef Py_ssize_t *order = <Py_ssize_t *>PyMem_Malloc(n * sizeof(Py_ssize_t))
         cdef RecordColumns g      # the chunk's columns regrouped by partition
         cdef ColumnsHolder grouped = ColumnsHolder()
@@ -630,17 +636,29 @@ cdef class ProducerCore:
                         f"({self._max_request_size_bytes}); records from {start} on were not sent")
                 if explicit >= 0:
                     p = explicit
-                elif self._partitioner is None:
-                    if c.key_ptr[j] != NULL and not self._ignore_keys:
-                        p = kengine_partition_for_key(c.key_ptr[j], c.key_len[j], nparts)
-                    else:
-                        p = self.sticky_partition(t)
-                        t.sticky_bytes += rec_bytes
+                elif pt.kind == PARTITIONER_DEFAULT and c.key_ptr[j] != NULL \
+                        and not pt.ignore_keys:
+                    p = kengine_partition_for_key(c.key_ptr[j], c.key_len[j], nparts)
                 else:
-                    p = self.choose_partition(
-                        t, t.name, keys[start + j] if keys is not None else None,
-                        values[start + j], headers[start + j] if headers is not None else None,
-                        c.key_ptr[j], c.key_len[j], rec_bytes)
+                    if pt.kind != PARTITIONER_PYTHON:
+                        p = pt.choose(t, None, None, None, c.key_ptr[j], c.key_len[j], &sticky)
+                    else:
+                        p = pt.choose(t, keys[start + j] if keys is not None else None,
+                                      raw_values[start + j],
+                                      headers[start + j] if headers is not None else None,
+                                      c.key_ptr[j], c.key_len[j], &sticky)
+                        if p >= nparts:   # partitions were added while the partitioner ran
+                            grown = <Py_ssize_t *>PyMem_Realloc(
+                                counts, (t.num_partitions + 1) * sizeof(Py_ssize_t))
+                            if grown == NULL:
+                                raise MemoryError()
+                            counts = grown
+                            nparts = t.num_partitions
+                    if sticky:
+                        # This call's records are appended back to back after the loop, so a
+                        # partition's batches are full when the next one opens: switch at
+                        # batch.size, charging each record's size bound.
+                        pt.sticky_appended(t, <PartitionQueue>t.queues[p], rec_bytes, True)
                 parts[j] = p
             # counting sort by partition, stable: each partition's records keep their order
             for j in range(nparts + 1):
@@ -659,9 +677,17 @@ cdef class ProducerCore:
                 hi = lo
                 while hi < n and parts[order[hi]] == p:
                     hi += 1
-                self.append_group(<PartitionQueue>t.queues[p], fut, &grouped.cols, order, start,
-                                  lo, hi)
+                q = <PartitionQueue>t.queues[p]
+                tail = q.tail
+                self.append_group(q, fut, &grouped.cols, order, start, lo, hi)
+                if pt.kind == PARTITIONER_PYTHON and q.tail is not tail:
+                    if new_batches is None:
+                        new_batches = []
+                    new_batches.append(p)
                 lo = hi
+            if new_batches is not None:
+                for p in new_batches:
+                    pt.on_new_batch(t, p)
         finally:
             PyMem_Free(parts)
             PyMem_Free(counts)
@@ -758,50 +784,16 @@ cdef class ProducerCore:
                 f"partition {partition} is outside [0, {t.num_partitions}) for topic {topic!r}")
         return t
 
-    cdef int32_t choose_partition(self, TopicState t, object topic, object key, object value,
-                                  object headers, const char *key_ptr, Py_ssize_t key_len,
-                                  Py_ssize_t record_bytes) except -2:
-        cdef int32_t n = t.num_partitions, p
-        if self._partitioner is None:
-            if key_ptr != NULL and not self._ignore_keys:
-                return kengine_partition_for_key(key_ptr, key_len, n)
-            return self.sticky_partition(t)
-        try:
-            result = self._partitioner.partition(topic, key, value, headers, n)
-        except Exception as e:
-            raise PartitionerError(f"partitioner {self._partitioner!r} raised for a record to "
-                                   f"{topic!r}: {type(e).__name__}: {e}") from e
-        if result is None:
-            return self.sticky_partition(t)
-        if not isinstance(result, int) or not 0 <= result < n:
-            raise PartitionerError(f"partitioner {self._partitioner!r} returned {result!r} for "
-                                   f"{topic!r}; it must be an int in [0, {n})")
-        return <int32_t>result
-
-    cdef int32_t sticky_partition(self, TopicState t) noexcept:
-        """KIP-794 uniform sticky partitioning: stay on one partition until batch.size bytes
-        went to it, then move to another one whose leader is known."""
-        cdef int32_t n = t.num_partitions, p, i, available = 0
-        cdef PartitionQueue q
-        if t.sticky_partition >= 0 and t.sticky_bytes < self._batch_size_bytes:
-            return t.sticky_partition
-        for i in range(n):
-            if (<PartitionQueue>t.queues[i]).leader_id >= 0:
-                available += 1
-        if available == 0:
-            p = <int32_t>(xorshift(&self._rng) % <uint64_t>n)
-        else:
-            i = <int32_t>(xorshift(&self._rng) % <uint64_t>available)
-            for p in range(n):
-                if (<PartitionQueue>t.queues[p]).leader_id >= 0:
-                    if i == 0:
-                        break
-                    i -= 1
-        if n > 1 and p == t.sticky_partition:
-            p = (p + 1) % n
-        t.sticky_partition = p
-        t.sticky_bytes = 0
-        return p
+    cdef int32_t choose_partition(self, TopicState t, object key, object value, object headers,
+                                  const char *key_ptr, Py_ssize_t key_len,
+                                  bint *sticky) except -2:
+        """The partition of a record sent without one (partitioner.pyx); *sticky is set when
+        the sticky partitioner chose it, and the caller then reports the bytes it appended."""
+        cdef Partitioning pt = self._partitioning
+        if pt.kind == PARTITIONER_DEFAULT and key_ptr != NULL and not pt.ignore_keys:
+            sticky[0] = False
+            return kengine_partition_for_key(key_ptr, key_len, t.num_partitions)
+        return pt.choose(t, key, value, headers, key_ptr, key_len, sticky)
 
     cdef Py_ssize_t batch_bytes_for(self, Py_ssize_t record_bytes) noexcept:
         cdef Py_ssize_t need = record_bytes + BATCH_HEADER_BYTES
@@ -928,6 +920,7 @@ cdef class ProducerCore:
             q.leader_id = leader
             q.leader_epoch = epoch
         t.num_partitions = len(t.queues)
+        t.partitioning.refresh(t.queues)
         self._topics[topic] = t   # published last: send() never sees a half-built TopicState
         return t
 
@@ -971,6 +964,7 @@ cdef class ProducerCore:
                 d = b.retry_at_ms - now if b.retry_at_ms > now else b.created_ms + self._linger_ms - now
                 if delay < 0 or d < delay:
                     delay = d
+        self._partitioning.nodes_ready(nodes, now, False)
         return nodes, delay, unknown or ()
 
     def drain(self, nodes, Py_ssize_t max_request_size, int64_t now):
@@ -983,6 +977,7 @@ cdef class ProducerCore:
         cdef Py_ssize_t n = len(self._queues), k, size, used
         cdef PartitionQueue q
         cdef ProducerBatch b
+        self._partitioning.nodes_ready(nodes, now, True)   # the sender can send to every one
         if n == 0 or not nodes:
             return out
         if self._idempotent and self._producer_id < 0:
@@ -1204,6 +1199,12 @@ cdef class ProducerCore:
         self._sender_sleeping = False
 
     # -- state the Python layer reads or sets --
+
+    @property
+    def partitioner(self):
+        """The configured partitioner: a built-in's name (str) or the Python partitioner."""
+        pt = self._partitioning
+        return pt.plugin if pt.kind == PARTITIONER_PYTHON else pt.name
 
     @property
     def closed(self) -> bool:

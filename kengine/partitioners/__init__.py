@@ -1,41 +1,60 @@
-"""Partitioner selection. The built-in ``default`` partitioner (Java-exact murmur2 for keyed
-records, KIP-794 sticky placement for unkeyed ones) runs inside the Cython core and is
-represented by ``None``; anything else is an object with a ``partition()`` method that the core
-calls once per record.
+"""Partitioners: which partition each record sent without an explicit one goes to.
+
+Select one with the ``partitioner`` setting (see :mod:`.registry`). The built-ins:
+
+========================  ==================================================================
+``default``               Java's: ``(murmur2(key) & 0x7fffffff) % partitions`` for keyed
+                          records; KIP-794 uniform sticky placement (adaptive, with the
+                          availability timeout) for records without a key. Runs in the core.
+``round_robin``           Java's ``RoundRobinPartitioner``: record after record over the
+                          partitions whose leader is known; keys ignored. In the core.
+``consistent_random``     librdkafka's: CRC-32 of the key; null or empty keys sticky. In the core.
+``murmur2_random``        librdkafka's: the same placement as ``default``. In the core.
+``salted_hot_key``        hot keys spread over salted sub-keys; others as ``default``
+                          (:mod:`.salted_hot_key`).
+``composite``             a key built from several record fields, with a documented byte
+                          encoding (:mod:`.composite`).
+========================  ==================================================================
+
+Anything else implements :class:`Partitioner` (:mod:`.base`) and is named by an entry point in
+the ``kengine.partitioners`` group, given as ``"module:Class"``, or passed as an instance.
 """
 from __future__ import annotations
 
-import importlib
-from typing import Any, Protocol, runtime_checkable
+from .base import (
+    Configurable,
+    Headers,
+    NewBatchListener,
+    Partitioner,
+    ReportsMetrics,
+    TopicPartitionerFactory,
+)
+from .composite import CompositeKeyPartitioner, encode_composite_key
+from .registry import (
+    CORE_PARTITIONERS,
+    ENTRY_POINT_GROUP,
+    PYTHON_PARTITIONERS,
+    builtin_names,
+    load_partitioner,
+    plugin_names,
+)
+from .salted_hot_key import SaltedHotKeyPartitioner, salted_subkeys
 
-from ..config import ProducerConfig
-from ..errors import ConfigError
-
-__all__ = ["Partitioner", "load_partitioner"]
-
-
-@runtime_checkable
-class Partitioner(Protocol):
-    """Chooses a record's partition. Return an int in ``[0, num_partitions)``, or None to let
-    the built-in sticky partitioner place the record."""
-
-    def partition(self, topic: str, key: Any, value: Any, headers: Any,
-                  num_partitions: int) -> int | None: ...
-
-
-def load_partitioner(spec: Any, config: ProducerConfig | None = None) -> Partitioner | None:
-    """Resolves the ``partitioner`` setting: "default" (None: built into the core), an
-    instance with ``partition()``, or "module:Class"."""
-    if spec is None or spec == "default":
-        return None
-    if isinstance(spec, str) and ":" in spec:
-        module_name, _, attr = spec.partition(":")
-        try:
-            obj = getattr(importlib.import_module(module_name), attr)
-        except (ImportError, AttributeError) as e:
-            raise ConfigError("partitioner", spec, f"an importable 'module:Class' ({e})") from None
-        spec = obj() if isinstance(obj, type) else obj
-    if isinstance(spec, Partitioner):
-        return spec
-    raise ConfigError("partitioner", spec,
-                      "'default', 'module:Class', or an object with a partition() method")
+__all__ = [
+    "CORE_PARTITIONERS",
+    "ENTRY_POINT_GROUP",
+    "PYTHON_PARTITIONERS",
+    "CompositeKeyPartitioner",
+    "Configurable",
+    "Headers",
+    "NewBatchListener",
+    "Partitioner",
+    "ReportsMetrics",
+    "SaltedHotKeyPartitioner",
+    "TopicPartitionerFactory",
+    "builtin_names",
+    "encode_composite_key",
+    "load_partitioner",
+    "plugin_names",
+    "salted_subkeys",
+]

@@ -84,7 +84,8 @@ def test_unkeyed_records_stick_to_one_partition_until_batch_size_then_move():
     parts = [core.send("t", b"x" * 100).partition for _ in range(40)]
     first = parts[0]
     run = next((i for i, p in enumerate(parts) if p != first), len(parts))
-    assert 7 <= run <= 10  # about batch.size (1024) bytes of ~110-byte records
+    # KIP-794 (Java): at least batch.size (1024) bytes of ~110-byte records, at most twice that
+    assert 9 <= run <= 19
     assert len(set(parts)) > 1
 
 
@@ -241,7 +242,7 @@ def test_serializers_and_their_errors():
 
 def test_python_partitioner_errors_fail_only_that_record():
     class Bad:
-        def partition(self, topic, key, value, headers, n):
+        def partition(self, topic, key, value, headers, n, available):
             return 99 if value == b"out" else 0
 
     core = Core({"t": 2}, partitioner=Bad())
