@@ -645,14 +645,11 @@ cdef class ColumnsHolder:
             self._view_count += 1
         return 0
 
-    cdef int regroup(self, ColumnsHolder src, const Py_ssize_t *order, Py_ssize_t n) except -1:
-        """This holder's columns become src's records in the given order (pointers only; src
-        must outlive this holder, which keeps it alive)."""
-        cdef RecordColumns *s = &src.cols
-        cdef RecordColumns *c = &self.cols
-        cdef bint with_headers = s.headers_ptr != NULL, with_ts = s.timestamp_ms != NULL
-        cdef Py_ssize_t per = 4 * sizeof(void *), j
+    cdef int allocate(self, Py_ssize_t n, bint with_headers, bint with_ts) except -1:
+        """One allocation for every pointer array of n records (only the columns in use)."""
+        cdef Py_ssize_t per = 4 * sizeof(void *)
         cdef char *mem
+        cdef RecordColumns *c = &self.cols
         if with_headers:
             per += 2 * sizeof(void *) + sizeof(int32_t)
         if with_ts:
@@ -661,9 +658,7 @@ cdef class ColumnsHolder:
         if mem == NULL:
             raise MemoryError()
         self._arrays = mem
-        self._keep.append(src)
         c.count = n
-        c.default_timestamp_ms = s.default_timestamp_ms
         c.key_ptr = <const char **>mem; mem += n * sizeof(void *)
         c.key_len = <Py_ssize_t *>mem; mem += n * sizeof(Py_ssize_t)
         c.value_ptr = <const char **>mem; mem += n * sizeof(void *)
@@ -676,6 +671,18 @@ cdef class ColumnsHolder:
             c.headers_ptr = <const char **>mem; mem += n * sizeof(void *)
             c.headers_len = <Py_ssize_t *>mem; mem += n * sizeof(Py_ssize_t)
             c.header_count = <int32_t *>mem
+        return 0
+
+    cdef int regroup(self, ColumnsHolder src, const Py_ssize_t *order, Py_ssize_t n) except -1:
+        """This holder's columns become src's records in the given order (pointers only; src
+        must outlive this holder, which keeps it alive)."""
+        cdef RecordColumns *s = &src.cols
+        cdef RecordColumns *c = &self.cols
+        cdef bint with_headers = s.headers_ptr != NULL, with_ts = s.timestamp_ms != NULL
+        cdef Py_ssize_t j
+        self.allocate(n, with_headers, with_ts)
+        self._keep.append(src)
+        c.default_timestamp_ms = s.default_timestamp_ms
         for j in range(n):
             c.key_ptr[j] = s.key_ptr[order[j]]
             c.key_len[j] = s.key_len[order[j]]
@@ -694,34 +701,12 @@ cdef class ColumnsHolder:
         """Gathers records start..stop-1, in the given order when order is not NULL (order[j] is
         the index of the j-th record to gather, for grouping records by partition)."""
         cdef Py_ssize_t n = stop - start, j, i
-        cdef Py_ssize_t per = 4 * sizeof(void *)
         cdef bint with_headers = headers is not None
         cdef bint with_ts = timestamps is not None
         cdef int32_t hc
-        cdef char *mem
         cdef RecordColumns *c = &self.cols
-        if with_headers:
-            per += 2 * sizeof(void *) + sizeof(int32_t)
-        if with_ts:
-            per += sizeof(int64_t)
-        mem = <char *>PyMem_Malloc(per * n + 8)
-        if mem == NULL:
-            raise MemoryError()
-        self._arrays = mem
-        c.count = n
-        c.key_ptr = <const char **>mem; mem += n * sizeof(void *)
-        c.key_len = <Py_ssize_t *>mem; mem += n * sizeof(Py_ssize_t)
-        c.value_ptr = <const char **>mem; mem += n * sizeof(void *)
-        c.value_len = <Py_ssize_t *>mem; mem += n * sizeof(Py_ssize_t)
-        c.timestamp_ms = NULL
-        c.headers_ptr = NULL
+        self.allocate(n, with_headers, with_ts)
         c.default_timestamp_ms = now_ms()
-        if with_ts:
-            c.timestamp_ms = <int64_t *>mem; mem += n * sizeof(int64_t)
-        if with_headers:
-            c.headers_ptr = <const char **>mem; mem += n * sizeof(void *)
-            c.headers_len = <Py_ssize_t *>mem; mem += n * sizeof(Py_ssize_t)
-            c.header_count = <int32_t *>mem
         # Slices hold references to every object we point into, so no other thread can free
         # them while the bytes are copied without the GIL.
         if order == NULL:
