@@ -18,6 +18,7 @@ from kengine_ext import ProducerCore, TopicState
 from . import config as _config
 from .errors import IllegalStateError, KafkaTimeoutError
 from .metadata import Metadata, PartitionInfo
+from .metrics import ProducerMetrics
 from .network import NetworkClient
 from .partitioners import load_partitioner
 from .sender import Sender, SenderSettings
@@ -60,6 +61,7 @@ class Producer(ProducerCore):
             receive_buffer_bytes=cfg["receive.buffer.bytes"],
         )
         codec = cfg["compression.type"]
+        partitioner = load_partitioner(cfg["partitioner"], cfg)
         self._configure_core(
             linger_ms=cfg["linger.ms"],
             batch_size=cfg["batch.size"],
@@ -69,7 +71,7 @@ class Producer(ProducerCore):
             compression_level=cfg.get(f"compression.{codec}.level"),
             key_serializer=cfg["key.serializer"],
             value_serializer=cfg["value.serializer"],
-            partitioner=load_partitioner(cfg["partitioner"], cfg),
+            partitioner=partitioner,
             ignore_keys=cfg["partitioner.ignore.keys"],
             idempotent=False,
             transactional=False,
@@ -82,6 +84,10 @@ class Producer(ProducerCore):
             refresh_backoff_ms=cfg["retry.backoff.ms"],
             refresh_backoff_max_ms=cfg["retry.backoff.max.ms"],
         )
+        self._metrics = ProducerMetrics(self._client_id, self, self._client,
+                                        partitioner=partitioner,
+                                        stats_callback=cfg["stats_callback"],
+                                        stats_interval_ms=cfg["statistics.interval.ms"])
         self._sender = Sender(self, self._client, self._metadata, SenderSettings(
             client_id=self._client_id,
             acks=cfg["acks"],
@@ -91,7 +97,7 @@ class Producer(ProducerCore):
             retry_backoff_ms=cfg["retry.backoff.ms"],
             retry_backoff_max_ms=cfg["retry.backoff.max.ms"],
             max_request_size=cfg["max.request.size"],
-        ))
+        ), metrics=self._metrics)
         self._sender.start()
 
     # ------------------------------------------------------------------ slow paths of send()
@@ -106,6 +112,13 @@ class Producer(ProducerCore):
         """The topic's partitions (leader, replicas, ISR), fetching metadata if needed."""
         self._await_metadata(topic)
         return self._metadata.partitions_for(topic)
+
+    def metrics(self) -> dict[str, Any]:
+        """The producer's metrics now, with the Java producer's names: client-level ones at the
+        top (``record-send-rate``, ``request-latency-avg``...), ``topics`` and ``brokers``
+        breakdowns, and ``partitioner`` when the partitioner reports metrics. Meanings are in
+        ``kengine.metrics.METRICS``."""
+        return self._metrics.snapshot()
 
     def flush(self, timeout: float | None = None) -> None:
         """Sends everything buffered now (ignoring linger.ms) and waits until every record sent
