@@ -321,8 +321,9 @@ class AdminClient:
                 if self._controller_id is None:
                     self._metadata_locked([], deadline)
                 controller = self._controller_id if self._controller_id != -1 else None
-                _, resp = self._call(api_key, lambda v: body(pending, max(1, deadline - now)),
-                                     deadline, node=controller)
+                request = body(pending, max(1, deadline - now))
+                _, resp = self._call(api_key, lambda v, request=request: request, deadline,
+                                     node=controller)
                 retry = []
                 for r in results(resp):
                     name = r["name"]
@@ -366,7 +367,7 @@ class AdminClient:
             box: list[tuple[Any, KafkaError | None]] = []
             now = monotonic_ms()
             if not client.send(target, api_key, body(version),
-                               lambda resp, err: box.append((resp, err)), now_ms=now,
+                               lambda resp, err, box=box: box.append((resp, err)), now_ms=now,
                                version=version, timeout_ms=max(1, deadline_ms - now)):
                 continue   # the connection closed in between: pick a node again
             while not box:

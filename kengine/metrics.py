@@ -156,7 +156,7 @@ class LogHistogram:
     their power of two wide, so a reported percentile is within ~3% of the true value whatever
     the range, in a few hundred counters. Not thread-safe."""
 
-    __slots__ = ("counts", "count")
+    __slots__ = ("count", "counts")
 
     _SUB_BITS = 5
     _SUB = 1 << _SUB_BITS          # buckets per power of two
@@ -169,7 +169,7 @@ class LogHistogram:
     @classmethod
     def bucket(cls, value: int) -> int:
         if value < cls._EXACT:
-            return value if value > 0 else 0
+            return max(0, value)
         shift = value.bit_length() - cls._SUB_BITS - 1
         return cls._EXACT + (shift - 1) * cls._SUB + ((value >> shift) - cls._SUB)
 
@@ -220,8 +220,17 @@ class _Sampled:
     SAMPLE_WINDOW_MS each (Java's SampledStat), an optional histogram of them, and all-time
     totals. Guarded by ProducerMetrics._lock."""
 
-    __slots__ = ("_starts", "_counts", "_sums", "_maxes", "_hists", "_current", "_created_ms",
-                 "total", "total_count")
+    __slots__ = (
+        "_counts",
+        "_created_ms",
+        "_current",
+        "_hists",
+        "_maxes",
+        "_starts",
+        "_sums",
+        "total",
+        "total_count",
+    )
 
     def __init__(self, now_ms: int, histogram: bool = False) -> None:
         self._starts = [now_ms] + [-(1 << 62)] * (NUM_SAMPLES - 1)
@@ -246,8 +255,7 @@ class _Sampled:
                 self._hists[i].clear()
         self._counts[i] += 1
         self._sums[i] += value
-        if value > self._maxes[i]:
-            self._maxes[i] = value
+        self._maxes[i] = max(self._maxes[i], value)
         if self._hists is not None:
             self._hists[i].record(int(value))
         self.total += value
@@ -291,7 +299,7 @@ class _Sampled:
 
 
 class _TopicStats:
-    __slots__ = ("records", "bytes", "compression", "retries", "errors")
+    __slots__ = ("bytes", "compression", "errors", "records", "retries")
 
     def __init__(self, now_ms: int) -> None:
         self.records = _Sampled(now_ms)
@@ -315,7 +323,7 @@ class _TopicStats:
 
 
 class _BrokerStats:
-    __slots__ = ("requests", "latency", "throttle")
+    __slots__ = ("latency", "requests", "throttle")
 
     def __init__(self, now_ms: int) -> None:
         self.requests = _Sampled(now_ms)            # one value per request: its batch bytes
@@ -419,14 +427,13 @@ class ProducerMetrics:
             broker = self._brokers.get(node)
             if broker is None:
                 broker = self._brokers[node] = _BrokerStats(now)
-            if error is None:
-                # acks=0 "responses" arrive when the bytes are written: no latency to speak of
-                if response is not None:
-                    self._latency.record(latency_ms, now)
-                    broker.latency.record(latency_ms, now)
-                    throttle = response.get("throttle_time_ms", 0)
-                    self._throttle.record(throttle, now)
-                    broker.throttle.record(throttle, now)
+            # acks=0 "responses" (None) arrive when the bytes are written: no latency to speak of
+            if error is None and response is not None:
+                self._latency.record(latency_ms, now)
+                broker.latency.record(latency_ms, now)
+                throttle = response.get("throttle_time_ms", 0)
+                self._throttle.record(throttle, now)
+                broker.throttle.record(throttle, now)
 
     def on_batch_done(self, batch: ProducerBatch, error: KafkaError | None) -> None:
         if error is None:
@@ -454,7 +461,7 @@ class ProducerMetrics:
             except Exception:
                 _log.exception("[%s] stats_callback raised; it is called again in %d ms",
                                self.client_id, self._stats_interval_ms)
-        return max(0, self._next_stats_ms - now_ms)
+        return max(0, int(self._next_stats_ms - now_ms))
 
     def _topic(self, topic: str, now: int) -> _TopicStats:
         t = self._topics.get(topic)
