@@ -99,6 +99,10 @@ class Producer(ProducerCore):
             max_request_size=cfg["max.request.size"],
         ), metrics=self._metrics)
         self._sender.start()
+        _log.info("[%s] producer started: bootstrap %s, acks=%s, linger.ms=%d, batch.size=%d, "
+                  "compression.type=%s", self._client_id,
+                  ",".join(f"{h}:{p}" for h, p in cfg["bootstrap.servers"]), cfg["acks"],
+                  cfg["linger.ms"], cfg["batch.size"], codec)
 
     # ------------------------------------------------------------------ slow paths of send()
 
@@ -152,9 +156,13 @@ class Producer(ProducerCore):
             if not batch.wait(remaining):
                 break
         forced = bool(self.incomplete_batches())
+        if forced:
+            _log.warning("[%s] closing with records still unacknowledged after %s s: they fail",
+                         self._client_id, timeout)
         self._sender.initiate_close(force=forced)
         if not self._sender.join(None if deadline is None else max(1.0, deadline - time.monotonic())):
             raise IllegalStateError("the sender thread did not stop")
+        _log.info("[%s] producer closed", self._client_id)
 
     def __enter__(self) -> Producer:
         return self
