@@ -28,7 +28,7 @@ with warnings.catch_warnings():
 
 SETTINGS = settings(max_examples=25, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])
-VERSIONS = range(0, 4)
+VERSIONS = range(4)
 
 
 @pytest.mark.parametrize("version", VERSIONS)

@@ -24,7 +24,7 @@ from kengine.metrics import (
 
 def test_histogram_buckets_are_contiguous_and_exact_below_64() -> None:
     previous = -1
-    for value in range(0, 200_000):
+    for value in range(200_000):
         b = LogHistogram.bucket(value)
         assert b in (previous, previous + 1)
         previous = b
