@@ -246,20 +246,43 @@ class _Sampled:
     def record(self, value: float, now_ms: int) -> None:
         i = self._current
         if now_ms - self._starts[i] >= SAMPLE_WINDOW_MS:
-            i = self._current = (i + 1) % NUM_SAMPLES
-            self._starts[i] = now_ms
-            self._counts[i] = 0
-            self._sums[i] = 0.0
-            self._maxes[i] = -math.inf
-            if self._hists is not None:
-                self._hists[i].clear()
+            i = self._roll(now_ms)
         self._counts[i] += 1
         self._sums[i] += value
-        self._maxes[i] = max(self._maxes[i], value)
+        if value > self._maxes[i]:
+            self._maxes[i] = value
         if self._hists is not None:
             self._hists[i].record(int(value))
         self.total += value
         self.total_count += 1
+
+    def record_values(self, values: list[float], now_ms: int) -> None:
+        """record() of each value (a request's batches) in one call."""
+        i = self._current
+        if now_ms - self._starts[i] >= SAMPLE_WINDOW_MS:
+            i = self._roll(now_ms)
+        total = sum(values)
+        top = max(values)
+        self._counts[i] += len(values)
+        self._sums[i] += total
+        if top > self._maxes[i]:
+            self._maxes[i] = top
+        if self._hists is not None:
+            hist = self._hists[i]
+            for v in values:
+                hist.record(int(v))
+        self.total += total
+        self.total_count += len(values)
+
+    def _roll(self, now_ms: int) -> int:
+        i = self._current = (self._current + 1) % NUM_SAMPLES
+        self._starts[i] = now_ms
+        self._counts[i] = 0
+        self._sums[i] = 0.0
+        self._maxes[i] = -math.inf
+        if self._hists is not None:
+            self._hists[i].clear()
+        return i
 
     def _live(self, now_ms: int) -> list[int]:
         # Java purges samples older than the whole window before measuring
@@ -391,27 +414,36 @@ class ProducerMetrics:
     # ------------------------------------------------------------------ sender-thread hooks
 
     def on_request(self, node: int, batches: list[ProducerBatch], now_ms: int) -> None:
+        sizes, ratios, queue_times = [], [], []
+        by_topic: dict[str, tuple[int, int, list[float]]] = {}
         records = 0
-        request_bytes = 0
+        for b in batches:       # gathered outside the lock, recorded per request inside it
+            size = b.size_bytes
+            builder = b.builder_or_none
+            ratio = builder.compression_ratio if builder is not None else 1.0
+            count = b.record_count
+            sizes.append(size)
+            ratios.append(ratio)
+            queue_times.append(now_ms - b.created_ms)
+            records += count
+            seen = by_topic.get(b.topic)
+            if seen is None:
+                by_topic[b.topic] = (count, size, [ratio])
+            else:
+                seen[2].append(ratio)
+                by_topic[b.topic] = (seen[0] + count, seen[1] + size, seen[2])
+        request_bytes = sum(sizes)
         with self._lock:
-            topics = self._topics
-            for b in batches:
-                size = b.size_bytes
-                builder = b.builder_or_none
-                ratio = builder.compression_ratio if builder is not None else 1.0
-                t = topics.get(b.topic)
-                if t is None:
-                    t = topics[b.topic] = _TopicStats(now_ms)
-                t.records.record(b.record_count, now_ms)
-                t.bytes.record(size, now_ms)
-                t.compression.record(ratio, now_ms)
-                self._batch_size.record(size, now_ms)
-                self._compression.record(ratio, now_ms)
-                self._queue_time.record(now_ms - b.created_ms, now_ms)
-                records += b.record_count
-                request_bytes += size
+            self._batch_size.record_values(sizes, now_ms)
+            self._compression.record_values(ratios, now_ms)
+            self._queue_time.record_values(queue_times, now_ms)
             self._records_per_request.record(records, now_ms)
             self._requests.record(request_bytes, now_ms)
+            for topic, (count, nbytes, topic_ratios) in by_topic.items():
+                t = self._topic(topic, now_ms)
+                t.records.record(count, now_ms)
+                t.bytes.record(nbytes, now_ms)
+                t.compression.record_values(topic_ratios, now_ms)
             broker = self._brokers.get(node)
             if broker is None:
                 broker = self._brokers[node] = _BrokerStats(now_ms)

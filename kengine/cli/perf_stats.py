@@ -54,12 +54,14 @@ class PerfStats:
         self.count += records
         self.bytes += nbytes
         self.total_latency_ms += latency_ms * records
-        self.max_latency_ms = max(self.max_latency_ms, latency_ms)
+        if latency_ms > self.max_latency_ms:
+            self.max_latency_ms = latency_ms
         self.latency_counts[latency_ms] = self.latency_counts.get(latency_ms, 0) + records
         self._window_count += records
         self._window_bytes += nbytes
         self._window_latency_ms += latency_ms * records
-        self._window_max_ms = max(self._window_max_ms, latency_ms)
+        if latency_ms > self._window_max_ms:
+            self._window_max_ms = latency_ms
         if now_ms - self._window_start_ms >= self._interval_ms:
             if self.steady_state and self.count == self._window_count:
                 self._print("In steady state.")

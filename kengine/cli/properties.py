@@ -17,6 +17,7 @@ __all__ = ["load_properties", "parse_assignments", "parse_properties", "producer
 _TOOL_OWNED = frozenset({"key.serializer", "value.serializer"})
 
 _ESCAPES = {"t": "\t", "n": "\n", "r": "\r", "f": "\f"}
+_HEX = frozenset("0123456789abcdefABCDEF")
 
 
 def load_properties(path: str | os.PathLike[str]) -> dict[str, str]:
@@ -92,11 +93,9 @@ def _unescape(text: str) -> str:
         nxt = text[i + 1]
         if nxt == "u":
             digits = text[i + 2:i + 6]
-            try:
-                out.append(chr(int(digits, 16)))
-            except ValueError:
-                raise ConfigError("properties", text, f"a valid \\uXXXX escape, not \\u{digits}") \
-                    from None
+            if len(digits) != 4 or any(c not in _HEX for c in digits):
+                raise ConfigError("properties", text, f"a valid \\uXXXX escape, not \\u{digits}")
+            out.append(chr(int(digits, 16)))
             i += 6
             continue
         out.append(_ESCAPES.get(nxt, nxt))
