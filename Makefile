@@ -7,6 +7,8 @@
 #   make test         all of the above, then pytest; PYTEST_ARGS="-k harness -x" narrows it
 #   make kafka        start a detached local Kafka (KAFKA_BROKERS=3 for three nodes), print its address
 #   make kafka-status / kafka-stop
+#   make demo         a local Kafka (left running), a topic, and `kengine perf`: 1,000,000
+#                     records of 100 bytes, one send() per record, then send_many() in chunks
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -14,11 +16,15 @@ PY := $(VENV)/bin/python
 KAFKA_WORKDIR ?= $(CURDIR)/.local-kafka
 KAFKA_BROKERS ?= 1
 PYTEST_ARGS ?=
+DEMO_TOPIC ?= kengine-demo
+DEMO_PARTITIONS ?= 3
+DEMO_RECORDS ?= 1000000
+DEMO_RECORD_SIZE ?= 100
 
 SETUP_STAMP := $(VENV)/.kengine-setup
 INSTALL_STAMP := $(VENV)/.kengine-editable
 
-.PHONY: test setup build jars kafka kafka-status kafka-stop clean
+.PHONY: test setup build jars kafka kafka-status kafka-stop demo clean
 
 test: build jars
 	@# pytest exits 5 when it collected no test: a suite that ran nothing has failed
@@ -49,6 +55,23 @@ kafka-status: $(INSTALL_STAMP)
 
 kafka-stop: $(INSTALL_STAMP)
 	$(PY) -m kengine.localkafka stop --workdir $(KAFKA_WORKDIR)
+
+# Reuses a cluster already running in $(KAFKA_WORKDIR); starts one otherwise. Both runs print
+# Java's kafka-producer-perf-test summary line (records/sec, MB/sec, latency percentiles).
+demo: build jars
+	@$(PY) -m kengine local-kafka status --workdir $(KAFKA_WORKDIR) >/dev/null 2>&1 || \
+		$(PY) -m kengine local-kafka start --workdir $(KAFKA_WORKDIR) --brokers $(KAFKA_BROKERS) >/dev/null
+	@boot=$$($(PY) -m kengine local-kafka status --workdir $(KAFKA_WORKDIR) | awk '/^bootstrap/ {print $$2}'); \
+	perf="$(PY) -m kengine perf --topic $(DEMO_TOPIC) --num-records $(DEMO_RECORDS) \
+		--record-size $(DEMO_RECORD_SIZE) --throughput -1 --producer-props bootstrap.servers=$$boot"; \
+	$(PY) -m kengine topics create --bootstrap-server $$boot --topic $(DEMO_TOPIC) \
+		--partitions $(DEMO_PARTITIONS) --if-not-exists && \
+	echo "== Kafka at $$boot, topic $(DEMO_TOPIC): $(DEMO_RECORDS) records of $(DEMO_RECORD_SIZE) bytes" && \
+	echo "== one send() per record, with a delivery callback each (as Java's perf tool does)" && \
+	$$perf && \
+	echo "== send_many() in chunks of 1000 records" && \
+	$$perf --bulk
+	@echo "== Kafka is still running (make kafka-status); stop it with: make kafka-stop"
 
 clean:
 	rm -rf build kengine_ext/_core.c kengine_ext/*.so kengine_ext/*.html .pytest_cache

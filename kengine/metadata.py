@@ -211,6 +211,10 @@ class Metadata:
     def apply(self, body: dict[str, Any], now_ms: int) -> None:
         brokers = {b["node_id"]: (b["host"], b["port"], b.get("rack")) for b in body["brokers"]}
         if brokers:
+            if brokers != self.brokers:
+                _log.info("[%s] brokers of cluster %s: %s", self._client_id,
+                          body.get("cluster_id"), ", ".join(
+                              f"{n} at {h}:{p}" for n, (h, p, _) in sorted(brokers.items())))
             self.brokers = brokers
             self._client.set_brokers({n: (h, p) for n, (h, p, _) in brokers.items()})
         self.cluster_id = body.get("cluster_id")
@@ -258,6 +262,7 @@ class Metadata:
                 if len(leaders) != (parts[-1]["partition_index"] + 1 if parts else 0):
                     retry_soon = True  # a gap in partition indexes: incomplete answer
                     continue
+                self._log_changes(name, info.partitions, infos)
                 info.partitions = infos
                 self._core.update_topic(name, leaders)
             self._last_refresh_ms = now_ms
@@ -265,6 +270,20 @@ class Metadata:
             if retry_soon:
                 self._update_requested = True
             self._cond.notify_all()
+
+    def _log_changes(self, topic: str, old: list[PartitionInfo],
+                     new: list[PartitionInfo]) -> None:
+        if not old:
+            _log.info("[%s] topic %r: %d partitions", self._client_id, topic, len(new))
+        elif len(old) != len(new):
+            _log.info("[%s] topic %r grew to %d partitions (from %d)", self._client_id, topic,
+                      len(new), len(old))
+        if _log.isEnabledFor(logging.DEBUG):
+            for before, now in zip(old, new, strict=False):
+                if before.leader != now.leader:
+                    _log.debug("[%s] leader of %s-%d: broker %d (was %d), epoch %d",
+                               self._client_id, topic, now.partition, now.leader,
+                               before.leader, now.leader_epoch)
 
     def apply_leader_hint(self, topic: str, partition: int, leader_id: int, leader_epoch: int,
                           endpoints: dict[int, tuple[str, int]]) -> bool:

@@ -19,6 +19,7 @@ from kengine_ext import ProducerCore, TopicState
 from . import config as _config
 from .errors import IllegalStateError, KafkaTimeoutError
 from .metadata import Metadata, PartitionInfo
+from .metrics import ProducerMetrics
 from .network import NetworkClient
 from .partitioners import load_partitioner
 from .sender import Sender, SenderSettings
@@ -64,6 +65,7 @@ class Producer(ProducerCore):
         codec = cfg["compression.type"]
         idempotent: bool = cfg["enable.idempotence"]
         transactional_id: str | None = cfg["transactional.id"]
+        partitioner = load_partitioner(cfg["partitioner"], cfg)
         self._configure_core(
             linger_ms=cfg["linger.ms"],
             batch_size=cfg["batch.size"],
@@ -73,7 +75,7 @@ class Producer(ProducerCore):
             compression_level=cfg.get(f"compression.{codec}.level"),
             key_serializer=cfg["key.serializer"],
             value_serializer=cfg["value.serializer"],
-            partitioner=load_partitioner(cfg["partitioner"], cfg),
+            partitioner=partitioner,
             ignore_keys=cfg["partitioner.ignore.keys"],
             adaptive_partitioning=cfg["partitioner.adaptive.partitioning.enable"],
             availability_timeout_ms=cfg["partitioner.availability.timeout.ms"],
@@ -96,6 +98,10 @@ class Producer(ProducerCore):
                 transaction_timeout_ms=cfg["transaction.timeout.ms"],
                 retry_backoff_ms=cfg["retry.backoff.ms"], max_block_ms=cfg["max.block.ms"],
                 wakeup=self._client.wakeup)
+        self._metrics = ProducerMetrics(self._client_id, self, self._client,
+                                        partitioner=partitioner,
+                                        stats_callback=cfg["stats_callback"],
+                                        stats_interval_ms=cfg["statistics.interval.ms"])
         self._sender = Sender(self, self._client, self._metadata, SenderSettings(
             client_id=self._client_id,
             acks=cfg["acks"],
@@ -106,8 +112,12 @@ class Producer(ProducerCore):
             retry_backoff_max_ms=cfg["retry.backoff.max.ms"],
             max_request_size=cfg["max.request.size"],
             transactional_id=transactional_id,
-        ), txn=self._txn)
+        ), metrics=self._metrics, txn=self._txn)
         self._sender.start()
+        _log.info("[%s] producer started: bootstrap %s, acks=%s, linger.ms=%d, batch.size=%d, "
+                  "compression.type=%s", self._client_id,
+                  ",".join(f"{h}:{p}" for h, p in cfg["bootstrap.servers"]), cfg["acks"],
+                  cfg["linger.ms"], cfg["batch.size"], codec)
 
     # ------------------------------------------------------------------ slow paths of send()
 
@@ -121,6 +131,13 @@ class Producer(ProducerCore):
         """The topic's partitions (leader, replicas, ISR), fetching metadata if needed."""
         self._await_metadata(topic)
         return self._metadata.partitions_for(topic)
+
+    def metrics(self) -> dict[str, Any]:
+        """The producer's metrics now, with the Java producer's names: client-level ones at the
+        top (``record-send-rate``, ``request-latency-avg``...), ``topics`` and ``brokers``
+        breakdowns, and ``partitioner`` when the partitioner reports metrics. Meanings are in
+        ``kengine.metrics.METRICS``."""
+        return self._metrics.snapshot()
 
     # ------------------------------------------------------------------ transactions
 
@@ -202,12 +219,16 @@ class Producer(ProducerCore):
             if not batch.wait(remaining):
                 break
         forced = bool(self.incomplete_batches())
+        if forced:
+            _log.warning("[%s] closing with records still unacknowledged after %s s: they fail",
+                         self._client_id, timeout)
         if txn is not None:
             txn.close()
         self._sender.initiate_close(force=forced)
         join_timeout = None if deadline is None else max(1.0, deadline - time.monotonic())
         if not self._sender.join(join_timeout):
             raise IllegalStateError("the sender thread did not stop")
+        _log.info("[%s] producer closed", self._client_id)
 
     def __enter__(self) -> Producer:
         return self

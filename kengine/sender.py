@@ -157,6 +157,8 @@ class Sender:
                     self._send_produce(node, batches, now)
         if now >= self._next_expiry_ms:
             self._expire(now)
+        if self._metrics is not None:   # statistics.interval.ms
+            timeout = min(timeout, self._metrics.poll(now))
         timeout = core.prepare_sleep(min(timeout, max(0, self._next_expiry_ms - now)), now,
                                      blocked)
         try:
@@ -198,11 +200,11 @@ class Sender:
         def on_response(resp: Any, error: KafkaError | None) -> None:
             self._on_produce_response(node, sent, now, resp, error)
 
+        if self._metrics is not None:   # first: a request can fail inside send()
+            self._metrics.on_request(node, batches, now)
         if not self._client.send(node, API.PRODUCE, body, on_response, now_ms=now,
                                  version=version, expect_response=self._s.acks != 0):
             on_response(None, ProtocolError(f"broker {node} connection was not ready"))
-        elif self._metrics is not None:
-            self._metrics.on_request(node, batches, now)
 
     def _on_produce_response(self, node: int, sent: dict[tuple[str, int], ProducerBatch],
                              sent_ms: int, resp: Any, error: KafkaError | None) -> None:
@@ -222,6 +224,8 @@ class Sender:
         throttle = resp.get("throttle_time_ms", 0)
         if throttle > 0:
             self._throttled_until_ms[node] = now + throttle  # KIP-219: back off this broker
+            _log.debug("[%s] broker %d throttled a produce request: no request to it for %d ms",
+                       self._s.client_id, node, throttle)
         endpoints = {e["node_id"]: (e["host"], e["port"]) for e in resp.get("node_endpoints", ())}
         for t in resp["responses"]:
             name: str | None = t.get("name") or self._metadata.topic_name(t.get("topic_id", b""))

@@ -81,7 +81,7 @@ class ReadBuffer:
 
 __all__ += ["write_request", "encode_request", "decode_response", "decode_request",
             "encode_response", "encode_message", "decode_message", "supported_versions",
-            "pick_version", "peek_correlation_id"]
+            "pick_version", "peek_correlation_id", "register_api"]
 
 from kengine_ext.schemas import Message
 
@@ -103,6 +103,8 @@ def decode_message(message: str | Message, version: int, data: Buffer) -> dict[s
 def supported_versions(api_key: int) -> tuple[int, int]: ...
 def pick_version(api_key: int, broker_min: int, broker_max: int) -> int | None: ...
 def peek_correlation_id(frame: Buffer) -> int: ...
+def register_api(request: Message, response: Message) -> None:
+    """Adds an API missing from the generated schema table (see protocol.pyx)."""
 
 # --- compression.pyx ---
 
@@ -389,6 +391,8 @@ class ProducerCore:
     def buffer_total_bytes(self) -> int: ...
     @property
     def memory_waiters(self) -> int: ...
+    memory_wait_ns: int
+    """Nanoseconds send() has spent blocked for buffer.memory (bufferpool-wait metrics)."""
     @property
     def queued_batch_count(self) -> int: ...
     def _set_producer_identity(self, producer_id: int, producer_epoch: int) -> None: ...

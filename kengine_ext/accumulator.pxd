@@ -130,6 +130,8 @@ cdef class ProducerCore:
     cdef int64_t _next_ticket                # under _memory_cond: FIFO order of blocked sends
     cdef int64_t _serving_ticket             # under _memory_cond: the ticket served next
     cdef set _skipped_tickets                # under _memory_cond: tickets that timed out
+    cdef readonly int64_t memory_wait_ns     # under _memory_cond: total ns sends spent blocked
+                                             # for buffer.memory (bufferpool-wait-ratio)
     cdef object _wakeup                      # callable waking the sender's selector
     cdef bint _sender_sleeping               # GIL; sender blocked in select
     cdef int64_t _sender_wake_at_ms          # GIL; when it wakes by itself (monotonic ms)

@@ -871,6 +871,7 @@ cdef class ProducerCore:
         """Blocks until `need` bytes of buffer.memory are free, first come first served, and
         reserves them; returns the bytes reserved, which the caller hands to open_batch() or
         releases. Raises KafkaTimeoutError after max.block.ms."""
+        started_ns = time.monotonic_ns()
         deadline = time.monotonic() + self._max_block_ms / 1000.0
         with self._memory_cond:
             ticket = self._next_ticket
@@ -890,6 +891,7 @@ cdef class ProducerCore:
                 self._buffer_used_bytes += need
             finally:
                 self._memory_waiters -= 1
+                self.memory_wait_ns += time.monotonic_ns() - started_ns
                 if ticket == self._serving_ticket:
                     self._serving_ticket += 1
                 else:

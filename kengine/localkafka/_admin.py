@@ -1,64 +1,27 @@
-"""Topic administration for the launcher, through confluent-kafka's AdminClient.
-
-The only place the launcher touches a third-party Kafka client; it is imported lazily so that
-starting a cluster needs none. Replace the bodies with kengine's own admin client when it
-exists: the launcher only calls these two functions.
-"""
+"""Topic administration for the launcher, through kengine's own admin client (no third-party
+Kafka client: starting a cluster and creating topics need only kengine)."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
-
-from ..errors import error_for_code
-from .errors import LocalKafkaError, ToolMissingError
 
 __all__ = ["create_partitions", "create_topic"]
 
-
-def _admin_client(bootstrap: str) -> Any:
-    try:
-        from confluent_kafka.admin import AdminClient
-    except ImportError as e:
-        raise ToolMissingError(
-            "creating topics needs confluent-kafka until kengine has its own admin client: "
-            "pip install 'kengine[test]' (or confluent-kafka)") from e
-    # log_level 4: librdkafka's informational lines (queue purges on close) are noise here
-    return AdminClient({"bootstrap.servers": bootstrap, "client.id": "kengine-localkafka",
-                        "log_level": 4})
-
-
-def _result(future: Any, what: str, timeout: float) -> None:
-    from confluent_kafka import KafkaException
-
-    try:
-        future.result(timeout=timeout)
-    except KafkaException as e:
-        err = e.args[0]
-        # positive codes are Kafka's own error codes; negative ones are librdkafka's
-        if err.code() > 0:
-            raise error_for_code(err.code(), f"{what}: {err.str()}") from e
-        raise LocalKafkaError(f"{what}: {err.str()}") from e
+_CLIENT_ID = "kengine-localkafka"
 
 
 def create_topic(bootstrap: str, name: str, partitions: int, replication_factor: int,
                  config: Mapping[str, str], timeout: float) -> None:
     """CreateTopics; ``replication_factor`` -1 takes the broker's default."""
-    # re-exported by confluent_kafka.admin from its C module, which mypy cannot see
-    from confluent_kafka.admin import NewTopic  # type: ignore[attr-defined]
+    # imported here: the compiled core is only needed once a topic is created
+    from ..admin import AdminClient
 
-    admin = _admin_client(bootstrap)
-    futures = admin.create_topics(
-        [NewTopic(name, num_partitions=partitions, replication_factor=replication_factor,
-                  config=dict(config))],
-        request_timeout=timeout, operation_timeout=timeout)
-    _result(futures[name], f"creating topic {name!r}", timeout)
+    with AdminClient(bootstrap_servers=bootstrap, client_id=_CLIENT_ID) as admin:
+        admin.create_topic(name, partitions, replication_factor, config, timeout=timeout)
 
 
 def create_partitions(bootstrap: str, name: str, total: int, timeout: float) -> None:
     """CreatePartitions: grow ``name`` to ``total`` partitions."""
-    from confluent_kafka.admin import NewPartitions  # type: ignore[attr-defined]
+    from ..admin import AdminClient
 
-    admin = _admin_client(bootstrap)
-    futures = admin.create_partitions([NewPartitions(name, total)], request_timeout=timeout,
-                                      operation_timeout=timeout)
-    _result(futures[name], f"adding partitions to {name!r}", timeout)
+    with AdminClient(bootstrap_servers=bootstrap, client_id=_CLIENT_ID) as admin:
+        admin.create_partitions(name, total, timeout=timeout)

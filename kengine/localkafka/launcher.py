@@ -2,7 +2,7 @@
 
 Used by the test suite, the benchmarks and ``kengine local-kafka``. Needs a JDK 17+ and Maven
 (for the jars, once) and nothing Python beyond the standard library, except for creating topics,
-which goes through ``_admin`` (confluent-kafka) until kengine has an admin client of its own.
+which goes through ``_admin`` (kengine's own admin client, so the compiled core).
 
 Every process the cluster starts is killed by pid when it is closed, when it is garbage
 collected, when the interpreter exits and on SIGTERM/SIGINT; a pidfile per node and a state
