@@ -7,6 +7,7 @@ configuration, metadata, network client and sender thread, and implements the bl
 """
 from __future__ import annotations
 
+import copy
 import logging
 import threading
 import time
@@ -16,10 +17,13 @@ from typing import Any
 from kengine_ext import ProducerCore, TopicState
 
 from . import config as _config
+from .deadletter import DeadLetterQueue
 from .errors import IllegalStateError, KafkaTimeoutError
 from .metadata import Metadata, PartitionInfo
 from .network import NetworkClient
 from .partitioners import load_partitioner
+from .sasl import authenticator_factory
+from .security import ssl_context
 from .sender import Sender, SenderSettings
 
 __all__ = ["Producer"]
@@ -47,6 +51,7 @@ class Producer(ProducerCore):
         self._client_id: str = cfg["client.id"]
         self._close_lock = threading.Lock()
         self._closed_done = False
+        tls = ssl_context(cfg)   # before any thread starts: bad files fail the constructor
         self._client = NetworkClient(
             client_id=self._client_id,
             bootstrap=cfg["bootstrap.servers"],
@@ -58,6 +63,8 @@ class Producer(ProducerCore):
             max_in_flight=cfg["max.in.flight.requests.per.connection"],
             send_buffer_bytes=cfg["send.buffer.bytes"],
             receive_buffer_bytes=cfg["receive.buffer.bytes"],
+            ssl_context=tls,
+            authenticator_factory=authenticator_factory(cfg),
         )
         codec = cfg["compression.type"]
         self._configure_core(
@@ -92,13 +99,40 @@ class Producer(ProducerCore):
             retry_backoff_max_ms=cfg["retry.backoff.max.ms"],
             max_request_size=cfg["max.request.size"],
         ))
+        #: dead-letter routing (dead.letter.topic / dead_letter_router), or None
+        self.dead_letters: DeadLetterQueue | None = None
+        if cfg["dead.letter.topic"] is not None or cfg["dead_letter_router"] is not None:
+            self.dead_letters = DeadLetterQueue(
+                self, self._dead_letter_producer, topic=cfg["dead.letter.topic"],
+                router=cfg["dead_letter_router"], on_dead_letter=cfg["on_dead_letter"],
+                client_id=self._client_id, max_pending_bytes=cfg["buffer.memory"])
+            self._sender.on_batch_failed = self.dead_letters.batch_failed
         self._sender.start()
+
+    def _dead_letter_producer(self) -> Producer:
+        """The producer writing dead letters: this one's connection, security and delivery
+        settings, raw bytes in (the records are already serialized), no transactions."""
+        own = {"key.serializer", "value.serializer", "partitioner", "transactional.id",
+               "client.id", "dead.letter.topic", "dead_letter_router", "on_dead_letter",
+               "stats_callback", "statistics.interval.ms"}
+        settings = {k: self.config[k] for k in self.config.explicit if k not in own}
+        return Producer(settings, client_id=f"{self._client_id}-dead-letters")
 
     # ------------------------------------------------------------------ slow paths of send()
 
     def _await_metadata(self, topic: str, partition: int | None = None) -> TopicState:
-        return self._metadata.await_topic(topic, self.config["max.block.ms"], partition,
-                                          wakeup=self._client.wakeup)
+        fatal = self._client.fatal_error
+        if fatal is not None:
+            raise copy.copy(fatal)
+        try:
+            return self._metadata.await_topic(topic, self.config["max.block.ms"], partition,
+                                              wakeup=self._client.wakeup)
+        except KafkaTimeoutError as e:
+            # "no broker answered" is more useful with the reason attached
+            cause = self._client.last_error
+            if cause is None:
+                raise
+            raise KafkaTimeoutError(f"{e}; last connection error: {cause}") from None
 
     # ------------------------------------------------------------------ public API
 
@@ -122,6 +156,9 @@ class Producer(ProducerCore):
                         f"for a broker ({self.queued_batch_count} batches queued)")
         finally:
             self.end_flush()
+        if self.dead_letters is not None:
+            self.dead_letters.flush(None if deadline is None
+                                    else max(0.0, deadline - time.monotonic()))
 
     def close(self, timeout: float | None = None) -> None:
         """Stops accepting records, delivers what is buffered (up to `timeout` seconds; None:
@@ -142,6 +179,9 @@ class Producer(ProducerCore):
         self._sender.initiate_close(force=forced)
         if not self._sender.join(None if deadline is None else max(1.0, deadline - time.monotonic())):
             raise IllegalStateError("the sender thread did not stop")
+        if self.dead_letters is not None:   # failures above may have queued dead letters
+            self.dead_letters.close(None if deadline is None
+                                    else max(0.0, deadline - time.monotonic()))
 
     def __enter__(self) -> Producer:
         return self

@@ -72,6 +72,10 @@ class Sender:
         self._thread: threading.Thread | None = None
         #: hooks for idempotence / transactions (kengine.transactions) and metrics
         self.before_drain: Callable[[int], bool] | None = None
+        #: called with (batch, error, record_errors) for every batch about to fail, while its
+        #: sealed bytes still exist (dead-letter routing, kengine.deadletter)
+        self.on_batch_failed: Callable[[ProducerBatch, KafkaError,
+                                        dict[int, KafkaError] | None], None] | None = None
         self.stopped = threading.Event()
 
     # ------------------------------------------------------------------ thread
@@ -121,8 +125,8 @@ class Sender:
         core = self._core
         fatal = self._client.fatal_error
         if fatal is not None:
-            self._fail_everything(fatal)
-            self._metadata.fail_waiters(fatal)  # type: ignore[arg-type]
+            self._stop_for(fatal)
+            return
         self._metadata.maybe_update(now)
         sendable: set[int] = set()
         blocked: set[int] = set()   # nodes with ready data that cannot take a request now
@@ -278,6 +282,12 @@ class Sender:
                      b.record_count, b.topic, b.partition, error)
         if self._metrics is not None:
             self._metrics.on_batch_done(b, error)
+        if self.on_batch_failed is not None:
+            try:
+                self.on_batch_failed(b, error, record_errors)
+            except Exception:
+                _log.exception("[%s] the failure hook for %s-%d raised; failing the batch anyway",
+                               self._s.client_id, b.topic, b.partition)
         self._core.complete(b, error=error, record_errors=record_errors)
 
     # ------------------------------------------------------------------ expiry
@@ -304,6 +314,17 @@ class Sender:
             f"{b.record_count} record(s) for {b.topic}-{b.partition} expired: "
             f"{now - b.created_ms} ms passed since the batch was created "
             f"(delivery.timeout.ms={self._s.delivery_timeout_ms}){cause}")
+
+    def _stop_for(self, fatal: KafkaError) -> None:
+        """A fatal error (authentication): later sends raise it, everything pending fails with
+        it, and the loop only idles until close(); reconnecting would fail the same way."""
+        if self._core.fatal_error is None:
+            _log.error("[%s] %s; failing every pending record and refusing new ones",
+                       self._s.client_id, fatal)
+            self._core._fail_for_sends(fatal)
+        self._fail_everything(fatal)
+        self._metadata.fail_waiters(fatal)  # type: ignore[arg-type]
+        self._client.poll(_MAX_POLL_MS)
 
     def _fail_everything(self, error: KafkaError) -> None:
         for b in self._core.take_all_queued():

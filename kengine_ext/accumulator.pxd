@@ -112,6 +112,7 @@ cdef class ProducerCore:
     cdef object _partitioner                 # None: built-in (murmur2 / sticky, in C)
     cdef bint _ignore_keys
     cdef bint _closed                        # GIL; send() refused
+    cdef object _fatal_error                 # GIL; set once by a fatal error: send() raises it
     cdef int _flushes                        # GIL; flush() calls in progress: linger is ignored
     cdef bint _draining_all                  # GIL; close(): everything is ready
     cdef int _memory_waiters                 # GIL; threads blocked for buffer memory
@@ -149,6 +150,7 @@ cdef class ProducerCore:
     cdef int release_memory(self, Py_ssize_t nbytes) except -1
     cdef int maybe_wake_sender(self, int64_t ready_at_ms) except -1
     cdef object serialize(self, object obj, str topic, int kind, object serializer, str what)
+    cdef object refusal(self, str call)
     cdef int32_t sticky_partition(self, TopicState t) noexcept
     cdef Py_ssize_t batch_bytes_for(self, Py_ssize_t record_bytes) noexcept
     cdef bint sendable(self, ProducerBatch b, int64_t now) noexcept
