@@ -39,6 +39,7 @@ class Certificates:
     rogue_ca: Path                 #: a CA nobody trusts
     rogue_client_keystore: Path    #: a client certificate signed by the rogue CA
     rogue_broker_keystore: Path    #: a broker certificate for 127.0.0.1 signed by the rogue CA
+    misnamed_broker_keystore: Path  #: signed by the trusted CA, for another host name only
 
 
 def _openssl(*args: str, cwd: Path) -> None:
@@ -95,6 +96,8 @@ def make_certificates(directory: Path, client_name: str = "client") -> Certifica
     client = _leaf("client", f"/CN={client_name}/O=kengine-tests", ca, directory, None)
     rogue_client = _leaf("rogue-client", f"/CN={client_name}", rogue, directory, None)
     rogue_broker = _leaf("rogue-broker", "/CN=broker", rogue, directory, "IP:127.0.0.1")
+    misnamed = _leaf("misnamed-broker", "/CN=elsewhere", ca, directory,
+                     "DNS:elsewhere.example")
     encrypted = directory / "client-encrypted.key"
     _openssl("pkcs8", "-topk8", "-in", str(client[1]), "-out", str(encrypted), "-v2",
              "aes-256-cbc", "-passout", f"pass:{KEY_PASSWORD}", cwd=directory)
@@ -115,6 +118,8 @@ def make_certificates(directory: Path, client_name: str = "client") -> Certifica
                                         rogue_client[1], rogue_client[0], rogue[0]),
         rogue_broker_keystore=_keystore(directory / "rogue-broker-keystore.pem",
                                         rogue_broker[1], rogue_broker[0], rogue[0]),
+        misnamed_broker_keystore=_keystore(directory / "misnamed-broker-keystore.pem",
+                                           misnamed[1], misnamed[0], ca[0]),
     )
 
 
