@@ -50,10 +50,14 @@ class Fault:
 
     api_key: int = PRODUCE
     times: int = 1
+    #: only requests naming this topic (Produce, Metadata); None: any request of the API
+    topic: str | None = None
     #: Produce: every partition answers this code (nothing is written); Metadata: every
     #: requested topic; other APIs: the top-level error code
     error_code: int = 0
     error_message: str | None = None
+    #: Produce: KIP-467 record errors, (index in batch, message), with error_code 87
+    record_errors: tuple[tuple[int, str], ...] = ()
     #: wait this long before answering
     latency_ms: int = 0
     #: close the connection without answering: "before" writing the records, "after" them,
@@ -251,10 +255,11 @@ class FakeBroker:
 
     # ------------------------------------------------------------------ requests
 
-    def _next_fault(self, api_key: int) -> Fault | None:
+    def _next_fault(self, api_key: int, topics: set[str]) -> Fault | None:
         with self.lock:
             for f in self._faults:
-                if f.api_key == api_key and f.times != 0:
+                if f.api_key == api_key and f.times != 0 and (f.topic is None
+                                                              or f.topic in topics):
                     if f.times > 0:
                         f.times -= 1
                     if f.times == 0:
@@ -279,7 +284,13 @@ class FakeBroker:
         if not state.authenticated and api_key not in (API_VERSIONS, SASL_HANDSHAKE,
                                                        SASL_AUTHENTICATE):
             return False   # as Kafka: anything else before authentication closes the socket
-        fault = self._next_fault(api_key)
+        topics: set[str] = set()
+        if api_key == PRODUCE:
+            topics = {t.get("name") or self._topic_by_id(t.get("topic_id"))
+                      for t in body["topic_data"]}
+        elif api_key == METADATA:
+            topics = {t["name"] for t in body.get("topics") or ()}
+        fault = self._next_fault(api_key, topics)
         counts: dict[tuple[str, int], int] = {}
         if api_key == PRODUCE:
             for t in body["topic_data"]:
@@ -364,7 +375,7 @@ class FakeBroker:
                       else list(self.topics))
             topics = []
             for name in wanted:
-                if fault is not None and fault.error_code:
+                if fault is not None and fault.error_code and fault.topic in (None, name):
                     topics.append({"error_code": fault.error_code, "name": name,
                                    "partitions": []})
                 elif name not in self.topics:
@@ -396,9 +407,12 @@ class FakeBroker:
                     known = name in self.topics and 0 <= index < self.topics[name]
                 if not known:
                     entry["error_code"] = 3
-                elif not write:
+                elif not write and (fault is None or fault.topic in (None, name)):
                     entry["error_code"] = fault.error_code if fault else 0
                     entry["error_message"] = fault.error_message if fault else None
+                    entry["record_errors"] = [
+                        {"batch_index": i, "batch_index_error_message": m}
+                        for i, m in (fault.record_errors if fault else ())]
                 else:
                     try:
                         batches = decode_batches(bytes(p["records"] or b""))
