@@ -143,11 +143,14 @@ class NetworkClient:
             on_ready=self._connection_ready,
             on_close=self._connection_closed,
         )
+        if conn.state is ConnectionState.CLOSED:
+            # failed at once (unresolvable name, refused): its backoff is set; keeping it
+            # would make it look like a connection in progress to least_loaded_node()
+            return False
         self.connections[node_id] = conn
-        if conn.state is not ConnectionState.CLOSED:
-            self._update_registration(conn)
-            _log.debug("[%s] connecting to broker %d at %s:%d", self.client_id, node_id, host, port)
-        return conn.state is not ConnectionState.CLOSED
+        self._update_registration(conn)
+        _log.debug("[%s] connecting to broker %d at %s:%d", self.client_id, node_id, host, port)
+        return True
 
     def _connection_ready(self, conn: Connection) -> None:
         self._backoffs.pop(conn.node_id, None)
