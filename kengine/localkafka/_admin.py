@@ -2,17 +2,17 @@
 
 The only place the launcher touches a third-party Kafka client; it is imported lazily so that
 starting a cluster needs none. Replace the bodies with kengine's own admin client when it
-exists: the launcher only calls these two functions.
+exists: the launcher only calls these functions.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..errors import error_for_code
 from .errors import LocalKafkaError, ToolMissingError
 
-__all__ = ["create_partitions", "create_topic"]
+__all__ = ["create_acls", "create_partitions", "create_topic", "describe_acls"]
 
 
 def _admin_client(bootstrap: str) -> Any:
@@ -62,3 +62,37 @@ def create_partitions(bootstrap: str, name: str, total: int, timeout: float) -> 
     futures = admin.create_partitions([NewPartitions(name, total)], request_timeout=timeout,
                                       operation_timeout=timeout)
     _result(futures[name], f"adding partitions to {name!r}", timeout)
+
+
+def _binding(acl: Any) -> Any:
+    from confluent_kafka.admin import (  # type: ignore[attr-defined]
+        AclBinding,
+        AclOperation,
+        AclPermissionType,
+        ResourcePatternType,
+        ResourceType,
+    )
+
+    return AclBinding(ResourceType[acl.resource_type], acl.name,
+                      ResourcePatternType[acl.pattern], acl.principal, acl.host,
+                      AclOperation[acl.operation], AclPermissionType[acl.permission])
+
+
+def create_acls(bootstrap: str, acls: Sequence[Any], timeout: float) -> None:
+    """CreateAcls for :class:`~kengine.localkafka.security.Acl` values."""
+    admin = _admin_client(bootstrap)
+    futures = admin.create_acls([_binding(a) for a in acls], request_timeout=timeout)
+    for binding, future in futures.items():
+        _result(future, f"creating ACL {binding}", timeout)
+
+
+def describe_acls(bootstrap: str, acl: Any, timeout: float) -> int:
+    """How many bindings the broker's authorizer has that match ``acl`` exactly."""
+    from confluent_kafka.admin import AclBindingFilter  # type: ignore[attr-defined]
+
+    b = _binding(acl)
+    admin = _admin_client(bootstrap)
+    future = admin.describe_acls(
+        AclBindingFilter(b.restype, b.name, b.resource_pattern_type, b.principal, b.host,
+                         b.operation, b.permission_type), request_timeout=timeout)
+    return len(future.result(timeout=timeout))
