@@ -13,6 +13,7 @@ import pytest
 
 from kengine import Producer
 from kengine.errors import (
+    BROKER_ERRORS,
     BrokerError,
     InvalidConfigError,
     InvalidRecordError,
@@ -21,6 +22,7 @@ from kengine.errors import (
     RecordListTooLargeError,
     TopicAuthorizationFailedError,
     UnknownBrokerError,
+    error_for_code,
 )
 from tests.support.fake_broker import METADATA, Chaos, FakeBroker, Fault
 from tests.support.wait import wait_until
@@ -34,6 +36,39 @@ def producer(broker, **settings):
     settings.setdefault("reconnect_backoff_ms", 10)
     settings.setdefault("reconnect_backoff_max_ms", 100)
     return Producer(bootstrap_servers=broker.bootstrap_servers, **settings)
+
+
+# The seed's checklist: retried, or failed at once.
+CHECKLIST = {"NOT_LEADER_OR_FOLLOWER": True, "NETWORK_EXCEPTION": True,
+             "UNKNOWN_TOPIC_OR_PARTITION": True, "REQUEST_TIMED_OUT": True,
+             "NOT_ENOUGH_REPLICAS": True, "INVALID_CONFIG": False,
+             "TOPIC_AUTHORIZATION_FAILED": False, "MESSAGE_TOO_LARGE": False,
+             "RECORD_LIST_TOO_LARGE": False}
+
+
+def test_the_error_table_classifies_the_checklist():
+    by_name = {cls.name: cls for cls in BROKER_ERRORS.values()}
+    assert {name: by_name[name].retriable for name in CHECKLIST} == CHECKLIST
+    unknown = error_for_code(4242, "from a newer broker")
+    assert isinstance(unknown, UnknownBrokerError) and unknown.code == 4242
+    assert not unknown.retriable
+
+
+def test_every_broker_error_code_is_retried_or_failed_as_the_table_says():
+    codes = sorted(BROKER_ERRORS)
+    with FakeBroker({"t": 1}) as broker, producer(broker, delivery_timeout_ms=60_000) as p:
+        for code in codes:
+            before = len(broker.requests())
+            broker.inject(Fault(error_code=code))
+            error = p.send("t", b"%d" % code).exception(timeout=30)
+            attempts = len(broker.requests()) - before
+            if BROKER_ERRORS[code].retriable:
+                assert (error, attempts) == (None, 2), BROKER_ERRORS[code].name
+            else:
+                assert (type(error), attempts) == (BROKER_ERRORS[code], 1), \
+                    BROKER_ERRORS[code].name
+        retried = {c for c in codes if BROKER_ERRORS[c].retriable}
+        assert broker.values("t") == [b"%d" % c for c in codes if c in retried]
 
 
 @pytest.mark.parametrize("code,name", [
