@@ -593,7 +593,8 @@ def _check_sasl(values: dict[str, Any]) -> None:
                                   "unset with OAUTHBEARER (the token callback authenticates)")
         return
     if values["sasl.oauthbearer.token.callback"] is not None:
-        raise ConfigError("sasl.oauthbearer.token.callback", values["sasl.oauthbearer.token.callback"],
+        raise ConfigError("sasl.oauthbearer.token.callback",
+                          values["sasl.oauthbearer.token.callback"],
                           f"set only with sasl.mechanism=OAUTHBEARER (it is {mechanism})")
     user, password = values["sasl.username"], values["sasl.password"]
     if jaas is not None:

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
     from .producer import Producer
 
-__all__ = ["DeadLetter", "DeadLetterQueue", "HEADER_PREFIX", "routable"]
+__all__ = ["HEADER_PREFIX", "DeadLetter", "DeadLetterQueue", "routable"]
 
 _log = logging.getLogger("kengine.deadletter")
 
@@ -166,7 +166,7 @@ class DeadLetterQueue:
             return self._topic
         try:
             target = self._router(topic, error)
-        except Exception:
+        except Exception:  # noqa: BLE001 (user code: logged, and the record still routed)
             _log.exception("[%s] dead_letter_router raised for a record of %r; using "
                            "dead.letter.topic (%s)", self._client_id, topic, self._topic)
             return self._topic
@@ -227,7 +227,7 @@ class DeadLetterQueue:
                                 headers=headers, on_delivery=on_delivery)
         except KafkaError as e:
             self._report(letter, None, e)
-        except Exception as e:   # a bug must not strand the record unreported
+        except Exception as e:  # noqa: BLE001 (a bug must not strand the record unreported)
             _log.exception("[%s] writing a dead letter failed", self._client_id)
             self._report(letter, None, KafkaError(f"writing the dead letter raised "
                                                   f"{type(e).__name__}: {e}"))
@@ -258,7 +258,7 @@ class DeadLetterQueue:
         if self._hook is not None:
             try:
                 self._hook(outcome)
-            except Exception:
+            except Exception:  # noqa: BLE001 (user code: logged, the others still run)
                 _log.exception("[%s] on_dead_letter raised for a record of %s-%d; continuing",
                                self._client_id, letter.topic, letter.partition)
 

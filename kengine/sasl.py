@@ -44,13 +44,13 @@ if TYPE_CHECKING:
 
 __all__ = [
     "JaasConfig",
-    "parse_jaas_config",
-    "SaslSession",
-    "PlainSession",
-    "ScramSession",
     "OAuthBearerSession",
+    "PlainSession",
     "SaslAuthenticator",
+    "SaslSession",
+    "ScramSession",
     "authenticator_factory",
+    "parse_jaas_config",
 ]
 
 _log = logging.getLogger("kengine.sasl")

@@ -34,7 +34,7 @@ from .errors import AuthenticationError, ConfigError, KafkaError, NetworkError
 if TYPE_CHECKING:
     from .config import ProducerConfig
 
-__all__ = ["ssl_context", "openssl_cipher_name", "tls_error"]
+__all__ = ["openssl_cipher_name", "ssl_context", "tls_error"]
 
 _VERSIONS = {"TLSv1.2": ssl.TLSVersion.TLSv1_2, "TLSv1.3": ssl.TLSVersion.TLSv1_3}
 _HIDDEN = "[hidden]"

@@ -285,7 +285,7 @@ class Sender:
         if self.on_batch_failed is not None:
             try:
                 self.on_batch_failed(b, error, record_errors)
-            except Exception:
+            except Exception:  # noqa: BLE001 (logged; the batch must still complete)
                 _log.exception("[%s] the failure hook for %s-%d raised; failing the batch anyway",
                                self._s.client_id, b.topic, b.partition)
         self._core.complete(b, error=error, record_errors=record_errors)

@@ -47,38 +47,38 @@ def _failing_serializer(value):
 # (case, producer settings, the bad call, error type, exact message with {topic})
 SEND_CASES = [
     ("non-bytes value without a serializer", {}, lambda p, t: p.send(t, 3.5),
-     SerializationError, "value must be bytes, str, a buffer-protocol object or None, not "
-                         "float; configure a serializer for other types"),
+     SerializationError, ("value must be bytes, str, a buffer-protocol object or None, not "
+                          "float; configure a serializer for other types")),
     ("non-bytes key without a serializer", {}, lambda p, t: p.send(t, b"v", key={"id": 1}),
-     SerializationError, "key must be bytes, str, a buffer-protocol object or None, not dict; "
-                         "configure a serializer for other types"),
+     SerializationError, ("key must be bytes, str, a buffer-protocol object or None, not dict; "
+                          "configure a serializer for other types")),
     ("a serializer that raises", {"value_serializer": _failing_serializer},
      lambda p, t: p.send(t, {"a": 1}),
-     SerializationError, "the value serializer failed for a record to '{topic}': ValueError: "
-                         "cannot serialize {{'a': 1}}"),
+     SerializationError, ("the value serializer failed for a record to '{topic}': ValueError: "
+                          "cannot serialize {{'a': 1}}")),
     ("a record over max.request.size", {"max_request_size": 1000},
      lambda p, t: p.send(t, b"x" * 2000),
-     RecordTooLargeError, "[MESSAGE_TOO_LARGE (10)] the record to '{topic}' is 2078 bytes when "
-                          "serialized, more than max.request.size (1000) or buffer.memory "
-                          "(33554432); nothing was sent"),
+     RecordTooLargeError, ("[MESSAGE_TOO_LARGE (10)] the record to '{topic}' is 2078 bytes when "
+                           "serialized, more than max.request.size (1000) or buffer.memory "
+                           "(33554432); nothing was sent")),
     ("header keys that are not str", {}, lambda p, t: p.send(t, b"v", headers=[(b"k", b"v")]),
      SerializationError, "header key b'k' must be str, not bytes"),
     ("header values that are not bytes", {}, lambda p, t: p.send(t, b"v", headers={"k": 5}),
-     SerializationError, "value of header 'k' must be bytes, str, a buffer-protocol object or "
-                         "None, not int; configure a serializer for other types"),
+     SerializationError, ("value of header 'k' must be bytes, str, a buffer-protocol object or "
+                          "None, not int; configure a serializer for other types")),
     ("an invalid topic name", {}, lambda p, t: p.send("orders/2024!", b"v"),
-     InvalidTopicError, "[INVALID_TOPIC_EXCEPTION (17)] topic name 'orders/2024!' contains "
-                        "'!/'; only ASCII letters, digits, '.', '_' and '-' are allowed"),
+     InvalidTopicError, ("[INVALID_TOPIC_EXCEPTION (17)] topic name 'orders/2024!' contains "
+                         "'!/'; only ASCII letters, digits, '.', '_' and '-' are allowed")),
     ("a topic name that is too long", {}, lambda p, t: p.send("x" * 250, b"v"),
-     InvalidTopicError, "[INVALID_TOPIC_EXCEPTION (17)] topic name is 250 characters; the "
-                        "limit is 249"),
+     InvalidTopicError, ("[INVALID_TOPIC_EXCEPTION (17)] topic name is 250 characters; the "
+                         "limit is 249")),
     ("a partition out of range", {}, lambda p, t: p.send(t, b"v", partition=3),
      InvalidPartitionError, "partition 3 is outside [0, 2) for topic '{topic}'"),
     ("a topic that does not exist with auto-creation off", {"max_block_ms": 1500},
      lambda p, t: p.send(t + "-missing", b"v"),
-     KafkaTimeoutError, "topic '{topic}-missing' not present in metadata after 1500 ms "
-                        "(max.block.ms): it does not exist and auto-creation is off, or no "
-                        "broker is reachable"),
+     KafkaTimeoutError, ("topic '{topic}-missing' not present in metadata after 1500 ms "
+                         "(max.block.ms): it does not exist and auto-creation is off, or no "
+                         "broker is reachable")),
 ]
 
 
@@ -135,9 +135,11 @@ def _refused_port() -> int:
 
 
 def test_a_broker_address_that_does_not_resolve(kafka, topic):
-    with Producer(bootstrap_servers="no-such-broker.invalid:9092", max_block_ms=1500) as p:
-        with pytest.raises(KafkaTimeoutError) as info:
-            p.send(topic, b"x")
+    with (
+        Producer(bootstrap_servers="no-such-broker.invalid:9092", max_block_ms=1500) as p,
+        pytest.raises(KafkaTimeoutError) as info,
+    ):
+        p.send(topic, b"x")
     assert str(info.value).startswith(f"topic {topic!r} not present in metadata after 1500 ms")
     assert "last connection error: [NETWORK_EXCEPTION (13)] cannot resolve broker address " \
            "no-such-broker.invalid:9092" in str(info.value)
@@ -151,9 +153,8 @@ def test_a_broker_address_that_does_not_resolve(kafka, topic):
 def test_a_broker_address_that_refuses(kafka, topic):
     port = _refused_port()
     with Producer(bootstrap_servers=f"127.0.0.1:{port}", max_block_ms=1500,
-                  reconnect_backoff_max_ms=200) as p:
-        with pytest.raises(KafkaTimeoutError) as info:
-            p.send(topic, b"x")
+                  reconnect_backoff_max_ms=200) as p, pytest.raises(KafkaTimeoutError) as info:
+        p.send(topic, b"x")
     assert "last connection error: [NETWORK_EXCEPTION (13)] connection to broker " \
            f"127.0.0.1:{port} failed: ECONNREFUSED" in str(info.value)
     with Producer(bootstrap_servers=f"127.0.0.1:{port},{kafka.bootstrap_servers}",
@@ -165,22 +166,23 @@ def test_a_broker_address_that_refuses(kafka, topic):
 CONFIG_CASES = [
     ({"acks": 2}, "invalid configuration acks=2: all (or -1), 0 or 1"),
     ({"linger_ms": -1}, "invalid configuration linger.ms=-1: an integer in [0, 2147483647]"),
-    ({"batch_size": "big"}, "invalid configuration batch.size='big': an integer in "
-                            "[0, 2147483647]"),
-    ({"compression_type": "brotli"}, "invalid configuration compression.type='brotli': one of "
-                                     "none, gzip, snappy, lz4, zstd"),
-    ({"enable_idempotence": "maybe"}, "invalid configuration enable.idempotence='maybe': true "
-                                      "or false"),
-    ({"bootstrap_servers": "kafka-without-port"}, "invalid configuration bootstrap.servers="
-     "'kafka-without-port': a list of host:port addresses, e.g. 127.0.0.1:9092"),
-    ({"lingerms": 5}, "invalid configuration lingerms=5: a known producer setting; did you "
-                      "mean 'linger.ms'?"),
-    ({"acks": 1, "enable_idempotence": True}, "invalid configuration acks=1: all (idempotence "
-                                              "needs every in-sync replica)"),
-    ({"delivery_timeout_ms": 1000}, "invalid configuration delivery.timeout.ms=1000: at least "
-                                    "linger.ms + request.timeout.ms = 30005"),
-    ({"security_protocol": "TLS"}, "invalid configuration security.protocol='TLS': one of "
-                                   "PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL"),
+    ({"batch_size": "big"}, ("invalid configuration batch.size='big': an integer in "
+                             "[0, 2147483647]")),
+    ({"compression_type": "brotli"}, ("invalid configuration compression.type='brotli': one of "
+                                      "none, gzip, snappy, lz4, zstd")),
+    ({"enable_idempotence": "maybe"}, ("invalid configuration enable.idempotence='maybe': true "
+                                       "or false")),
+    ({"bootstrap_servers": "kafka-without-port"},
+     ("invalid configuration bootstrap.servers='kafka-without-port': a list of host:port "
+      "addresses, e.g. 127.0.0.1:9092")),
+    ({"lingerms": 5}, ("invalid configuration lingerms=5: a known producer setting; did you "
+                       "mean 'linger.ms'?")),
+    ({"acks": 1, "enable_idempotence": True}, ("invalid configuration acks=1: all (idempotence "
+                                               "needs every in-sync replica)")),
+    ({"delivery_timeout_ms": 1000}, ("invalid configuration delivery.timeout.ms=1000: at least "
+                                     "linger.ms + request.timeout.ms = 30005")),
+    ({"security_protocol": "TLS"}, ("invalid configuration security.protocol='TLS': one of "
+                                    "PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL")),
 ]
 
 

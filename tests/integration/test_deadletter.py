@@ -139,11 +139,13 @@ def test_a_failed_dead_letter_write_is_reported_not_hidden(caplog):
         broker.inject(Fault(topic="t", error_code=29, times=-1),
                       Fault(topic="dlq", error_code=29, error_message="no dlq for you",
                             times=-1))
-        with caplog.at_level(logging.ERROR, logger="kengine.deadletter"):
-            with producer(broker, dead_letter_topic="dlq", on_dead_letter=hook) as p:
-                p.send("t", b"x").exception(timeout=30)
-                p.flush(30)
-                assert (p.dead_letters.delivered, p.dead_letters.failed) == (0, 1)
+        with (
+            caplog.at_level(logging.ERROR, logger="kengine.deadletter"),
+            producer(broker, dead_letter_topic="dlq", on_dead_letter=hook) as p,
+        ):
+            p.send("t", b"x").exception(timeout=30)
+            p.flush(30)
+            assert (p.dead_letters.delivered, p.dead_letters.failed) == (0, 1)
     (letter,) = hook.letters
     assert not letter.delivered
     assert isinstance(letter.dead_letter_error, TopicAuthorizationFailedError)

@@ -6,6 +6,7 @@ its timeouts. Without idempotence a response lost after the write means a duplic
 tests state rather than hide."""
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 
@@ -114,7 +115,7 @@ def test_not_enough_replicas_backs_off_and_retries_until_delivery_timeout():
         attempts = [s.at for s in broker.requests()]
         assert len(attempts) >= 3
         # exponential backoff with +-20% jitter: each wait at least 80% of its nominal value
-        for i, (a, b) in enumerate(zip(attempts, attempts[1:])):
+        for i, (a, b) in enumerate(itertools.pairwise(attempts)):
             assert b - a >= 0.8 * min(0.8, 0.1 * 2 ** i) - 0.01
         time.sleep(0.5)
         assert len(broker.requests()) == len(attempts)       # nothing after the failure
@@ -201,15 +202,16 @@ def test_seeded_chaos_with_retriable_faults_delivers_everything():
 
 def test_seeded_chaos_with_fatal_errors_finishes_every_record_with_a_typed_outcome():
     chaos = Chaos(seed=3, rate=0.5, error_codes=(6, 19, 29, 10, 87), max_latency_ms=100)
-    with FakeBroker({"t": 4}, chaos=chaos) as broker:
-        with producer(broker, delivery_timeout_ms=20_000, request_timeout_ms=1000,
-                      batch_size=256) as p:
-            futures = []
-            for i in range(400):
-                futures.append(p.send("t", b"%d" % i))
-                if i % 10 == 9:
-                    p.flush(120)
-            outcomes = [f.exception(timeout=120) for f in futures]
+    with (
+        FakeBroker({"t": 4}, chaos=chaos) as broker,
+        producer(broker, delivery_timeout_ms=20_000, request_timeout_ms=1000, batch_size=256) as p,
+    ):
+        futures = []
+        for i in range(400):
+            futures.append(p.send("t", b"%d" % i))
+            if i % 10 == 9:
+                p.flush(120)
+        outcomes = [f.exception(timeout=120) for f in futures]
     assert all(e is None or isinstance(e, (BrokerError, KafkaTimeoutError)) for e in outcomes)
     assert any(e is None for e in outcomes) and any(e is not None for e in outcomes)
     assert {type(e) for e in outcomes if isinstance(e, BrokerError)} <= {

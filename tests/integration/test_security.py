@@ -26,7 +26,6 @@ from kengine.errors import (
     TransactionalIdAuthorizationFailedError,
 )
 from kengine.localkafka import Acl, BrokerTls, KafkaCluster, SecureBrokers
-from tests.support.certs import certs  # noqa: F401 (session fixture)
 from tests.support.readback import read_all
 
 USERS = {"alice": "alice-secret", "bob": "bob-secret"}
@@ -121,10 +120,10 @@ def test_oauthbearer_token_from_a_callback(secure_kafka, certs):
 
 
 def test_a_rejected_oauthbearer_token_is_fatal_and_says_why(secure_kafka, certs):
-    with sasl_producer(secure_kafka, "SASL_PLAINTEXT", sasl_mechanism="OAUTHBEARER",
-                       sasl_oauthbearer_token_callback=lambda: "not.a.jwt") as p:
-        with pytest.raises(SaslAuthenticationFailedError, match="invalid_token"):
-            p.send("orders-a", b"x")
+    p = sasl_producer(secure_kafka, "SASL_PLAINTEXT", sasl_mechanism="OAUTHBEARER",
+                      sasl_oauthbearer_token_callback=lambda: "not.a.jwt")
+    with p, pytest.raises(SaslAuthenticationFailedError, match="invalid_token"):
+        p.send("orders-a", b"x")
 
 
 def test_mutual_tls_principal_from_the_client_certificate(secure_kafka, certs):
@@ -161,33 +160,37 @@ def test_wrong_password_fails_fast_and_for_good(secure_kafka, certs):
 
 
 def test_writing_a_topic_without_any_acl_fails_at_once(secure_kafka, certs, caplog):
-    with caplog.at_level(logging.INFO, logger="kengine"):
-        with sasl_producer(secure_kafka, "SASL_SSL", certs, max_block_ms=60_000) as p:
-            t0 = time.monotonic()
-            with pytest.raises(TopicAuthorizationFailedError, match="secret-x"):
-                p.send("secret-x", b"x")
-            assert time.monotonic() - t0 < 45
+    with (
+        caplog.at_level(logging.INFO, logger="kengine"),
+        sasl_producer(secure_kafka, "SASL_SSL", certs, max_block_ms=60_000) as p,
+    ):
+        t0 = time.monotonic()
+        with pytest.raises(TopicAuthorizationFailedError, match="secret-x"):
+            p.send("secret-x", b"x")
+        assert time.monotonic() - t0 < 45
     assert admin_read(secure_kafka, "secret-x") == []
 
 
 def test_writing_a_topic_without_write_permission_fails_without_retries(secure_kafka, certs,
                                                                         caplog):
-    with caplog.at_level(logging.INFO, logger="kengine.sender"):
-        with sasl_producer(secure_kafka, "SASL_SSL", certs, delivery_timeout_ms=120_000) as p:
-            future = p.send("payments-described", b"x")        # metadata is allowed ...
-            error = future.exception(timeout=60)                # ... the write is not
-            assert isinstance(error, TopicAuthorizationFailedError)
-            assert "TOPIC_AUTHORIZATION_FAILED (29)" in str(error)
-            assert "payments-described" in str(error)
+    with (
+        caplog.at_level(logging.INFO, logger="kengine.sender"),
+        sasl_producer(secure_kafka, "SASL_SSL", certs, delivery_timeout_ms=120_000) as p,
+    ):
+        future = p.send("payments-described", b"x")        # metadata is allowed ...
+        error = future.exception(timeout=60)                # ... the write is not
+        assert isinstance(error, TopicAuthorizationFailedError)
+        assert "TOPIC_AUTHORIZATION_FAILED (29)" in str(error)
+        assert "payments-described" in str(error)
     assert not [r for r in caplog.records if "retrying" in r.message]
     assert admin_read(secure_kafka, "payments-described") == []
 
 
 def test_a_principal_without_acls_cannot_even_see_orders(secure_kafka, certs):
-    with sasl_producer(secure_kafka, "SASL_PLAINTEXT", sasl_mechanism="PLAIN",
-                       sasl_username="bob", sasl_password=USERS["bob"]) as p:
-        with pytest.raises(TopicAuthorizationFailedError):
-            p.send("orders-a", b"bob was here")
+    p = sasl_producer(secure_kafka, "SASL_PLAINTEXT", sasl_mechanism="PLAIN",
+                      sasl_username="bob", sasl_password=USERS["bob"])
+    with p, pytest.raises(TopicAuthorizationFailedError):
+        p.send("orders-a", b"bob was here")
 
 
 def test_denied_records_are_dead_lettered_to_an_allowed_topic(secure_kafka, certs):
@@ -208,15 +211,16 @@ def test_denied_records_are_dead_lettered_to_an_allowed_topic(secure_kafka, cert
 def test_sessions_are_renewed_before_the_broker_expires_them(secure_kafka, certs, caplog):
     marker = tag()
     futures = []
-    with caplog.at_level(logging.DEBUG, logger="kengine"):
-        with sasl_producer(secure_kafka, "SASL_PLAINTEXT", sasl_mechanism="PLAIN",
-                           linger_ms=0) as p:
-            deadline = time.monotonic() + 2.5 * REAUTH_MS / 1000
-            while time.monotonic() < deadline:
-                futures.append(p.send("orders-b", marker + b"-%d" % len(futures)))
-                time.sleep(0.1)
-            for f in futures:
-                f.result(30)
+    with (
+        caplog.at_level(logging.DEBUG, logger="kengine"),
+        sasl_producer(secure_kafka, "SASL_PLAINTEXT", sasl_mechanism="PLAIN", linger_ms=0) as p,
+    ):
+        deadline = time.monotonic() + 2.5 * REAUTH_MS / 1000
+        while time.monotonic() < deadline:
+            futures.append(p.send("orders-b", marker + b"-%d" % len(futures)))
+            time.sleep(0.1)
+        for f in futures:
+            f.result(30)
     renewed = [r for r in caplog.records if "SASL session expires" in r.message]
     assert len(renewed) >= 2
     # no request was cut off by the broker (that would show as a retry)
@@ -229,8 +233,8 @@ def test_sessions_are_renewed_before_the_broker_expires_them(secure_kafka, certs
                    reason="transactions (Producer.init_transactions) are being built on another "
                           "branch; remove this mark when they are merged")
 def test_a_transactional_id_without_permission_is_refused_clearly(secure_kafka, certs):
-    with sasl_producer(secure_kafka, "SASL_SSL", certs, transactional_id="orders-writer-1",
-                       enable_idempotence=True) as p:
-        with pytest.raises(TransactionalIdAuthorizationFailedError,
-                           match="TRANSACTIONAL_ID_AUTHORIZATION_FAILED"):
-            p.init_transactions()
+    p = sasl_producer(secure_kafka, "SASL_SSL", certs, transactional_id="orders-writer-1",
+                      enable_idempotence=True)
+    with p, pytest.raises(TransactionalIdAuthorizationFailedError,
+                          match="TRANSACTIONAL_ID_AUTHORIZATION_FAILED"):
+        p.init_transactions()

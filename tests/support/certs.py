@@ -5,7 +5,7 @@ a second CA that nobody trusts.
     certs = make_certificates(tmp_path)
     ctx.load_verify_locations(certs.ca)
 
-or, in a test module, ``from tests.support.certs import certs`` for a session fixture.
+(the ``certs`` fixture of tests/conftest.py makes one set per session).
 
 Keys are EC P-256 in PKCS#8, which both Python's ssl module and Kafka's PEM key stores (Java
 17, KIP-651) read. Every certificate is valid for two days.
@@ -17,9 +17,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
-
-__all__ = ["Certificates", "certs", "make_certificates"]
+__all__ = ["Certificates", "make_certificates"]
 
 KEY_PASSWORD = "client-key-secret"
 
@@ -122,8 +120,3 @@ def make_certificates(directory: Path, client_name: str = "client") -> Certifica
                                            misnamed[1], misnamed[0], ca[0]),
     )
 
-
-@pytest.fixture(scope="session")
-def certs(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
-    """This session's certificates: import the name into a test module to use it."""
-    return make_certificates(tmp_path_factory.mktemp("certs"))

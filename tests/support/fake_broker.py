@@ -30,10 +30,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from typing_extensions import Self
+
 from kengine.errors import KafkaError, UnsupportedVersionError
 from kengine_ext import decode_batches, decode_request, encode_response, supported_versions
 
-__all__ = ["Chaos", "Fault", "FakeBroker", "SaslScript", "Seen", "StoredRecord"]
+__all__ = ["Chaos", "FakeBroker", "Fault", "SaslScript", "Seen", "StoredRecord"]
 
 PRODUCE, METADATA, SASL_HANDSHAKE, API_VERSIONS, INIT_PRODUCER_ID, SASL_AUTHENTICATE = (
     0, 3, 17, 18, 22, 36)
@@ -204,7 +206,7 @@ class FakeBroker:
         for t in self._threads:
             t.join(5)
 
-    def __enter__(self) -> FakeBroker:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -216,7 +218,7 @@ class FakeBroker:
         while not self._closing.is_set():
             try:
                 sock, _ = self._listener.accept()
-            except (TimeoutError, socket.timeout):
+            except TimeoutError:
                 continue
             except OSError:
                 return

@@ -20,7 +20,7 @@ from kengine.metadata import Metadata
 from kengine.sasl import OAuthBearerSession, ScramCache, ScramSession, parse_jaas_config
 from kengine.sender import Sender, SenderSettings
 
-__all__ = ["FuzzFailure", "TARGETS", "seeds"]
+__all__ = ["TARGETS", "FuzzFailure", "seeds"]
 
 
 class FuzzFailure(AssertionError):
@@ -219,9 +219,9 @@ def seeds(target: str) -> list[bytes]:
                                      headers=[[("h", b"x")]] * 5, compression=codec))
                 for codec in ("none", "gzip", "snappy", "lz4", "zstd")]
     if target == "scram_server_messages":
-        return [b"r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,"
-                b"i=4096\nv=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4="]
+        return [(b"r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,"
+                b"i=4096\nv=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=")]
     if target == "jaas_config":
-        return [b'org.apache.kafka.common.security.scram.ScramLoginModule required '
-                b'username="alice" password="a\\"b" tokenauth=true;']
+        return [(b'org.apache.kafka.common.security.scram.ScramLoginModule required '
+                b'username="alice" password="a\\"b" tokenauth=true;')]
     raise KeyError(target)

@@ -70,14 +70,14 @@ def test_plain_message():
         s.respond(b"more?")
 
 
-RFC7677 = dict(  # RFC 7677, section 3
-    nonce="rOprNGfwEbeRWgbNEkqO",
-    server_first=b"r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,"
+RFC7677 = {  # RFC 7677, section 3
+    'nonce': "rOprNGfwEbeRWgbNEkqO",
+    'server_first': b"r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,"
                  b"s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096",
-    client_final=b"c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,"
+    'client_final': b"c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,"
                  b"p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=",
-    server_final=b"v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=",
-)
+    'server_final': b"v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=",
+}
 
 
 def rfc_session(**kw):
@@ -219,8 +219,8 @@ def scram_server(user, password, *, forge_signature=False):
         expected = bytes(a ^ b for a, b in zip(client_key,
                                                h(hashlib.sha256(client_key).digest(), auth)))
         if base64.b64decode(proof) != expected:
-            return 58, b"", "Authentication failed during authentication due to invalid " \
-                            "credentials with SASL mechanism SCRAM-SHA-256", True
+            return 58, b"", ("Authentication failed during authentication due to invalid " \
+                            "credentials with SASL mechanism SCRAM-SHA-256"), True
         signature = h(h(salted, b"Server Key"), auth)
         if forge_signature:
             signature = bytes(32)
@@ -258,9 +258,11 @@ def test_scram_authenticates_against_an_rfc_server():
 def test_a_broker_that_does_not_know_the_password_is_refused():
     with FakeBroker({"t": 1}, sasl_mechanisms=("SCRAM-SHA-256",),
                     sasl=scram_server("alice", "alice-secret", forge_signature=True)) as broker:
-        with sasl_producer(broker, "SCRAM-SHA-256") as p:
-            with pytest.raises(AuthenticationError, match="signature does not match"):
-                p.send("t", b"x")
+        with (
+            sasl_producer(broker, "SCRAM-SHA-256") as p,
+            pytest.raises(AuthenticationError, match="signature does not match"),
+        ):
+            p.send("t", b"x")
         assert broker.values("t") == []
 
 
@@ -302,13 +304,13 @@ def test_records_accepted_before_the_failure_fail_with_it():
 
 
 def test_unsupported_mechanism_names_what_the_broker_enables():
-    with FakeBroker({"t": 1}, sasl_mechanisms=("SCRAM-SHA-512",),
-                    sasl=plain_server({})) as broker:
-        with sasl_producer(broker, "PLAIN") as p:
-            with pytest.raises(UnsupportedSaslMechanismError,
-                               match=r"does not enable SASL mechanism PLAIN \(it enables: "
-                                     r"SCRAM-SHA-512\)"):
-                p.send("t", b"x")
+    expected = r"does not enable SASL mechanism PLAIN \(it enables: SCRAM-SHA-512\)"
+    with (
+        FakeBroker({"t": 1}, sasl_mechanisms=("SCRAM-SHA-512",), sasl=plain_server({})) as broker,
+        sasl_producer(broker, "PLAIN") as p,
+        pytest.raises(UnsupportedSaslMechanismError, match=expected),
+    ):
+        p.send("t", b"x")
 
 
 def test_sessions_with_a_lifetime_are_replaced_before_the_broker_cuts_them():

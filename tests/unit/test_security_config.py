@@ -9,7 +9,6 @@ import pytest
 from kengine.config import resolve
 from kengine.errors import AuthenticationError, ConfigError, NetworkError
 from kengine.security import openssl_cipher_name, ssl_context, tls_error
-from tests.support.certs import certs  # noqa: F401 (session fixture)
 
 BOOT = "127.0.0.1:9092"
 
@@ -96,7 +95,8 @@ def test_settings_are_accepted_with_java_spellings():
     config = cfg(**{"security.protocol": "sasl_ssl", "sasl.mechanism": "scram-sha-512",
                     "sasl.jaas.config": "org.apache.kafka.common.security.scram.ScramLoginModule "
                                         'required username="alice" password="p\\"w";',
-                    "ssl.enabled.protocols": "TLSv1.3", "ssl.endpoint.identification.algorithm": ""})
+                    "ssl.enabled.protocols": "TLSv1.3",
+                    "ssl.endpoint.identification.algorithm": ""})
     assert config["security.protocol"] == "SASL_SSL"
     assert config["sasl.mechanism"] == "SCRAM-SHA-512"
     assert config["ssl.enabled.protocols"] == ("TLSv1.3",)

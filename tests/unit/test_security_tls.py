@@ -11,7 +11,6 @@ import pytest
 
 from kengine import Producer
 from kengine.errors import AuthenticationError, KafkaTimeoutError
-from tests.support.certs import certs  # noqa: F401 (session fixture)
 from tests.support.fake_broker import FakeBroker
 
 
@@ -97,16 +96,18 @@ def test_no_common_tls_version_is_fatal(certs):
 
 def test_tls_to_a_plaintext_port_times_out_saying_why(certs):
     with FakeBroker({"t": 1}) as broker:
-        with tls_producer(broker, certs, max_block_ms=2000, reconnect_backoff_max_ms=200) as p:
-            with pytest.raises(KafkaTimeoutError) as info:
-                p.send("t", b"x")
+        with (
+            tls_producer(broker, certs, max_block_ms=2000, reconnect_backoff_max_ms=200) as p,
+            pytest.raises(KafkaTimeoutError) as info,
+        ):
+            p.send("t", b"x")
         message = str(info.value)
         assert "max.block.ms" in message and "is it a TLS listener?" in message
 
 
 def test_plaintext_to_a_tls_port_is_retried_until_max_block_ms(certs):
     with FakeBroker({"t": 1}, ssl_context=server_context(certs.broker_keystore)) as broker:
-        with Producer(bootstrap_servers=broker.bootstrap_servers, max_block_ms=2000,
-                      reconnect_backoff_max_ms=200) as p:
-            with pytest.raises(KafkaTimeoutError, match="last connection error"):
-                p.send("t", b"x")
+        p = Producer(bootstrap_servers=broker.bootstrap_servers, max_block_ms=2000,
+                     reconnect_backoff_max_ms=200)
+        with p, pytest.raises(KafkaTimeoutError, match="last connection error"):
+            p.send("t", b"x")
