@@ -43,6 +43,11 @@ class Producer(ProducerCore):
     batch; ``send_many(topic, values, keys=None, headers=None, timestamps=None, partition=None)``
     appends many in one call and returns one ``BulkFuture``. Callbacks ``on_delivery(error,
     metadata)`` run on the producer's sender thread; keep them short.
+
+    TLS and SASL take Kafka's ``security.protocol``, ``ssl.*`` and ``sasl.*`` settings; a failed
+    authentication is fatal: pending records fail with it and later sends raise it. With
+    ``dead.letter.topic`` (or ``dead_letter_router``), records failing with a non-retriable
+    error are re-sent there; :attr:`dead_letters` counts the outcomes.
     """
 
     def __init__(self, config: Mapping[str, Any] | None = None, **settings: Any) -> None:
