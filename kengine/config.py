@@ -19,6 +19,8 @@ from .errors import ConfigError
 __all__ = ["Setting", "SETTINGS", "ProducerConfig", "resolve", "describe"]
 
 _INT32_MAX = 2**31 - 1
+#: what errors and reprs show instead of a credential
+_HIDDEN = "[hidden]"
 _client_ids = itertools.count(1)
 
 
@@ -28,6 +30,8 @@ class Setting:
     default: Any
     parse: Callable[[str, Any], Any]
     doc: str
+    #: a credential: never shown in errors, reprs or logs
+    secret: bool = False
 
 
 # ---- value parsers: each returns the normalised value or raises ConfigError(key, value, allowed)
@@ -90,6 +94,8 @@ def _servers(key: str, value: Any) -> tuple[tuple[str, int], ...]:
     items = value.split(",") if isinstance(value, str) else list(value or ())
     out = []
     for item in items:
+        if isinstance(item, tuple) and len(item) == 2:   # already parsed: (host, port)
+            item = f"[{item[0]}]:{item[1]}" if ":" in str(item[0]) else f"{item[0]}:{item[1]}"
         item = str(item).strip()
         if not item:
             continue
@@ -217,8 +223,121 @@ def _mapping(key: str, value: Any) -> dict[str, Any]:
     return dict(value)
 
 
-def _setting(name: str, default: Any, parse: Callable[[str, Any], Any], doc: str) -> Setting:
-    return Setting(name, default, parse, doc)
+def _secret_str(key: str, value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ConfigError(key, _HIDDEN, "a string")
+    return value
+
+
+def _pem_store_type(key: str, value: Any) -> str:
+    text = str(value).strip().upper()
+    if text == "PEM":
+        return "PEM"
+    store = "trust store" if key.startswith("ssl.truststore") else "key store"
+    convert = (_TRUSTSTORE_CONVERSION if key.startswith("ssl.truststore")
+               else _KEYSTORE_CONVERSION)
+    raise ConfigError(key, value, f"PEM: kengine reads PEM files only (Python's ssl module "
+                                  f"cannot load a {text} {store}); convert it: {convert}")
+
+
+_TRUSTSTORE_CONVERSION = (
+    "`keytool -exportcert -rfc -keystore truststore.jks -alias CARoot -file ca.pem` (JKS) or "
+    "`openssl pkcs12 -in truststore.p12 -nokeys -out ca.pem` (PKCS12), then "
+    "ssl.truststore.location=ca.pem")
+_KEYSTORE_CONVERSION = (
+    "`keytool -importkeystore -srckeystore keystore.jks -destkeystore keystore.p12 "
+    "-deststoretype PKCS12` (JKS only), then `openssl pkcs12 -in keystore.p12 -out "
+    "keystore.pem` and ssl.keystore.location=keystore.pem (ssl.key.password if the key "
+    "stays encrypted)")
+
+_TLS_VERSIONS = ("TLSv1.2", "TLSv1.3")
+
+
+def _tls_protocol(key: str, value: Any) -> str:
+    text = str(value).strip()
+    for choice in ("TLS", *_TLS_VERSIONS):
+        if text.lower() == choice.lower():
+            return choice
+    raise ConfigError(key, value, "TLS, TLSv1.2 or TLSv1.3 (older versions are insecure and "
+                                  "disabled by OpenSSL)")
+
+
+def _tls_versions(key: str, value: Any) -> tuple[str, ...]:
+    items = value.split(",") if isinstance(value, str) else list(value or ())
+    out = []
+    for item in items:
+        text = str(item).strip()
+        if not text:
+            continue
+        match = [v for v in _TLS_VERSIONS if v.lower() == text.lower()]
+        if not match:
+            raise ConfigError(key, value, "a list of TLSv1.2, TLSv1.3 (older versions are "
+                                          "insecure and disabled by OpenSSL)")
+        out.append(match[0])
+    if not out:
+        raise ConfigError(key, value, "at least one of TLSv1.2, TLSv1.3")
+    return tuple(dict.fromkeys(out))
+
+
+def _optional_names(key: str, value: Any) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    items = value.split(",") if isinstance(value, str) else list(value)
+    names = tuple(str(i).strip() for i in items if str(i).strip())
+    if not names:
+        raise ConfigError(key, value, "a non-empty list of cipher suite names, or None")
+    return names
+
+
+def _endpoint_identification(key: str, value: Any) -> str:
+    text = "" if value is None else str(value).strip().lower()
+    if text not in ("https", ""):
+        raise ConfigError(key, value, "https (verify the broker's host name, the default) or "
+                                      "an empty string (do not)")
+    return text
+
+
+def _sasl_mechanism(key: str, value: Any) -> str | None:
+    if value is None:
+        return None
+    text = str(value).strip().upper()
+    if text in _SASL_MECHANISMS:
+        return text
+    if text == "GSSAPI":
+        raise ConfigError(key, value, "PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER: "
+                                      "kengine does not support GSSAPI (Kerberos)")
+    raise ConfigError(key, value, "one of " + ", ".join(_SASL_MECHANISMS))
+
+
+_SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER")
+
+
+def _jaas(key: str, value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ConfigError(key, _HIDDEN, "a JAAS string such as "
+                                        "'...PlainLoginModule required username=\"u\" "
+                                        "password=\"p\";'")
+    from .sasl import parse_jaas_config
+
+    parse_jaas_config(value)   # raises ConfigError naming what is wrong, without the secrets
+    return value
+
+
+def _ssl_context(key: str, value: Any) -> Any:
+    import ssl
+
+    if value is not None and not isinstance(value, ssl.SSLContext):
+        raise ConfigError(key, value, "an ssl.SSLContext (client side) or None")
+    return value
+
+
+def _setting(name: str, default: Any, parse: Callable[[str, Any], Any], doc: str, *,
+             secret: bool = False) -> Setting:
+    return Setting(name, default, parse, doc, secret)
 
 
 #: Every producer setting. Defaults follow Apache Kafka 4.x's producer where Kafka has the setting.
@@ -232,7 +351,56 @@ SETTINGS: dict[str, Setting] = {
                  "name sent to brokers in every request, used in logs and quotas"),
         _setting("security.protocol", "PLAINTEXT",
                  _choice("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"),
-                 "how to talk to brokers"),
+                 "how to talk to brokers: SSL and SASL_SSL encrypt (TLS), SASL_* authenticate"),
+        # -- TLS (security.protocol SSL or SASL_SSL); PEM files, mapped onto Python's ssl module
+        _setting("ssl.truststore.location", None, _optional_str,
+                 "PEM file of the CA certificates that sign the brokers' certificates "
+                 "(default: the system's trusted CAs)"),
+        _setting("ssl.truststore.certificates", None, _optional_str,
+                 "the same CA certificates as PEM text instead of a file"),
+        _setting("ssl.truststore.type", "PEM", _pem_store_type,
+                 "PEM only; JKS and PKCS12 trust stores must be converted"),
+        _setting("ssl.truststore.password", None, _secret_str,
+                 "not used: a PEM trust store has no password (accepted only as None)",
+                 secret=True),
+        _setting("ssl.keystore.location", None, _optional_str,
+                 "PEM file with this client's private key and certificate chain (mutual TLS)"),
+        _setting("ssl.keystore.certificate.chain", None, _optional_str,
+                 "this client's certificate chain as PEM text (with ssl.keystore.key)"),
+        _setting("ssl.keystore.key", None, _secret_str,
+                 "this client's private key as PEM text (with ssl.keystore.certificate.chain)",
+                 secret=True),
+        _setting("ssl.keystore.type", "PEM", _pem_store_type,
+                 "PEM only; JKS and PKCS12 key stores must be converted"),
+        _setting("ssl.keystore.password", None, _secret_str,
+                 "not used: a PEM key store has no store password; an encrypted key takes "
+                 "ssl.key.password (accepted only as None)", secret=True),
+        _setting("ssl.key.password", None, _secret_str,
+                 "password of an encrypted private key", secret=True),
+        _setting("ssl.protocol", "TLSv1.3", _tls_protocol,
+                 "highest TLS version to offer (TLS: the newest OpenSSL has)"),
+        _setting("ssl.enabled.protocols", ("TLSv1.2", "TLSv1.3"), _tls_versions,
+                 "TLS versions allowed, e.g. TLSv1.3 alone"),
+        _setting("ssl.cipher.suites", None, _optional_names,
+                 "allowed cipher suites, IANA (TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256) or "
+                 "OpenSSL (ECDHE-RSA-AES128-GCM-SHA256) names (default: OpenSSL's secure set)"),
+        _setting("ssl.endpoint.identification.algorithm", "https", _endpoint_identification,
+                 "https: the broker's certificate must name the host connected to; "
+                 "empty: do not check the name (the certificate is still verified)"),
+        _setting("ssl.context", None, _ssl_context,
+                 "an ssl.SSLContext used as is, instead of the ssl.* settings above"),
+        # -- SASL (security.protocol SASL_PLAINTEXT or SASL_SSL)
+        _setting("sasl.mechanism", None, _sasl_mechanism,
+                 "PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER"),
+        _setting("sasl.jaas.config", None, _jaas,
+                 "Java's form: '<PlainLoginModule|ScramLoginModule> required username=\"...\" "
+                 "password=\"...\";' (or sasl.username / sasl.password)", secret=True),
+        _setting("sasl.username", None, _optional_str, "user name for PLAIN and SCRAM"),
+        _setting("sasl.password", None, _secret_str, "password for PLAIN and SCRAM",
+                 secret=True),
+        _setting("sasl.oauthbearer.token.callback", None, _optional_callable,
+                 "OAUTHBEARER: callable() -> token str, or (token, {extension: value}); called "
+                 "on the sender thread for every new connection, so cache tokens in it"),
         _setting("request.timeout.ms", 30000, _int(0),
                  "how long to wait for a response before failing or retrying the request"),
         _setting("socket.connection.setup.timeout.ms", 10000, _int(0),
@@ -318,6 +486,16 @@ SETTINGS: dict[str, Setting] = {
                  "call stats_callback with producer metrics this often (0: off)"),
         _setting("stats_callback", None, _optional_callable,
                  "callable(dict) receiving metrics every statistics.interval.ms"),
+        # -- dead letters (kengine.deadletter)
+        _setting("dead.letter.topic", None, _optional_str,
+                 "re-send records that fail with a non-retriable error to this topic, with "
+                 "headers naming the original topic, partition and error"),
+        _setting("dead_letter_router", None, _optional_callable,
+                 "callable(record_topic, error) -> dead-letter topic or None (keep the "
+                 "failure); overrides dead.letter.topic"),
+        _setting("on_dead_letter", None, _optional_callable,
+                 "callable(DeadLetter) run for every dead-lettered record once its dead-letter "
+                 "write succeeded or failed (on a producer thread: keep it short)"),
     ]
 }
 
@@ -335,6 +513,11 @@ class ProducerConfig:
     def get(self, name: str, default: Any = None) -> Any:
         return self.values.get(name, default)
 
+    def __repr__(self) -> str:
+        shown = {k: (_HIDDEN if SETTINGS[k].secret and v is not None else v)
+                 for k, v in self.values.items() if k in self.explicit}
+        return f"ProducerConfig({shown!r})"
+
 
 def _normalise_keys(config: Mapping[str, Any] | None, kwargs: Mapping[str, Any]) -> dict[str, Any]:
     merged: dict[str, Any] = {}
@@ -344,9 +527,15 @@ def _normalise_keys(config: Mapping[str, Any] | None, kwargs: Mapping[str, Any])
             if name not in SETTINGS:
                 near = difflib.get_close_matches(name, list(SETTINGS), n=1)
                 hint = f"; did you mean {near[0]!r}?" if near else ""
-                raise ConfigError(key, value, f"a known producer setting{hint}")
+                shown = _HIDDEN if _looks_secret(name) else value
+                raise ConfigError(key, shown, f"a known producer setting{hint}")
             merged[name] = value
     return merged
+
+
+def _looks_secret(name: str) -> bool:
+    # an unknown key may be a misspelt credential: do not echo its value
+    return any(word in name for word in ("pass", "secret", "jaas", "token", "key"))
 
 
 def resolve(config: Mapping[str, Any] | None = None, **kwargs: Any) -> ProducerConfig:
@@ -405,6 +594,7 @@ def _check_combinations(values: dict[str, Any], explicit: frozenset[str]) -> Non
         raise ConfigError("buffer.memory", values["buffer.memory"],
                           f"at least batch.size ({values['batch.size']})")
     _check_partitioner(values, explicit)
+    _check_security(values, explicit)
 
 
 def _check_partitioner(values: dict[str, Any], explicit: frozenset[str]) -> None:
@@ -423,6 +613,103 @@ def _check_partitioner(values: dict[str, Any], explicit: frozenset[str]) -> None
         raise ConfigError("partitioner.ignore.keys", True,
                           f"false unless partitioner='default' (the {partitioner!r} partitioner "
                           f"decides itself how keys are used)")
+
+
+_SSL_KEYS = tuple(k for k in SETTINGS if k.startswith("ssl."))
+_SASL_KEYS = tuple(k for k in SETTINGS if k.startswith("sasl."))
+
+
+def _check_security(values: dict[str, Any], explicit: frozenset[str]) -> None:
+    """Settings that do nothing under the chosen security.protocol are errors: a TLS or SASL
+    setting with PLAINTEXT almost always means security.protocol was forgotten."""
+    protocol = values["security.protocol"]
+    uses_tls = protocol in ("SSL", "SASL_SSL")
+    uses_sasl = protocol.startswith("SASL_")
+    for keys, used, needs in ((_SSL_KEYS, uses_tls, "SSL or SASL_SSL"),
+                              (_SASL_KEYS, uses_sasl, "SASL_PLAINTEXT or SASL_SSL")):
+        unused = [k for k in keys if k in explicit and not used]
+        if unused:
+            raise ConfigError(unused[0], _shown(unused[0], values[unused[0]]),
+                              f"set only with security.protocol {needs} (it is {protocol})")
+    if uses_tls:
+        _check_tls(values, explicit)
+    if uses_sasl:
+        _check_sasl(values)
+
+
+def _shown(key: str, value: Any) -> Any:
+    return _HIDDEN if SETTINGS[key].secret and value is not None else value
+
+
+def _check_tls(values: dict[str, Any], explicit: frozenset[str]) -> None:
+    if values["ssl.context"] is not None:
+        others = [k for k in _SSL_KEYS if k in explicit and k != "ssl.context"]
+        if others:
+            raise ConfigError(others[0], _shown(others[0], values[others[0]]),
+                              "unset when ssl.context is given (the context is used as is)")
+        return
+    for key in ("ssl.truststore.password", "ssl.keystore.password"):
+        if values[key] is not None:
+            raise ConfigError(key, _HIDDEN, "None: PEM stores have no store password (an "
+                                            "encrypted private key takes ssl.key.password)")
+    if values["ssl.truststore.location"] and values["ssl.truststore.certificates"]:
+        raise ConfigError("ssl.truststore.certificates", "...",
+                          "unset when ssl.truststore.location is set (one source of CAs)")
+    chain, key = values["ssl.keystore.certificate.chain"], values["ssl.keystore.key"]
+    if values["ssl.keystore.location"] and (chain or key):
+        name = "ssl.keystore.certificate.chain" if chain else "ssl.keystore.key"
+        raise ConfigError(name, _shown(name, values[name]),
+                          "unset when ssl.keystore.location is set (one source of the key)")
+    if bool(chain) != bool(key):
+        missing = "ssl.keystore.key" if chain else "ssl.keystore.certificate.chain"
+        raise ConfigError(missing, None, "set together with "
+                          + ("ssl.keystore.certificate.chain" if chain else "ssl.keystore.key"))
+    if values["ssl.key.password"] is not None and not (values["ssl.keystore.location"] or key):
+        raise ConfigError("ssl.key.password", _HIDDEN,
+                          "set only with ssl.keystore.location or ssl.keystore.key")
+    top = "TLSv1.3" if values["ssl.protocol"] == "TLS" else values["ssl.protocol"]
+    if not [v for v in values["ssl.enabled.protocols"] if v <= top]:
+        raise ConfigError("ssl.enabled.protocols", ",".join(values["ssl.enabled.protocols"]),
+                          f"a version no newer than ssl.protocol ({values['ssl.protocol']})")
+
+
+def _check_sasl(values: dict[str, Any]) -> None:
+    mechanism = values["sasl.mechanism"]
+    if mechanism is None:
+        raise ConfigError("sasl.mechanism", None, f"required with security.protocol="
+                          f"{values['security.protocol']}: one of {', '.join(_SASL_MECHANISMS)}")
+    from .sasl import parse_jaas_config
+
+    jaas = parse_jaas_config(values["sasl.jaas.config"]) if values["sasl.jaas.config"] else None
+    if jaas is not None and jaas.mechanism_family != mechanism.split("-")[0]:
+        raise ConfigError("sasl.jaas.config", _HIDDEN,
+                          f"a login module for {mechanism} ({jaas.login_module} is for "
+                          f"{jaas.mechanism_family})")
+    if mechanism == "OAUTHBEARER":
+        if values["sasl.oauthbearer.token.callback"] is None:
+            raise ConfigError("sasl.oauthbearer.token.callback", None,
+                              "required with sasl.mechanism=OAUTHBEARER: a callable returning "
+                              "the token")
+        for key in ("sasl.username", "sasl.password"):
+            if values[key] is not None:
+                raise ConfigError(key, _shown(key, values[key]),
+                                  "unset with OAUTHBEARER (the token callback authenticates)")
+        return
+    if values["sasl.oauthbearer.token.callback"] is not None:
+        raise ConfigError("sasl.oauthbearer.token.callback",
+                          values["sasl.oauthbearer.token.callback"],
+                          f"set only with sasl.mechanism=OAUTHBEARER (it is {mechanism})")
+    user, password = values["sasl.username"], values["sasl.password"]
+    if jaas is not None:
+        if user is not None or password is not None:
+            key = "sasl.username" if user is not None else "sasl.password"
+            raise ConfigError(key, _shown(key, values[key]),
+                              "unset when sasl.jaas.config gives the credentials")
+        user, password = jaas.options.get("username"), jaas.options.get("password")
+    if not user or password is None:
+        raise ConfigError("sasl.username" if not user else "sasl.password", None,
+                          f"required with sasl.mechanism={mechanism}: set sasl.username and "
+                          f"sasl.password, or sasl.jaas.config")
 
 
 def describe() -> Iterable[tuple[str, Any, str]]:

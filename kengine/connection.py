@@ -1,7 +1,9 @@
 """One non-blocking connection to one Kafka broker, driven by the sender thread's selector.
 
-A connection goes CONNECTING -> (TLS handshake) -> (SASL) -> API_VERSIONS -> READY, then carries
-pipelined requests. Kafka answers requests on a connection in the order they were sent, so the
+A connection goes CONNECTING -> (TLS handshake) -> API_VERSIONS -> (SASL) -> READY, then carries
+pipelined requests; when a SASL session's lifetime (KIP-368) nears its end it goes RETIRING:
+it finishes what is in flight, takes nothing new, and closes so that a fresh, re-authenticated
+connection replaces it. Kafka answers requests on a connection in the order they were sent, so the
 unanswered ones are a FIFO matched by correlation id. A response that does not decode, a
 request that outlives ``request.timeout.ms`` or a socket error closes the connection and fails
 every unanswered request with a retriable error; the sender decides what to retry.
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import random
 import socket
 import ssl
 import struct
@@ -24,7 +27,6 @@ from typing import Any, Protocol
 from kengine_ext import WriteBuffer, decode_response, pick_version, write_request
 
 from .errors import (
-    AuthenticationError,
     KafkaError,
     KafkaTimeoutError,
     NetworkError,
@@ -32,6 +34,7 @@ from .errors import (
     UnsupportedVersionError,
     error_for_code,
 )
+from .security import tls_error
 
 __all__ = ["Connection", "ConnectionState", "ResponseCallback", "Authenticator", "API"]
 
@@ -69,6 +72,7 @@ class ConnectionState(Enum):
     AUTHENTICATING = "authenticating"
     API_VERSIONS = "api-versions"
     READY = "ready"
+    RETIRING = "retiring"   # SASL session expiring: finishing in-flight requests, then closing
     CLOSED = "closed"
 
 
@@ -76,9 +80,10 @@ class Authenticator(Protocol):
     """SASL (or other) authentication run after TLS and before ApiVersions-gated traffic.
 
     ``start(conn)`` sends the first request(s) with ``conn.send_internal``; the responses'
-    callbacks drive the exchange; it calls ``conn.authenticated()`` when done or
-    ``conn.close(AuthenticationError(...))`` on failure. Some mechanisms need the negotiated
-    SaslHandshake/SaslAuthenticate versions, so authentication runs after ApiVersions.
+    callbacks drive the exchange; it calls ``conn.authenticated(session_lifetime_ms=...)`` when
+    done or ``conn.close(AuthenticationError(...))`` on failure. Some mechanisms need the
+    negotiated SaslHandshake/SaslAuthenticate versions, so authentication runs after
+    ApiVersions (which Kafka answers before authentication).
     """
 
     def start(self, conn: Connection) -> None: ...
@@ -132,6 +137,8 @@ class Connection:
         #: cluster-wide finalized feature levels (ApiVersions v3+), e.g. transaction.version
         self.finalized_features: dict[str, int] = {}
         self.last_activity_ms = now_ms
+        #: monotonic ms after which the connection retires (SASL session lifetime), or None
+        self.retire_at_ms: int | None = None
         self.error: KafkaError | None = None
         self._setup_deadline_ms = now_ms + setup_timeout_ms
         self._ssl_context = ssl_context
@@ -206,9 +213,14 @@ class Connection:
                 f"{errno.errorcode.get(err, err)}", node=self.node_id))
             return
         if self._ssl_context is not None:
-            self.sock = self._ssl_context.wrap_socket(
-                self.sock, server_hostname=self._ssl_server_hostname,
-                do_handshake_on_connect=False)
+            try:
+                self.sock = self._ssl_context.wrap_socket(
+                    self.sock, server_hostname=self._ssl_server_hostname,
+                    do_handshake_on_connect=False)
+            except (OSError, ValueError) as e:
+                self.close(tls_error(OSError(str(e)) if isinstance(e, ValueError) else e,
+                                     self.host, self.port, self.node_id, "set-up"))
+                return
             self.state = ConnectionState.TLS_HANDSHAKE
             self._tls_wants_write = True
             self._tls_step()
@@ -225,14 +237,8 @@ class Connection:
         except ssl.SSLWantWriteError:
             self._tls_wants_write = True
             return
-        except ssl.SSLCertVerificationError as e:
-            self.close(AuthenticationError(
-                f"TLS certificate of broker {self.host}:{self.port} rejected: {e.verify_message}"
-                " (check ssl.truststore.* / ssl.endpoint.identification.algorithm)"))
-            return
-        except (ssl.SSLError, OSError) as e:
-            self.close(AuthenticationError(
-                f"TLS handshake with broker {self.host}:{self.port} failed: {e}"))
+        except OSError as e:
+            self.close(tls_error(e, self.host, self.port, self.node_id, "handshake"))
             return
         self._start_api_versions()
 
@@ -278,9 +284,14 @@ class Connection:
         else:
             self.authenticated()
 
-    def authenticated(self) -> None:
-        """Called when set-up is complete (directly, or by the authenticator)."""
+    def authenticated(self, session_lifetime_ms: int = 0) -> None:
+        """Called when set-up is complete (directly, or by the authenticator). A SASL session
+        with a lifetime (the broker's connections.max.reauth.ms) retires at a random 85-95%
+        of it, as Java's client re-authenticates, so the broker never cuts it off mid-request."""
         self.state = ConnectionState.READY
+        if session_lifetime_ms > 0:
+            self.retire_at_ms = self.last_activity_ms + int(
+                session_lifetime_ms * random.uniform(0.85, 0.95))
         if self._on_ready is not None:
             self._on_ready(self)
 
@@ -351,9 +362,7 @@ class Connection:
             except (BlockingIOError, ssl.SSLWantWriteError, ssl.SSLWantReadError):
                 break
             except OSError as e:
-                self.close(NetworkError(f"write to broker {self.node_id} "
-                                        f"({self.host}:{self.port}) failed: {e}",
-                                        node=self.node_id))
+                self.close(self._io_error(e, "write"))
                 return
             finally:
                 view.release()
@@ -381,9 +390,7 @@ class Connection:
             except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
                 break
             except OSError as e:
-                self.close(NetworkError(f"read from broker {self.node_id} "
-                                        f"({self.host}:{self.port}) failed: {e}",
-                                        node=self.node_id))
+                self.close(self._io_error(e, "read"))
                 return
             if not chunk:
                 self.close(NetworkError(f"broker {self.node_id} ({self.host}:{self.port}) "
@@ -395,6 +402,15 @@ class Connection:
                                             and self.sock.pending()):
                 break
         self._parse_frames()
+
+    def _io_error(self, e: OSError, what: str) -> KafkaError:
+        # With TLS 1.3 the broker checks our certificate after our side of the handshake is
+        # done: its refusal arrives as an alert on the first read, and is as fatal as a
+        # refusal during the handshake.
+        if isinstance(e, ssl.SSLError):
+            return tls_error(e, self.host, self.port, self.node_id, "session")
+        return NetworkError(f"{what} to broker {self.node_id} ({self.host}:{self.port}) "
+                            f"failed: {e}", node=self.node_id)
 
     def _parse_frames(self) -> None:
         buf = self._in
@@ -446,7 +462,16 @@ class Connection:
     def check_timeouts(self, now_ms: int) -> None:
         if self.state is ConnectionState.CLOSED:
             return
-        if self.state is not ConnectionState.READY and now_ms >= self._setup_deadline_ms:
+        if self.retire_at_ms is not None and now_ms >= self.retire_at_ms:
+            if self.state is ConnectionState.READY:
+                self.state = ConnectionState.RETIRING
+            if not self._in_flight and len(self._out) == self._out_sent_bytes:
+                _log.debug("[%s] closing connection to broker %d: its SASL session expires; "
+                           "the next one re-authenticates", self.client_id, self.node_id)
+                self.close(None)
+                return
+        if self.state is not ConnectionState.READY and self.state is not \
+                ConnectionState.RETIRING and now_ms >= self._setup_deadline_ms:
             self.close(NetworkError(
                 f"connection set-up to broker {self.node_id} ({self.host}:{self.port}) took "
                 f"longer than socket.connection.setup.timeout.ms ({self.state.value})",
@@ -460,9 +485,14 @@ class Connection:
                 f"disconnected"))
 
     def next_deadline_ms(self) -> int | None:
+        if self.state is ConnectionState.RETIRING:
+            return self._in_flight[0].deadline_ms if self._in_flight else 0
         if self.state is not ConnectionState.READY:
             return self._setup_deadline_ms
-        return self._in_flight[0].deadline_ms if self._in_flight else None
+        deadline = self._in_flight[0].deadline_ms if self._in_flight else None
+        if self.retire_at_ms is not None and (deadline is None or self.retire_at_ms < deadline):
+            return self.retire_at_ms
+        return deadline
 
     def close(self, error: KafkaError | None = None) -> None:
         """Closes the socket and fails every unanswered request with `error` (a retriable

@@ -242,10 +242,17 @@ class Metadata:
                     info.topic_id = topic_id
                     self._topic_names_by_id[topic_id] = name
                 parts = sorted(t["partitions"], key=lambda p: p["partition_index"])
+                if [p["partition_index"] for p in parts] != list(range(len(parts))) or not parts:
+                    # no partitions, a gap, a repeat or a negative index: an incomplete (or
+                    # broken) answer; the core must never see a topic without partitions
+                    retry_soon = True
+                    continue
                 state = self._core.topic_state(name)
                 infos, leaders = [], []
                 for p in parts:
-                    index, leader, epoch = p["partition_index"], p["leader_id"], p["leader_epoch"]
+                    # leader_epoch exists from Metadata v7 (Kafka 2.1) on
+                    index, leader = p["partition_index"], p["leader_id"]
+                    epoch = p.get("leader_epoch", -1)
                     if p["error_code"] and leader >= 0 and p["error_code"] != 9:
                         leader = -1   # LEADER_NOT_AVAILABLE and the like
                     if state is not None and index < state.num_partitions:
@@ -259,9 +266,6 @@ class Metadata:
                                                tuple(p["replica_nodes"]), tuple(p["isr_nodes"]),
                                                tuple(p.get("offline_replicas", ()))))
                     leaders.append((leader, epoch))
-                if len(leaders) != (parts[-1]["partition_index"] + 1 if parts else 0):
-                    retry_soon = True  # a gap in partition indexes: incomplete answer
-                    continue
                 self._log_changes(name, info.partitions, infos)
                 info.partitions = infos
                 self._core.update_topic(name, leaders)

@@ -16,7 +16,7 @@ from typing import Any
 from kengine_ext import monotonic_ms
 
 from .connection import Authenticator, Connection, ConnectionState, ResponseCallback
-from .errors import AuthenticationError, AuthorizationError, KafkaError
+from .errors import AuthenticationError, KafkaError
 
 __all__ = ["NetworkClient", "BrokerAddress"]
 
@@ -72,9 +72,12 @@ class NetworkClient:
             self._bootstrap_ids.append(-(i + 1))
         self.connections: dict[int, Connection] = {}
         self._backoffs: dict[int, _Backoff] = {}
-        #: set by the last connection failure, for errors that must reach the user (auth, TLS)
+        #: the last connection failure, for errors that must reach the user (unreachable
+        #: brokers); cleared when a connection becomes ready
         self.last_error: KafkaError | None = None
-        self.fatal_error: KafkaError | None = None
+        #: set once when TLS or SASL authentication fails: retrying cannot fix credentials or
+        #: certificates, so the sender fails everything with it and stops connecting
+        self.fatal_error: AuthenticationError | None = None
         self._selector = selectors.DefaultSelector()
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
@@ -118,6 +121,8 @@ class NetworkClient:
         conn = self.connections.get(node_id)
         if conn is not None and conn.state is not ConnectionState.CLOSED:
             return True
+        if self.fatal_error is not None:
+            return False
         backoff = self._backoffs.get(node_id)
         if backoff is not None and now_ms < backoff.not_before_ms:
             return False
@@ -138,11 +143,14 @@ class NetworkClient:
             on_ready=self._connection_ready,
             on_close=self._connection_closed,
         )
+        if conn.state is ConnectionState.CLOSED:
+            # failed at once (unresolvable name, refused): its backoff is set; keeping it
+            # would make it look like a connection in progress to least_loaded_node()
+            return False
         self.connections[node_id] = conn
-        if conn.state is not ConnectionState.CLOSED:
-            self._update_registration(conn)
-            _log.debug("[%s] connecting to broker %d at %s:%d", self.client_id, node_id, host, port)
-        return conn.state is not ConnectionState.CLOSED
+        self._update_registration(conn)
+        _log.debug("[%s] connecting to broker %d at %s:%d", self.client_id, node_id, host, port)
+        return True
 
     def _connection_ready(self, conn: Connection) -> None:
         self._backoffs.pop(conn.node_id, None)
@@ -166,7 +174,7 @@ class NetworkClient:
             del self.connections[conn.node_id]
         if error is not None:
             self.last_error = error
-            if isinstance(error, (AuthenticationError, AuthorizationError)):
+            if isinstance(error, AuthenticationError) and self.fatal_error is None:
                 self.fatal_error = error
             b = self._backoffs.setdefault(conn.node_id, _Backoff())
             b.failures += 1

@@ -7,6 +7,7 @@ configuration, metadata, network client and sender thread, and implements the bl
 """
 from __future__ import annotations
 
+import copy
 import logging
 import threading
 import time
@@ -17,11 +18,14 @@ from typing import Any
 from kengine_ext import ProducerCore, TopicState
 
 from . import config as _config
+from .deadletter import DeadLetterQueue
 from .errors import IllegalStateError, KafkaTimeoutError
 from .metadata import Metadata, PartitionInfo
 from .metrics import ProducerMetrics
 from .network import NetworkClient
 from .partitioners import load_partitioner
+from .sasl import authenticator_factory
+from .security import ssl_context
 from .sender import Sender, SenderSettings
 from .transactions import ConsumerGroupMetadata, TransactionManager, TxnState
 
@@ -42,6 +46,11 @@ class Producer(ProducerCore):
     batch; ``send_many(topic, values, keys=None, headers=None, timestamps=None, partition=None)``
     appends many in one call and returns one ``BulkFuture``. Callbacks ``on_delivery(error,
     metadata)`` run on the producer's sender thread; keep them short.
+
+    TLS and SASL take Kafka's ``security.protocol``, ``ssl.*`` and ``sasl.*`` settings; a failed
+    authentication is fatal: pending records fail with it and later sends raise it. With
+    ``dead.letter.topic`` (or ``dead_letter_router``), records failing with a non-retriable
+    error are re-sent there; :attr:`dead_letters` counts the outcomes.
     """
 
     def __init__(self, config: Mapping[str, Any] | None = None, **settings: Any) -> None:
@@ -50,6 +59,7 @@ class Producer(ProducerCore):
         self._client_id: str = cfg["client.id"]
         self._close_lock = threading.Lock()
         self._closed_done = False
+        tls = ssl_context(cfg)   # before any thread starts: bad files fail the constructor
         self._client = NetworkClient(
             client_id=self._client_id,
             bootstrap=cfg["bootstrap.servers"],
@@ -61,6 +71,8 @@ class Producer(ProducerCore):
             max_in_flight=cfg["max.in.flight.requests.per.connection"],
             send_buffer_bytes=cfg["send.buffer.bytes"],
             receive_buffer_bytes=cfg["receive.buffer.bytes"],
+            ssl_context=tls,
+            authenticator_factory=authenticator_factory(cfg),
         )
         codec = cfg["compression.type"]
         idempotent: bool = cfg["enable.idempotence"]
@@ -113,17 +125,44 @@ class Producer(ProducerCore):
             max_request_size=cfg["max.request.size"],
             transactional_id=transactional_id,
         ), metrics=self._metrics, txn=self._txn)
+        #: dead-letter routing (dead.letter.topic / dead_letter_router), or None
+        self.dead_letters: DeadLetterQueue | None = None
+        if cfg["dead.letter.topic"] is not None or cfg["dead_letter_router"] is not None:
+            self.dead_letters = DeadLetterQueue(
+                self, self._dead_letter_producer, topic=cfg["dead.letter.topic"],
+                router=cfg["dead_letter_router"], on_dead_letter=cfg["on_dead_letter"],
+                client_id=self._client_id, max_pending_bytes=cfg["buffer.memory"])
+            self._sender.on_batch_failed = self.dead_letters.batch_failed
         self._sender.start()
         _log.info("[%s] producer started: bootstrap %s, acks=%s, linger.ms=%d, batch.size=%d, "
                   "compression.type=%s", self._client_id,
                   ",".join(f"{h}:{p}" for h, p in cfg["bootstrap.servers"]), cfg["acks"],
                   cfg["linger.ms"], cfg["batch.size"], codec)
 
+    def _dead_letter_producer(self) -> Producer:
+        """The producer writing dead letters: this one's connection, security and delivery
+        settings, raw bytes in (the records are already serialized), no transactions."""
+        own = {"key.serializer", "value.serializer", "partitioner", "transactional.id",
+               "client.id", "dead.letter.topic", "dead_letter_router", "on_dead_letter",
+               "stats_callback", "statistics.interval.ms"}
+        settings = {k: self.config[k] for k in self.config.explicit if k not in own}
+        return Producer(settings, client_id=f"{self._client_id}-dead-letters")
+
     # ------------------------------------------------------------------ slow paths of send()
 
     def _await_metadata(self, topic: str, partition: int | None = None) -> TopicState:
-        return self._metadata.await_topic(topic, self.config["max.block.ms"], partition,
-                                          wakeup=self._client.wakeup)
+        fatal = self._client.fatal_error
+        if fatal is not None:
+            raise copy.copy(fatal)
+        try:
+            return self._metadata.await_topic(topic, self.config["max.block.ms"], partition,
+                                              wakeup=self._client.wakeup)
+        except KafkaTimeoutError as e:
+            # "no broker answered" is more useful with the reason attached
+            cause = self._client.last_error
+            if cause is None:
+                raise
+            raise KafkaTimeoutError(f"{e}; last connection error: {cause}") from None
 
     # ------------------------------------------------------------------ public API
 
@@ -194,6 +233,9 @@ class Producer(ProducerCore):
                         f"for a broker ({self.queued_batch_count} batches queued)")
         finally:
             self.end_flush()
+        if self.dead_letters is not None:
+            self.dead_letters.flush(None if deadline is None
+                                    else max(0.0, deadline - time.monotonic()))
 
     def close(self, timeout: float | None = None) -> None:
         """Stops accepting records, delivers what is buffered (up to `timeout` seconds; None:
@@ -228,6 +270,9 @@ class Producer(ProducerCore):
         join_timeout = None if deadline is None else max(1.0, deadline - time.monotonic())
         if not self._sender.join(join_timeout):
             raise IllegalStateError("the sender thread did not stop")
+        if self.dead_letters is not None:   # failures above may have queued dead letters
+            self.dead_letters.close(None if deadline is None
+                                    else max(0.0, deadline - time.monotonic()))
         _log.info("[%s] producer closed", self._client_id)
 
     def __enter__(self) -> Producer:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import random
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -75,6 +76,10 @@ class Sender:
         self._running = False
         self._force_close = False
         self._thread: threading.Thread | None = None
+        #: called with (batch, error, record_errors) for every batch about to fail, while its
+        #: sealed bytes still exist (dead-letter routing, kengine.deadletter)
+        self.on_batch_failed: Callable[[ProducerBatch, KafkaError,
+                                        dict[int, KafkaError] | None], None] | None = None
         self.stopped = threading.Event()
 
     # ------------------------------------------------------------------ thread
@@ -124,16 +129,18 @@ class Sender:
         core = self._core
         fatal = self._client.fatal_error
         if fatal is not None:
-            self._fail_everything(fatal)
-            self._metadata.fail_waiters(fatal)  # type: ignore[arg-type]
+            self._stop_for(fatal)
+            return
         self._metadata.maybe_update(now)
         sendable: set[int] = set()
         blocked: set[int] = set()   # nodes with ready data that cannot take a request now
         timeout = self._poll_timeout(now)
         txn = self._txn
         if txn is not None and txn.state.value == "fatal-error":
+            # fenced, not authorized...: as with authentication, only close() is left
             assert txn.last_error is not None
-            self._fail_everything(txn.last_error)
+            self._stop_for(txn.last_error)
+            return
         if txn is None or txn.poll(now):
             nodes, _, unknown = core.ready(now)
             if unknown:
@@ -223,7 +230,11 @@ class Sender:
             return
         throttle = resp.get("throttle_time_ms", 0)
         if throttle > 0:
-            self._throttled_until_ms[node] = now + throttle  # KIP-219: back off this broker
+            # KIP-219: back off this broker. At most request.timeout.ms: the broker enforces
+            # the rest itself (it mutes the channel), and a garbled answer claiming days of
+            # throttling must not stall the producer.
+            throttle = min(throttle, self._s.request_timeout_ms)
+            self._throttled_until_ms[node] = now + throttle
             _log.debug("[%s] broker %d throttled a produce request: no request to it for %d ms",
                        self._s.client_id, node, throttle)
         endpoints = {e["node_id"]: (e["host"], e["port"]) for e in resp.get("node_endpoints", ())}
@@ -235,8 +246,8 @@ class Sender:
                     continue   # a partition we did not ask about: ignore it
                 b = sent.pop(tp)
                 code = p["error_code"]
-                if code == 0 or code == _DUPLICATE_SEQUENCE_NUMBER:
-                    # a duplicate is a retry of a batch the broker already has: success
+                if code == 0 or (code == _DUPLICATE_SEQUENCE_NUMBER and b.base_sequence >= 0):
+                    # an idempotent retry of a batch the broker already has: success
                     self._succeed(b, p["base_offset"], p["log_append_time_ms"])
                     continue
                 err = error_for_code(code, p.get("error_message"), topic=b.topic,
@@ -275,6 +286,12 @@ class Sender:
         if b.done:
             return  # already expired by delivery.timeout.ms
         s = self._s
+        if self._txn is not None and self._txn.proven_written(b):
+            _log.info("[%s] %d record(s) for %s-%d were written (later sequences were "
+                      "acknowledged) although their own answer was %s; offset unknown",
+                      s.client_id, b.record_count, b.topic, b.partition, error)
+            self._succeed(b, -1, -1)
+            return
         if self._txn is not None and b.base_sequence >= 0 and from_broker:
             retriable = self._txn.can_retry(b, error, log_start_offset)
         else:
@@ -309,6 +326,12 @@ class Sender:
                      b.record_count, b.topic, b.partition, error)
         if self._metrics is not None:
             self._metrics.on_batch_done(b, error)
+        if self.on_batch_failed is not None:
+            try:
+                self.on_batch_failed(b, error, record_errors)
+            except Exception:  # noqa: BLE001 (logged; the batch must still complete)
+                _log.exception("[%s] the failure hook for %s-%d raised; failing the batch anyway",
+                               self._s.client_id, b.topic, b.partition)
         self._core.complete(b, error=error, record_errors=record_errors)
 
     # ------------------------------------------------------------------ expiry
@@ -342,6 +365,17 @@ class Sender:
                    f"{now - b.created_ms} ms passed since the batch was created "
                    f"(delivery.timeout.ms={self._s.delivery_timeout_ms}){cause}{unknown}")
         return delivery_timeout(message, last)
+
+    def _stop_for(self, fatal: KafkaError) -> None:
+        """A fatal error (authentication): later sends raise it, everything pending fails with
+        it, and the loop only idles until close(); reconnecting would fail the same way."""
+        if self._core.fatal_error is None:
+            _log.error("[%s] %s; failing every pending record and refusing new ones",
+                       self._s.client_id, fatal)
+            self._core._fail_for_sends(fatal)
+        self._fail_everything(fatal)
+        self._metadata.fail_waiters(fatal)  # type: ignore[arg-type]
+        self._client.poll(_MAX_POLL_MS)
 
     def _fail_everything(self, error: KafkaError) -> None:
         for b in self._core.take_all_queued():

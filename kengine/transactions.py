@@ -594,6 +594,18 @@ class TransactionManager:
             self._remove(entry, b)
             self._maybe_resolve(entry)
 
+    def proven_written(self, b: ProducerBatch) -> bool:
+        """Whether the broker has acknowledged sequences after all of b's (same producer id and
+        epoch): it accepts a producer's sequences only in order, so b was written even though
+        its own answer was lost. Such a batch would otherwise be retried in vain once it fell
+        out of the broker's cache of the last five batches."""
+        with self._lock:
+            entry = self._partitions.get(b.queue)
+            if entry is None or b in self._reset_batches or b.base_sequence < 0:
+                return False
+            last = b.base_sequence + b.record_count - 1
+            return last <= entry.last_acked_sequence and last <= _INT32_MAX
+
     def can_retry(self, b: ProducerBatch, error: KafkaError, log_start_offset: int) -> bool:
         """Java's TransactionManager.canRetry, for errors about sequences and producer ids;
         any other error: whether it is retriable."""

@@ -123,6 +123,7 @@ cdef class ProducerCore:
     cdef object _value_serializer
     cdef Partitioning _partitioning          # the partitioner (built-in kind or Python object)
     cdef bint _closed                        # GIL; send() refused
+    cdef object _fatal_error                 # GIL; set once by a fatal error: send() raises it
     cdef int _flushes                        # GIL; flush() calls in progress: linger is ignored
     cdef bint _draining_all                  # GIL; close(): everything is ready
     cdef int _memory_waiters                 # GIL; threads blocked for buffer memory
@@ -163,6 +164,7 @@ cdef class ProducerCore:
     cdef int release_memory(self, Py_ssize_t nbytes) except -1
     cdef int maybe_wake_sender(self, int64_t ready_at_ms) except -1
     cdef object serialize(self, object obj, str topic, int kind, object serializer, str what)
+    cdef object refusal(self, str call)
     cdef Py_ssize_t batch_bytes_for(self, Py_ssize_t record_bytes) noexcept
     cdef bint sendable(self, ProducerBatch b, int64_t now) noexcept
     cdef bint sequence_for_drain(self, PartitionQueue q, ProducerBatch b)

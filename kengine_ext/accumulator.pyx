@@ -6,6 +6,7 @@
 # partition's open batch, and hand back a small freelisted future. Batches are sealed (compressed,
 # CRC'd) by the sender thread when drained, with the GIL released for the byte work.
 
+import copy
 import json
 import logging
 import threading
@@ -453,7 +454,7 @@ cdef class ProducerCore:
         cdef Py_ssize_t reserved = 0
 
         if self._closed:
-            raise ProducerClosedError("send() after close(): the producer accepts no more records")
+            raise self.refusal("send()")
         if self._transactional and not self._in_transaction:
             raise IllegalStateError("a transactional producer sends only inside a transaction: "
                                     "call begin_transaction() first")
@@ -566,7 +567,7 @@ cdef class ProducerCore:
         partitioner), grouped by partition with their order kept, and encoded into batches
         with the byte work done without the GIL. Blocks like send() for buffer memory."""
         if self._closed:
-            raise ProducerClosedError("send_many() after close(): the producer accepts no more records")
+            raise self.refusal("send_many()")
         if self._transactional and not self._in_transaction:
             raise IllegalStateError("a transactional producer sends only inside a transaction: "
                                     "call begin_transaction() first")
@@ -750,6 +751,13 @@ cdef class ProducerCore:
         fut._segments.append((b, b.record_count, idx))
         b.record_count += <int32_t>count
         return 0
+
+    cdef object refusal(self, str call):
+        """The error a send refused after close() or a fatal error raises: a copy each time, so
+        that threads raising it concurrently do not share one traceback."""
+        if self._fatal_error is not None:
+            return copy.copy(self._fatal_error)
+        return ProducerClosedError(f"{call} after close(): the producer accepts no more records")
 
     cdef object serialize(self, object obj, str topic, int kind, object serializer, str what):
         try:
@@ -1214,6 +1222,17 @@ cdef class ProducerCore:
 
     def _close_for_sends(self):
         self._closed = True
+
+    def _fail_for_sends(self, error):
+        """A fatal error (failed authentication): every later send() raises a copy of it."""
+        if self._fatal_error is None:
+            self._fatal_error = error
+        self._closed = True
+
+    @property
+    def fatal_error(self):
+        """The error that ended the producer (an AuthenticationError), or None."""
+        return self._fatal_error
 
     def _set_draining_all(self, bint value):
         self._draining_all = value

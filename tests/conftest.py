@@ -7,6 +7,8 @@
   brought back after that test.
 * ``topic_factory(cluster, partitions=1, replication_factor=None, config=None)``: a fresh topic
   with a unique name per call; ``topic``: a fresh one-partition topic on ``kafka``.
+* ``certs``: a CA, broker and client certificates made with openssl for this session
+  (tests/support/certs.py).
 
 Brokers start only when a test asks for them. Without Java or Maven the fixtures *error*: an
 integration test never passes by skipping. When a test using a cluster fails, the tail of the
@@ -25,6 +27,7 @@ from typing import Any
 import pytest
 
 from kengine.localkafka import KafkaCluster
+from tests.support.certs import Certificates, make_certificates
 
 _INTEGRATION_DIR = Path(__file__).parent / "integration"
 _CLUSTER_FIXTURES = ("kafka", "kafka_cluster")
@@ -107,3 +110,9 @@ def topic_factory(request: pytest.FixtureRequest) -> TopicFactory:
 def topic(kafka: KafkaCluster, topic_factory: TopicFactory) -> str:
     """A fresh one-partition topic on ``kafka``."""
     return topic_factory(kafka)
+
+
+@pytest.fixture(scope="session")
+def certs(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
+    """TLS certificates made for this session (a CA, a broker, clients, an untrusted CA)."""
+    return make_certificates(tmp_path_factory.mktemp("certs"))

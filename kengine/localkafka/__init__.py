@@ -15,9 +15,13 @@ from .distribution import KAFKA_VERSION, KafkaDistribution, ensure_kafka
 from .errors import BrokerStartError, JarResolutionError, LocalKafkaError, ToolMissingError
 from .launcher import ClusterStatus, KafkaCluster, NodeStatus
 from .probe import BrokerInfo, ClusterMetadata, PartitionInfo, TopicInfo
+from .security import Acl, BrokerTls, SecureBrokers
 
 __all__ = [
     "KAFKA_VERSION",
+    "Acl",
+    "BrokerTls",
+    "SecureBrokers",
     "BrokerInfo",
     "BrokerStartError",
     "ClusterMetadata",

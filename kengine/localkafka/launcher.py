@@ -44,6 +44,7 @@ from .distribution import KafkaDistribution, ensure_kafka
 from .errors import BrokerStartError, LocalKafkaError
 from .node import NodeProcess, pid_is_node
 from .probe import ClusterMetadata, PartitionInfo, TopicInfo, fetch_metadata
+from .security import Acl
 
 __all__ = ["DEFAULT_JVM_OPTS", "STATE_FILE", "ClusterStatus", "KafkaCluster", "NodeStatus"]
 
@@ -297,7 +298,8 @@ class KafkaCluster:
         cluster size, at most 3); ``config`` holds topic settings such as
         ``{"min.insync.replicas": 2, "message.timestamp.type": "LogAppendTime"}``.
         Returns ``name``."""
-        _admin.create_topic(self.bootstrap_servers, name, partitions, replication_factor or -1,
+        _admin.create_topic(self.bootstrap_servers_for(self._probe_listener), name, partitions,
+                            replication_factor or -1,
                             {k: _config_str(v) for k, v in (config or {}).items()}, timeout)
 
         def has_leaders(info: TopicInfo) -> bool:
@@ -306,9 +308,25 @@ class KafkaCluster:
         self._wait_topic(name, has_leaders, f"{partitions} partition(s) with leaders", timeout)
         return name
 
+    def create_acls(self, acls: Sequence[Acl], *, timeout: float = 60.0) -> None:
+        """Create ACL bindings (through the PLAINTEXT listener, whose principal is a super
+        user with :class:`~kengine.localkafka.security.SecureBrokers`) and wait until every
+        running node's authorizer applies them."""
+        bootstrap = self.bootstrap_servers_for(self._probe_listener)
+        _admin.create_acls(bootstrap, acls, timeout)
+        deadline = time.monotonic() + timeout
+        for n in self._answering_candidates():
+            address = self.address(n, self._probe_listener)
+            while not all(_admin.describe_acls(address, a, timeout) for a in acls):
+                if time.monotonic() > deadline:
+                    raise KafkaTimeoutError(f"node {n} did not apply ACLs {list(acls)} within "
+                                            f"{timeout:.0f} s")
+                time.sleep(_POLL_S)
+
     def add_partitions(self, name: str, total: int, *, timeout: float = 60.0) -> None:
         """Grow ``name`` to ``total`` partitions and wait until they all have leaders."""
-        _admin.create_partitions(self.bootstrap_servers, name, total, timeout)
+        _admin.create_partitions(self.bootstrap_servers_for(self._probe_listener), name, total,
+                                 timeout)
 
         def grown(info: TopicInfo) -> bool:
             return len(info.partitions) == total and all(p.leader >= 0 for p in info.partitions)

@@ -1,0 +1,197 @@
+"""Bad input, case by case, on a real broker: each case raises its exact error type and
+message, and the records the producer accepted before it are still delivered (read back with
+confluent-kafka)."""
+from __future__ import annotations
+
+import re
+import socket
+
+import pytest
+
+from kengine import Producer
+from kengine.errors import (
+    ConfigError,
+    InvalidPartitionError,
+    InvalidTopicError,
+    KafkaTimeoutError,
+    ProducerClosedError,
+    RecordTooLargeError,
+    SerializationError,
+)
+from tests.support.readback import read_all
+
+EARLIER = [b"earlier-%d" % i for i in range(5)]
+
+
+def producer(kafka, **settings):
+    settings.setdefault("enable_idempotence", False)
+    return Producer(bootstrap_servers=kafka.bootstrap_servers, **settings)
+
+
+def send_earlier(p, topic):
+    return [p.send(topic, v, partition=0) for v in EARLIER]
+
+
+def assert_earlier_delivered(kafka, topic, futures):
+    assert [f.result(30).offset for f in futures] == list(range(len(EARLIER)))
+    assert [r.value for r in read_all(kafka.bootstrap_servers, topic)
+            if r.partition == 0] == EARLIER
+
+
+def _failing_serializer(value):
+    if isinstance(value, bytes):
+        return value
+    raise ValueError(f"cannot serialize {value!r}")
+
+
+# (case, producer settings, the bad call, error type, exact message with {topic})
+SEND_CASES = [
+    ("non-bytes value without a serializer", {}, lambda p, t: p.send(t, 3.5),
+     SerializationError, ("value must be bytes, str, a buffer-protocol object or None, not "
+                          "float; configure a serializer for other types")),
+    ("non-bytes key without a serializer", {}, lambda p, t: p.send(t, b"v", key={"id": 1}),
+     SerializationError, ("key must be bytes, str, a buffer-protocol object or None, not dict; "
+                          "configure a serializer for other types")),
+    ("a serializer that raises", {"value_serializer": _failing_serializer},
+     lambda p, t: p.send(t, {"a": 1}),
+     SerializationError, ("the value serializer failed for a record to '{topic}': ValueError: "
+                          "cannot serialize {{'a': 1}}")),
+    ("a record over max.request.size", {"max_request_size": 1000},
+     lambda p, t: p.send(t, b"x" * 2000),
+     RecordTooLargeError, ("[MESSAGE_TOO_LARGE (10)] the record to '{topic}' is 2078 bytes when "
+                           "serialized, more than max.request.size (1000) or buffer.memory "
+                           "(33554432); nothing was sent")),
+    ("header keys that are not str", {}, lambda p, t: p.send(t, b"v", headers=[(b"k", b"v")]),
+     SerializationError, "header key b'k' must be str, not bytes"),
+    ("header values that are not bytes", {}, lambda p, t: p.send(t, b"v", headers={"k": 5}),
+     SerializationError, ("value of header 'k' must be bytes, str, a buffer-protocol object or "
+                          "None, not int; configure a serializer for other types")),
+    ("an invalid topic name", {}, lambda p, t: p.send("orders/2024!", b"v"),
+     InvalidTopicError, ("[INVALID_TOPIC_EXCEPTION (17)] topic name 'orders/2024!' contains "
+                         "'!/'; only ASCII letters, digits, '.', '_' and '-' are allowed")),
+    ("a topic name that is too long", {}, lambda p, t: p.send("x" * 250, b"v"),
+     InvalidTopicError, ("[INVALID_TOPIC_EXCEPTION (17)] topic name is 250 characters; the "
+                         "limit is 249")),
+    ("a partition out of range", {}, lambda p, t: p.send(t, b"v", partition=3),
+     InvalidPartitionError, "partition 3 is outside [0, 2) for topic '{topic}'"),
+    ("a topic that does not exist with auto-creation off", {"max_block_ms": 1500},
+     lambda p, t: p.send(t + "-missing", b"v"),
+     KafkaTimeoutError, ("topic '{topic}-missing' not present in metadata after 1500 ms "
+                         "(max.block.ms): it does not exist and auto-creation is off, or no "
+                         "broker is reachable")),
+]
+
+
+@pytest.mark.parametrize("case,settings,call,error_type,message", SEND_CASES,
+                         ids=[c[0] for c in SEND_CASES])
+def test_bad_send(kafka, topic_factory, case, settings, call, error_type, message):
+    topic = topic_factory(kafka, partitions=2)
+    with producer(kafka, linger_ms=50, **settings) as p:
+        earlier = send_earlier(p, topic)
+        with pytest.raises(error_type) as info:
+            call(p, topic)
+        assert type(info.value) is error_type
+        assert str(info.value) == message.format(topic=topic)
+        p.send(topic, b"after", partition=1).result(30)    # the producer carries on
+    assert_earlier_delivered(kafka, topic, earlier)
+
+
+def test_send_after_close(kafka, topic):
+    p = producer(kafka, linger_ms=50)
+    earlier = send_earlier(p, topic)
+    p.close()
+    with pytest.raises(ProducerClosedError) as info:
+        p.send(topic, b"late")
+    assert str(info.value) == "send() after close(): the producer accepts no more records"
+    with pytest.raises(ProducerClosedError) as info:
+        p.send_many(topic, [b"late"])
+    assert str(info.value) == "send_many() after close(): the producer accepts no more records"
+    assert_earlier_delivered(kafka, topic, earlier)
+
+
+def test_flush_with_a_timeout_while_the_broker_is_down(kafka, topic):
+    with producer(kafka, linger_ms=0, delivery_timeout_ms=120_000,
+                  request_timeout_ms=60_000) as p:
+        p.send(topic, b"warm-up", partition=0).result(30)
+        kafka.pause(kafka.nodes[0])       # SIGSTOP: connected, silent
+        try:
+            earlier = [p.send(topic, v, partition=0) for v in EARLIER]
+            with pytest.raises(KafkaTimeoutError) as info:
+                p.flush(timeout=1.0)
+            assert re.fullmatch(r"flush\(\) did not finish within 1\.0 s: records are still "
+                                r"waiting for a broker \(\d+ batches queued\)", str(info.value))
+            assert not any(f.done() for f in earlier)
+        finally:
+            kafka.resume(kafka.nodes[0])
+        p.flush(60)
+        assert [f.result(0).offset for f in earlier] == list(range(1, 6))
+    assert [r.value for r in read_all(kafka.bootstrap_servers, topic)] == [b"warm-up"] + EARLIER
+
+
+def _refused_port() -> int:
+    with socket.socket() as s:   # bound, never listening: connections are refused
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_a_broker_address_that_does_not_resolve(kafka, topic):
+    with (
+        Producer(bootstrap_servers="no-such-broker.invalid:9092", max_block_ms=1500) as p,
+        pytest.raises(KafkaTimeoutError) as info,
+    ):
+        p.send(topic, b"x")
+    assert str(info.value).startswith(f"topic {topic!r} not present in metadata after 1500 ms")
+    assert "last connection error: [NETWORK_EXCEPTION (13)] cannot resolve broker address " \
+           "no-such-broker.invalid:9092" in str(info.value)
+    # one bad address among good ones only costs a log line
+    with Producer(bootstrap_servers=f"no-such-broker.invalid:9092,{kafka.bootstrap_servers}",
+                  enable_idempotence=False) as p:
+        earlier = send_earlier(p, topic)
+    assert_earlier_delivered(kafka, topic, earlier)
+
+
+def test_a_broker_address_that_refuses(kafka, topic):
+    port = _refused_port()
+    with Producer(bootstrap_servers=f"127.0.0.1:{port}", max_block_ms=1500,
+                  reconnect_backoff_max_ms=200) as p, pytest.raises(KafkaTimeoutError) as info:
+        p.send(topic, b"x")
+    assert "last connection error: [NETWORK_EXCEPTION (13)] connection to broker " \
+           f"127.0.0.1:{port} failed: ECONNREFUSED" in str(info.value)
+    with Producer(bootstrap_servers=f"127.0.0.1:{port},{kafka.bootstrap_servers}",
+                  enable_idempotence=False) as p:
+        earlier = send_earlier(p, topic)
+    assert_earlier_delivered(kafka, topic, earlier)
+
+
+CONFIG_CASES = [
+    ({"acks": 2}, "invalid configuration acks=2: all (or -1), 0 or 1"),
+    ({"linger_ms": -1}, "invalid configuration linger.ms=-1: an integer in [0, 2147483647]"),
+    ({"batch_size": "big"}, ("invalid configuration batch.size='big': an integer in "
+                             "[0, 2147483647]")),
+    ({"compression_type": "brotli"}, ("invalid configuration compression.type='brotli': one of "
+                                      "none, gzip, snappy, lz4, zstd")),
+    ({"enable_idempotence": "maybe"}, ("invalid configuration enable.idempotence='maybe': true "
+                                       "or false")),
+    ({"bootstrap_servers": "kafka-without-port"},
+     ("invalid configuration bootstrap.servers='kafka-without-port': a list of host:port "
+      "addresses, e.g. 127.0.0.1:9092")),
+    ({"lingerms": 5}, ("invalid configuration lingerms=5: a known producer setting; did you "
+                       "mean 'linger.ms'?")),
+    ({"acks": 1, "enable_idempotence": True}, ("invalid configuration acks=1: all (idempotence "
+                                               "needs every in-sync replica)")),
+    ({"delivery_timeout_ms": 1000}, ("invalid configuration delivery.timeout.ms=1000: at least "
+                                     "linger.ms + request.timeout.ms = 30005")),
+    ({"security_protocol": "TLS"}, ("invalid configuration security.protocol='TLS': one of "
+                                    "PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL")),
+]
+
+
+@pytest.mark.parametrize("settings,message", CONFIG_CASES,
+                         ids=[next(iter(c[0])) for c in CONFIG_CASES])
+def test_invalid_configuration_values(kafka, topic, settings, message):
+    with producer(kafka, linger_ms=50) as p:              # a producer already running ...
+        earlier = send_earlier(p, topic)
+        with pytest.raises(ConfigError) as info:          # ... is not disturbed by a bad one
+            Producer({"bootstrap.servers": kafka.bootstrap_servers, **settings})
+        assert str(info.value) == message
+    assert_earlier_delivered(kafka, topic, earlier)
