@@ -21,7 +21,7 @@ import struct
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient
@@ -30,6 +30,9 @@ from benchmarks.plan import Layout
 from benchmarks.workload import keys, payload_pool
 from kengine.localkafka import KafkaCluster
 from kengine_ext import decode_response, encode_request, partition_for_key
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 __all__ = ["BenchKafka", "Verification"]
 
@@ -67,7 +70,8 @@ class BenchKafka:
             config["min.insync.replicas"] = layout.topic_config["min.insync.replicas"]
         self.cluster = KafkaCluster(layout.brokers, broker_config=config)
         try:
-            common = {"bootstrap.servers": self.cluster.bootstrap_servers, "log_level": 4}
+            common: dict[str, Any] = {"bootstrap.servers": self.cluster.bootstrap_servers,
+                                      "log_level": 4}
             self._admin: AdminClient | None = AdminClient({**common, "client.id": "bench-admin"})
             self._consumer = Consumer({**common, "client.id": "bench-verify",
                                        "group.id": f"bench-verify-{uuid.uuid4().hex}",
@@ -82,7 +86,7 @@ class BenchKafka:
     def bootstrap_servers(self) -> str:
         return self.cluster.bootstrap_servers
 
-    def __enter__(self) -> BenchKafka:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -142,10 +146,12 @@ class BenchKafka:
         try:
             while min(seen.values()) < _SAMPLE_PER_PARTITION and time.monotonic() < deadline:
                 for msg in self._consumer.consume(num_messages=1000, timeout=0.5):
-                    if msg.error() is not None:
-                        problems.append(f"partition {msg.partition()}: {msg.error().str()}")
+                    error = msg.error()
+                    if error is not None:
+                        problems.append(f"partition {msg.partition()}: {error.str()}")
                         continue
-                    p, key, value = msg.partition(), msg.key(), msg.value()
+                    p, key, value = msg.partition(), msg.key(), msg.value() or b""
+                    assert p is not None  # only errors come without a partition
                     if seen[p] >= _SAMPLE_PER_PARTITION:
                         continue
                     seen[p] += 1
@@ -196,7 +202,8 @@ class BenchKafka:
         if correlation_id != self._correlation_id:
             raise RuntimeError(f"node {node} answered correlation id {correlation_id}, "
                                f"expected {self._correlation_id}")
-        return response
+        decoded: dict[str, Any] = response
+        return decoded
 
 
 def _recv_exact(sock: socket.socket, n: int) -> bytes:

@@ -9,11 +9,11 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from benchmarks.clients import CLIENTS  # noqa: E402
-from benchmarks.summary import ClientFigures, ScenarioFigures, Stat  # noqa: E402
+from benchmarks.clients import CLIENTS
+from benchmarks.summary import ClientFigures, ScenarioFigures, Stat
 
 __all__ = ["draw_all"]
 

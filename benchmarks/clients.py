@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["CLIENTS", "Client", "KENGINE_REFERENCE"]
+__all__ = ["CLIENTS", "KENGINE_REFERENCE", "Client"]
 
 
 @dataclass(frozen=True)

@@ -56,7 +56,7 @@ class Scenario:
     records: int
     clients: tuple[str, ...] = ALL_CLIENTS
     rate_per_s: int = 0
-    settings: ProducerSettings = ProducerSettings()
+    settings: ProducerSettings = field(default_factory=ProducerSettings)
 
     @property
     def id(self) -> str:

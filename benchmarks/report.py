@@ -64,16 +64,16 @@ def render(meta: dict[str, Any], figures: Sequence[ScenarioFigures], targets: Se
     if throughput:
         out += _cpu_overview(throughput)
         out += ["## End-to-end throughput, scenario by scenario", "",
-                "records/s, MB/s (value bytes) and client CPU µs per record: median of the "
+                ("records/s, MB/s (value bytes) and client CPU µs per record: median of the "
                 "rounds [min–max]. The last columns compare kengine with each client: "
                 "*speed×* = kengine's records/s ÷ the client's, *CPU×* = the client's CPU per "
-                "record ÷ kengine's (above 1: kengine is faster, or cheaper).", ""]
+                "record ÷ kengine's (above 1: kengine is faster, or cheaper)."), ""]
         for f in throughput:
             out += _scenario_table(f)
         if any(c.idempotence == "not in effect" for f in throughput for c in f.clients.values()):
-            out += ["*not in effect*: the client was asked for idempotence but the partition "
+            out += [("*not in effect*: the client was asked for idempotence but the partition "
                     "leaders report no producer id for the topic (DescribeProducers): its figures "
-                    "are those of a non-idempotent producer.", ""]
+                    "are those of a non-idempotent producer."), ""]
     latency = [f for f in figures if f.scenario.kind == "latency"]
     if latency:
         out += _latency(latency)
@@ -87,8 +87,8 @@ def render(meta: dict[str, Any], figures: Sequence[ScenarioFigures], targets: Se
         out += [f"![{name}]({name})" for name in charts]
         out.append("")
     out += ["## Failed runs", ""]
-    out += [f"- {line}" for line in failed] if failed else ["None: every run's records were "
-                                                            "read back and counted."]
+    out += [f"- {line}" for line in failed] if failed else [("None: every run's records were "
+                                                            "read back and counted.")]
     out.append("")
     return "\n".join(out)
 
@@ -99,17 +99,17 @@ def _preamble(meta: dict[str, Any]) -> list[str]:
     shares = ", ".join(f"{c.label} {c.record_share:.0%}" for c in CLIENTS.values()
                        if c.record_share < 1)
     lines = [
-        f"Run {meta['started']} to {meta['finished']} ({meta['duration_s'] / 60:.1f} min) on "
+        (f"Run {meta['started']} to {meta['finished']} ({meta['duration_s'] / 60:.1f} min) on "
         f"{meta['machine']['cpu']} ({meta['machine']['cpus']} CPUs, shared with other work: "
         f"load average {meta['machine']['load_before']} before, "
-        f"{meta['machine']['load_after']} after). Command: `{meta['command']}`.",
+        f"{meta['machine']['load_after']} after). Command: `{meta['command']}`."),
         "",
-        f"Versions: kengine {v['kengine']} (commit {meta['commit']}), Kafka {v['kafka']} "
+        (f"Versions: kengine {v['kengine']} (commit {meta['commit']}), Kafka {v['kafka']} "
         f"(brokers and the Java producer), confluent-kafka {v['confluent-kafka']} (librdkafka "
         f"{v['librdkafka']}), aiokafka {v['aiokafka']}, kafka-python {v['kafka-python']}, "
-        f"Python {v['python']}, {v['java']}.",
+        f"Python {v['python']}, {v['java']}."),
         "",
-        f"Every client, in its own process, gets the same settings: batch.size "
+        (f"Every client, in its own process, gets the same settings: batch.size "
         f"{s['batch_bytes']}, linger.ms {s['linger_ms']}, max.in.flight "
         f"{s['max_in_flight']}, buffer.memory {s['buffer_memory_bytes'] // 2**20} MiB (memory "
         "runs: 16 MiB), the codecs' default levels; see benchmarks/README.md for each client's "
@@ -119,7 +119,7 @@ def _preamble(meta: dict[str, Any]) -> list[str]:
         "time (user + system, every thread) over the produce window (first measured send to "
         f"last acknowledgement), per record. Slower peers send fewer records: {shares}. "
         f"{meta['rounds']} rounds per scenario (memory: {meta['memory_rounds']}), clients "
-        "interleaved.",
+        "interleaved."),
         "",
     ]
     return lines
@@ -144,9 +144,9 @@ def _issue4(figures: Sequence[ScenarioFigures]) -> list[str]:
     out = [
         "## Issue 4: the send path against the peers",
         "",
-        f"One broker, 6 partitions, {records:,} records of 100 bytes (aiokafka and kafka-python: "
+        (f"One broker, 6 partitions, {records:,} records of 100 bytes (aiokafka and kafka-python: "
         "fewer, see above), keys `str(i % 1000)`; medians. Java's ProducerPerformance is in the "
-        "scenario tables below.",
+        "scenario tables below."),
         "",
     ]
     out += _table(header, rows)
@@ -188,9 +188,9 @@ def _scenario_table(f: ScenarioFigures) -> list[str]:
 
 def _latency(figures: Sequence[ScenarioFigures]) -> list[str]:
     out = ["## Latency at a fixed rate", "",
-           "From each send() call to its delivery callback (Java: ProducerPerformance's own "
+           ("From each send() call to its delivery callback (Java: ProducerPerformance's own "
            "figures, whole milliseconds), after one second of warm-up; µs, median of the rounds "
-           "[min–max]. confluent-kafka serves its callbacks in poll(), called between sends.", ""]
+           "[min–max]. confluent-kafka serves its callbacks in poll(), called between sends."), ""]
     for f in figures:
         rows = []
         for c, cf in f.clients.items():
@@ -205,11 +205,11 @@ def _latency(figures: Sequence[ScenarioFigures]) -> list[str]:
 
 def _memory(figures: Sequence[ScenarioFigures]) -> list[str]:
     out = ["## Memory: peak RSS while producing", "",
-           "Peak resident set size of the client's process (VmHWM), and its RSS when the "
+           ("Peak resident set size of the client's process (VmHWM), and its RSS when the "
            "measured window opened (after imports, connection and warm-up). aiokafka and "
            "kafka-python have no buffer.memory: aiokafka bounds its queue at one batch per "
            "partition, kafka-python 3 does not bound it. The JVM's heap is capped at 256 MiB "
-           "(kafka-run-class.sh's default).", ""]
+           "(kafka-run-class.sh's default)."), ""]
     for f in figures:
         rows = [[CLIENTS[c].label, f"{cf.records:,}", _stat(cf.rss_peak_mib),
                  _median(cf.rss_start_mib), _stat(cf.records_per_s),
@@ -229,8 +229,8 @@ def _rate(value: float, unit: str) -> str:
 
 def _micro(micro: dict[str, Any]) -> list[str]:
     out = ["## Micro-benchmarks (pytest-benchmark, medians)", "",
-           "Same process, same run; `×` columns divide by the baseline row. Raw data: "
-           f"`{micro.get('json', 'micro.json')}`.", ""]
+           ("Same process, same run; `×` columns divide by the baseline row. Raw data: "
+           f"`{micro.get('json', 'micro.json')}`."), ""]
     for name, table in micro["tables"].items():
         rows_by_impl: dict[str, dict[str, float]] = table["rows"]
         sizes = list(dict.fromkeys(s for r in rows_by_impl.values() for s in r))

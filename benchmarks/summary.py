@@ -70,10 +70,10 @@ def _client_figures(client: str, runs: list[Run]) -> ClientFigures:
     ok = [r for r in runs if r.ok]
     latency: dict[str, Stat] = {}
     for name in ("p50", "p99", "p99.9", "max"):
-        stat = Stat.of([r.result.latency_us[name] for r in ok
-                        if r.result is not None and name in r.result.latency_us])
-        if stat is not None:
-            latency[name] = stat
+        percentile = Stat.of([r.result.latency_us[name] for r in ok
+                              if r.result is not None and name in r.result.latency_us])
+        if percentile is not None:
+            latency[name] = percentile
 
     def stat(get: Callable[[Run], float]) -> Stat | None:
         return Stat.of([get(r) for r in ok])

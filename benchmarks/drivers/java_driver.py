@@ -93,6 +93,6 @@ def parse_latency(stdout: str) -> dict[str, float]:
     if not found:
         raise RuntimeError("no latency summary in ProducerPerformance's output:\n"
                            + stdout[-2000:])
-    avg, top, p50, _p95, p99, p999 = (float(x) for x in found[-1])
+    _avg, top, p50, _p95, p99, p999 = (float(x) for x in found[-1])
     return {"p50": p50 * 1000, "p99": p99 * 1000, "p99.9": p999 * 1000, "max": top * 1000,
             "missing": 0.0}

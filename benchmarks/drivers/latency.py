@@ -7,23 +7,24 @@ percentiles.
 """
 from __future__ import annotations
 
+import statistics
 import time
+from array import array
 from collections.abc import Callable
-
-import numpy as np
 
 __all__ = ["LatencyProbe"]
 
-PERCENTILES = {"p50": 50.0, "p99": 99.0, "p99.9": 99.9}
+# indexes into statistics.quantiles(n=1000): the 500th, 990th and 999th permille
+PERCENTILES = {"p50": 499, "p99": 989, "p99.9": 998}
 
 
 class LatencyProbe:
     def __init__(self, records: int, warmup: int) -> None:
         self.records = records
         self.warmup = warmup
-        self._sent_ns = np.zeros(records, dtype=np.int64)
+        self._sent_ns = array("q", bytes(8 * records))
         # written by the delivery callbacks (kengine's sender thread, or confluent's poll())
-        self._acked_ns = np.zeros(records, dtype=np.int64)
+        self._acked_ns = array("q", bytes(8 * records))
         self.errors = 0
 
     def delivered(self, index: int, error: object, _detail: object = None) -> None:
@@ -54,11 +55,15 @@ class LatencyProbe:
     def percentiles_us(self) -> dict[str, float]:
         """p50/p99/p99.9/max of the measured records, in microseconds; ``missing`` counts
         measured records without a delivery callback (should be 0 after a flush)."""
-        acked = self._acked_ns[self.warmup:]
-        sent = self._sent_ns[self.warmup:]
-        done = acked > 0
-        lat_us = (acked[done] - sent[done]) / 1000.0
-        out = {name: float(np.percentile(lat_us, q)) for name, q in PERCENTILES.items()}
-        out["max"] = float(lat_us.max())
-        out["missing"] = float(np.count_nonzero(~done))
+        lat_us = [(acked - sent) / 1000.0 for sent, acked in
+                  zip(self._sent_ns[self.warmup:], self._acked_ns[self.warmup:]) if acked]
+        missing = self.records - self.warmup - len(lat_us)
+        if len(lat_us) < 2:
+            raise RuntimeError(f"only {len(lat_us)} of {self.records - self.warmup} measured "
+                               "records were delivered: no percentiles")
+        # linear interpolation between closest ranks, as numpy.percentile does by default
+        permille = statistics.quantiles(lat_us, n=1000, method="inclusive")
+        out = {name: permille[i] for name, i in PERCENTILES.items()}
+        out["max"] = max(lat_us)
+        out["missing"] = float(missing)
         return out

@@ -92,20 +92,16 @@ def kengine_encode_batch_flat(codec: str) -> Any:
 def aiokafka_builder(codec: str) -> Any:
     builder = AioBuilder(2, CODECS[codec], 0, -1, -1, -1, NO_LIMIT_BYTES)
     append = builder.append
-    offset = 0
-    for key, value in zip(KEYS, VALUES):
+    for offset, (key, value) in enumerate(zip(KEYS, VALUES)):
         append(offset, timestamp=None, key=key, value=value, headers=[])
-        offset += 1
     return builder.build()
 
 
 def kafka_python_builder(codec: str) -> Any:
     builder = KpBuilder(2, CODECS[codec], 0, -1, -1, -1, NO_LIMIT_BYTES)
     append = builder.append
-    offset = 0
-    for key, value in zip(KEYS, VALUES):
+    for offset, (key, value) in enumerate(zip(KEYS, VALUES)):
         append(offset, None, key, value, [])
-        offset += 1
     return builder.build()
 
 
