@@ -301,7 +301,7 @@ def test_report_has_the_tables_and_lists_failed_runs() -> None:
                   ["throughput-... / confluent-kafka / round 3: the topic holds 5 records"],
                   ["throughput.png"])
     assert "## Issue 4: the send path against the peers" in text
-    assert "| kengine send() | 2.00M | 0.50 |" in text
+    assert "| kengine send() | 1,000 | 2.00M | 0.50 |" in text
     assert "confluent-kafka produce() (1 failed)" in text
     assert "![throughput.png](throughput.png)" in text
     assert "- throughput-... / confluent-kafka / round 3: the topic holds 5 records" in text
