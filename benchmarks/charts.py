@@ -43,17 +43,25 @@ def _grouped_bars(ax: Any, groups: Sequence[str], series: dict[str, list[Stat | 
 
 def _per_scenario(figures: Sequence[ScenarioFigures], metric: Callable[[ClientFigures], Stat | None],
                   ylabel: str, title: str, path: Path) -> str | None:
+    """One panel per cluster layout and record size, stacked, so that each stays readable."""
     if not figures:
         return None
+    panels: dict[tuple[str, int], list[ScenarioFigures]] = {}
+    for f in figures:
+        panels.setdefault((f.scenario.layout, f.scenario.record_bytes), []).append(f)
     clients = [c for c in CLIENTS if any(c in f.clients for f in figures)]
-    series = {c: [metric(f.clients[c]) if c in f.clients else None for f in figures]
-              for c in clients}
-    fig, ax = plt.subplots(figsize=(max(8, 1.2 * len(figures) + 3), 5.5))
-    _grouped_bars(ax, [f.scenario.short for f in figures], series)
-    ax.set_ylabel(ylabel)
-    ax.set_title(title)
-    ax.legend(fontsize=8, ncol=4, loc="upper center", bbox_to_anchor=(0.5, -0.28))
-    fig.tight_layout()
+    widest = max(len(p) for p in panels.values())
+    fig, axes = plt.subplots(len(panels), 1, squeeze=False,
+                             figsize=(max(8, 1.5 * widest + 3), 3.6 * len(panels) + 1))
+    for ax, group in zip(axes[:, 0], panels.values()):
+        series = {c: [metric(f.clients[c]) if c in f.clients else None for f in group]
+                  for c in clients}
+        _grouped_bars(ax, [f.scenario.short for f in group], series)
+        ax.set_ylabel(ylabel, fontsize=8)
+    axes[0, 0].set_title(title)
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=8, ncol=4, loc="lower center")
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path.name

@@ -36,6 +36,10 @@ def run_micro(out_dir: Path, pytest_args: Sequence[str], log_file: Path) -> dict
         raise RuntimeError(f"the micro-benchmarks failed (exit {proc.returncode}); see {log_file}:"
                            f"\n{proc.stdout[-3000:]}{proc.stderr[-2000:]}")
     data = json.loads(json_path.read_text())
+    # pytest-benchmark stores every timing of every round: tens of MB that nothing reads
+    for bench in data["benchmarks"]:
+        bench["stats"].pop("data", None)
+    json_path.write_text(json.dumps(data, indent=1) + "\n")
     micro = parse(data)
     micro["duration_s"] = time.monotonic() - started
     micro["json"] = json_path.name
