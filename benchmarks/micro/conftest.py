@@ -22,6 +22,9 @@ _BASELINES: dict[str, str] = {}  # group -> the implementation the others are co
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Module | None:
+    # a file named on the command line is collected by pytest itself: not a second time here
+    if parent.session.isinitpath(file_path):
+        return None
     if file_path.suffix == ".py" and file_path.name.startswith("bench_"):
         return pytest.Module.from_parent(parent, path=file_path)
     return None
@@ -41,7 +44,10 @@ class Recorder:
         if stats is None:  # --benchmark-disable: the function ran once, untimed
             return
         per_second = work / stats.stats.median
-        self._benchmark.extra_info[f"{unit}/s"] = per_second
+        # what `python -m benchmarks` reads back from --benchmark-json to build its tables
+        self._benchmark.extra_info.update({
+            f"{unit}/s": per_second, "table": group, "implementation": impl, "size": size,
+            "work": work, "unit": unit, "baseline": baseline})
         _RESULTS[group][impl][size] = per_second
         _UNITS[group] = unit
         if baseline:
@@ -69,10 +75,11 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         sizes = list(dict.fromkeys(s for by_size in impls.values() for s in by_size))
         width = max(len(impl) for impl in impls) + 2
         tr.write_line(f"{group}:")
-        tr.write_line(" " * (width + 2) + "".join(f"{s:>16}" for s in sizes))
+        cell = max(16, *(len(s) + 2 for s in sizes))
+        tr.write_line(" " * (width + 2) + "".join(f"{s:>{cell}}" for s in sizes))
         for impl, by_size in impls.items():
-            cells = "".join(f"{_format(by_size[s], unit):>16}" if s in by_size else " " * 16
-                            for s in sizes)
+            cells = "".join(f"{_format(by_size[s], unit):>{cell}}" if s in by_size
+                            else " " * cell for s in sizes)
             tr.write_line(f"  {impl:<{width}}{cells}")
         base = _BASELINES.get(group)
         if base is None:
@@ -83,4 +90,5 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
                 continue
             ratios = [f"{s}: {by_size[s] / impls[base][s]:.2f}x" for s in sizes
                       if s in by_size and s in impls[base]]
-            tr.write_line(f"    {impl:<{width}}" + ", ".join(ratios))
+            if ratios:
+                tr.write_line(f"    {impl:<{width}}" + ", ".join(ratios))

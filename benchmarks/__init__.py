@@ -1,0 +1,1 @@
+"""kengine's benchmarks: ``python -m benchmarks [--quick]`` (see benchmarks/README.md)."""

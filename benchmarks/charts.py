@@ -1,0 +1,128 @@
+"""PNG charts of a run (matplotlib, no display needed). Each function returns the file name it
+wrote into ``out_dir``, or None when the run has nothing to draw."""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+
+from benchmarks.clients import CLIENTS
+from benchmarks.summary import ClientFigures, ScenarioFigures, Stat
+
+__all__ = ["draw_all"]
+
+_COLOURS = {
+    "kengine-send": "#1f5fbf", "kengine-send-callback": "#5b8fd9",
+    "kengine-send-many": "#0b2f6b", "confluent-kafka": "#d95f02", "java": "#7570b3",
+    "aiokafka": "#1b9e77", "kafka-python": "#999999",
+}
+
+
+def _grouped_bars(ax: Any, groups: Sequence[str], series: dict[str, list[Stat | None]]) -> None:
+    """One cluster of bars per group, one bar per series, whiskers from min to max."""
+    n = max(1, len(series))
+    width = 0.8 / n
+    x = np.arange(len(groups))
+    for i, (client, stats) in enumerate(series.items()):
+        med = np.array([s.median if s else np.nan for s in stats])
+        lo = np.array([s.median - s.min if s else 0 for s in stats])
+        hi = np.array([s.max - s.median if s else 0 for s in stats])
+        ax.bar(x + (i - (n - 1) / 2) * width, med, width, yerr=[lo, hi], capsize=2,
+               label=CLIENTS[client].label if client in CLIENTS else client,
+               color=_COLOURS.get(client), error_kw={"elinewidth": 0.8})
+    ax.set_xticks(x, groups, rotation=30, ha="right", fontsize=8)
+    ax.set_yscale("log")
+    ax.grid(axis="y", which="both", alpha=0.3)
+
+
+def _per_scenario(figures: Sequence[ScenarioFigures], metric: Callable[[ClientFigures], Stat | None],
+                  ylabel: str, title: str, path: Path) -> str | None:
+    """One panel per cluster layout and record size, stacked, so that each stays readable."""
+    if not figures:
+        return None
+    panels: dict[tuple[str, int], list[ScenarioFigures]] = {}
+    for f in figures:
+        panels.setdefault((f.scenario.layout, f.scenario.record_bytes), []).append(f)
+    clients = [c for c in CLIENTS if any(c in f.clients for f in figures)]
+    widest = max(len(p) for p in panels.values())
+    fig, axes = plt.subplots(len(panels), 1, squeeze=False,
+                             figsize=(max(8, 1.5 * widest + 3), 3.6 * len(panels) + 1))
+    for ax, group in zip(axes[:, 0], panels.values()):
+        series = {c: [metric(f.clients[c]) if c in f.clients else None for f in group]
+                  for c in clients}
+        _grouped_bars(ax, [f.scenario.short for f in group], series)
+        ax.set_ylabel(ylabel, fontsize=8)
+    axes[0, 0].set_title(title)
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=8, ncol=4, loc="lower center")
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path.name
+
+
+def _latency(figures: Sequence[ScenarioFigures], path: Path) -> str | None:
+    if not figures:
+        return None
+    fig, axes = plt.subplots(1, len(figures), figsize=(5.5 * len(figures), 4.5), squeeze=False)
+    for ax, f in zip(axes[0], figures):
+        pcts = ["p50", "p99", "p99.9"]
+        series = {c: [cf.latency_us.get(p) for p in pcts] for c, cf in f.clients.items()}
+        _grouped_bars(ax, pcts, series)
+        ax.set_ylabel("µs, send() to delivery callback")
+        ax.set_title(f.scenario.short + f", {f.scenario.rate_per_s:,}/s", fontsize=9)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path.name
+
+
+def _micro_encoding(micro: dict[str, Any] | None, path: Path) -> str | None:
+    if not micro:
+        return None
+    table = micro["tables"].get("RecordBatch v2, 64 KiB of 100-byte values, keys str(i % 1000)")
+    if not table:
+        return None
+    rows: dict[str, dict[str, float]] = table["rows"]
+    sizes = list(dict.fromkeys(s for r in rows.values() for s in r))
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    x = np.arange(len(sizes))
+    width = 0.8 / len(rows)
+    for i, (impl, by_size) in enumerate(rows.items()):
+        ax.bar(x + (i - (len(rows) - 1) / 2) * width,
+               [by_size.get(s, np.nan) / 1e6 for s in sizes], width, label=impl)
+    ax.set_xticks(x, [f"compression {s}" for s in sizes])
+    ax.set_yscale("log")
+    ax.set_ylabel("million records/s (append + build)")
+    ax.set_title("Encoding a 64 KiB RecordBatch of 100-byte records")
+    ax.grid(axis="y", which="both", alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path.name
+
+
+def draw_all(figures: Sequence[ScenarioFigures], micro: dict[str, Any] | None,
+             out_dir: Path) -> list[str]:
+    throughput = [f for f in figures if f.scenario.kind == "throughput"]
+    memory = [f for f in figures if f.scenario.kind == "memory"]
+    drawn = [
+        _per_scenario(throughput, lambda c: c.records_per_s, "records/s (log)",
+                      "End-to-end throughput by client and scenario", out_dir / "throughput.png"),
+        _per_scenario(throughput, lambda c: c.cpu_us_per_record,
+                      "client CPU µs per record (log)", "Client CPU per record (lower is better)",
+                      out_dir / "cpu_per_record.png"),
+        _latency([f for f in figures if f.scenario.kind == "latency"], out_dir / "latency.png"),
+        _per_scenario(memory, lambda c: c.rss_peak_mib, "peak RSS, MiB (log)",
+                      "Peak RSS while producing", out_dir / "memory.png"),
+        _micro_encoding(micro, out_dir / "micro_encoding.png"),
+    ]
+    return [name for name in drawn if name]

@@ -1,0 +1,166 @@
+"""What a benchmark run measures: topic layouts, scenarios, and the quick and full plans."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from benchmarks.clients import CLIENTS, Client
+from benchmarks.spec import ProducerSettings
+
+__all__ = ["FULL", "LAYOUTS", "PLANS", "QUICK", "Layout", "Plan", "Scenario"]
+
+
+@dataclass(frozen=True)
+class Layout:
+    """A Kafka cluster and the shape of the fresh topic each run writes to."""
+
+    name: str
+    brokers: int
+    partitions: int
+    replication_factor: int
+    topic_config: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def title(self) -> str:
+        if self.brokers == 1:
+            return f"1 broker, {self.partitions} partitions"
+        return (f"{self.brokers} brokers, {self.partitions} partitions, RF "
+                f"{self.replication_factor}, min.insync.replicas "
+                f"{self.topic_config.get('min.insync.replicas', 1)}")
+
+
+LAYOUTS = {
+    "single": Layout("single", 1, 6, 1),
+    "cluster3": Layout("cluster3", 3, 6, 3, {"min.insync.replicas": "2"}),
+}
+
+ALL_CLIENTS = tuple(CLIENTS)
+LATENCY_CLIENTS = tuple(c.name for c in CLIENTS.values() if c.latency)
+MEMORY_CLIENTS = ("kengine-send", "kengine-send-many", "confluent-kafka", "java", "aiokafka",
+                  "kafka-python")
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One workload, run by each of ``clients`` in every round.
+
+    kind ``throughput``: ``records`` as fast as each client goes; ``memory``: the same with
+    ``settings.buffer_memory_bytes`` bounded and many records, to read peak RSS; ``latency``:
+    ``records`` at ``rate_per_s`` after one second of warm-up."""
+
+    kind: str
+    layout: str
+    record_bytes: int
+    compression: str
+    acks: str
+    idempotent: bool
+    records: int
+    clients: tuple[str, ...] = ALL_CLIENTS
+    rate_per_s: int = 0
+    settings: ProducerSettings = field(default_factory=ProducerSettings)
+
+    @property
+    def id(self) -> str:
+        size = f"{self.record_bytes}B" if self.record_bytes < 1024 else \
+            f"{self.record_bytes // 1024}KiB"
+        parts = [self.kind, self.layout, size, self.compression, f"acks{self.acks}"]
+        if self.idempotent:
+            parts.append("idempotent")
+        if self.kind == "latency":
+            parts.append(f"{self.rate_per_s}rps")
+        return "-".join(parts)
+
+    @property
+    def short(self) -> str:
+        """A chart label: brokers, record size, codec, acks."""
+        size = f"{self.record_bytes}B" if self.record_bytes < 1024 else \
+            f"{self.record_bytes // 1024}KiB"
+        text = f"{LAYOUTS[self.layout].brokers}b {size} {self.compression} acks={self.acks}"
+        return text + " idem" if self.idempotent else text
+
+    @property
+    def title(self) -> str:
+        size = f"{self.record_bytes} B" if self.record_bytes < 1024 else \
+            f"{self.record_bytes // 1024} KiB"
+        text = (f"{LAYOUTS[self.layout].title}; {size} records, {self.compression}, "
+                f"acks={self.acks}")
+        if self.idempotent:
+            text += ", idempotent"
+        if self.kind == "latency":
+            text += f", {self.rate_per_s:,} records/s"
+        if self.kind == "memory":
+            text += f", buffer.memory {self.settings.buffer_memory_bytes // 2**20} MiB"
+        return text
+
+    def records_for(self, client: Client) -> int:
+        if self.kind == "latency":
+            return self.records
+        return max(1, int(self.records * client.record_share))
+
+    def warmup_for(self, client: Client, plan_warmup: int) -> int:
+        if self.kind == "latency":
+            return self.rate_per_s  # one second at the rate
+        return min(plan_warmup, max(1, self.records_for(client) // 5))
+
+
+@dataclass(frozen=True)
+class Plan:
+    name: str
+    rounds: int
+    memory_rounds: int
+    warmup_records: int
+    scenarios: tuple[Scenario, ...]
+    #: pytest-benchmark options for the micro benchmarks
+    micro_args: tuple[str, ...]
+
+    def layouts(self) -> list[str]:
+        return list(dict.fromkeys(s.layout for s in self.scenarios))
+
+
+_BOUNDED = ProducerSettings(buffer_memory_bytes=16 * 2**20)
+
+
+def _latency(layout: str, acks: str, seconds: int) -> Scenario:
+    rate = 20_000
+    return Scenario("latency", layout, 100, "none", acks, False, rate * seconds,
+                    clients=LATENCY_CLIENTS, rate_per_s=rate)
+
+
+QUICK = Plan(
+    name="quick",
+    rounds=2,
+    memory_rounds=1,
+    warmup_records=5_000,
+    scenarios=(
+        Scenario("throughput", "single", 100, "lz4", "1", False, 200_000),
+        Scenario("throughput", "single", 100, "none", "all", False, 200_000),
+        _latency("single", "1", 5),
+        Scenario("memory", "single", 100, "none", "1", False, 1_000_000,
+                 clients=MEMORY_CLIENTS, settings=_BOUNDED),
+        Scenario("throughput", "cluster3", 100, "lz4", "all", True, 200_000),
+        _latency("cluster3", "all", 5),
+    ),
+    micro_args=("--benchmark-min-time=0.002", "--benchmark-max-time=0.05",
+                "--benchmark-min-rounds=3", "--benchmark-warmup=off"),
+)
+
+FULL = Plan(
+    name="full",
+    rounds=3,
+    memory_rounds=2,
+    warmup_records=10_000,
+    scenarios=(
+        *(Scenario("throughput", "single", size, codec, acks, False,
+                   1_000_000 if size == 100 else 250_000)
+          for size in (100, 1024) for acks in ("1", "all") for codec in ("none", "lz4", "zstd")),
+        _latency("single", "1", 20),
+        Scenario("memory", "single", 100, "none", "1", False, 10_000_000,
+                 clients=MEMORY_CLIENTS, settings=_BOUNDED),
+        *(Scenario("throughput", "cluster3", size, codec, "all", True,
+                   1_000_000 if size == 100 else 250_000)
+          for size in (100, 1024) for codec in ("none", "lz4", "zstd")),
+        _latency("cluster3", "all", 20),
+    ),
+    micro_args=("--benchmark-max-time=0.5", "--benchmark-min-rounds=5"),
+)
+
+PLANS = {p.name: p for p in (QUICK, FULL)}

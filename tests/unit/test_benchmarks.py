@@ -1,0 +1,309 @@
+"""The benchmark runner's pieces, without a broker: workload, specs, plans, the Java command and
+its output, the summaries and targets, the micro-benchmark JSON reader and the report."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from benchmarks.broker import Verification
+from benchmarks.clients import CLIENTS
+from benchmarks.drivers import java_driver
+from benchmarks.drivers.latency import LatencyProbe
+from benchmarks.drivers.meter import Meter
+from benchmarks.micro_runner import parse
+from benchmarks.plan import FULL, QUICK, Scenario
+from benchmarks.report import render
+from benchmarks.runs import Run
+from benchmarks.spec import ProducerSettings, RunResult, RunSpec
+from benchmarks.summary import e2e_targets, micro_targets, summarise
+from benchmarks.workload import KEY_SPACE, POOL_SIZE, keys, payload_pool, write_payload_file
+from kengine.localkafka import KafkaDistribution
+
+# -- workload ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("size", [16, 100, 1024])
+def test_payload_pool_is_exact_distinct_and_deterministic(size: int) -> None:
+    pool = payload_pool(size)
+    assert len(pool) == POOL_SIZE == len(set(pool))
+    assert {len(v) for v in pool} == {size}
+    assert all(b"\n" not in v for v in pool)
+    assert payload_pool(size) == pool
+
+
+def test_payload_pool_refuses_tiny_records() -> None:
+    with pytest.raises(ValueError, match="at least 16"):
+        payload_pool(8)
+
+
+def test_keys_are_str_of_i_mod_key_space() -> None:
+    assert keys() == [str(i).encode() for i in range(KEY_SPACE)]
+
+
+def test_payload_file_has_one_value_per_line(tmp_path: Path) -> None:
+    pool = payload_pool(100)
+    write_payload_file(tmp_path / "p.txt", pool)
+    assert (tmp_path / "p.txt").read_bytes().splitlines() == pool
+
+
+# -- specs and plans -----------------------------------------------------------------------
+
+def _spec(tmp_path: Path, **changes: object) -> RunSpec:
+    values: dict[str, object] = {
+        "client": "java", "mode": "throughput", "bootstrap": "127.0.0.1:9", "topic": "t",
+        "partitions": 6, "records": 1000, "warmup_records": 100, "record_bytes": 100,
+        "compression": "lz4", "acks": "all", "idempotent": True,
+        "settings": ProducerSettings(), "result_path": str(tmp_path / "r.json")}
+    values.update(changes)
+    return RunSpec(**values)  # type: ignore[arg-type]
+
+
+def test_run_spec_round_trips_through_json(tmp_path: Path) -> None:
+    spec = _spec(tmp_path, settings=ProducerSettings(buffer_memory_bytes=123))
+    assert RunSpec.from_json(spec.to_json()) == spec
+
+
+def test_run_result_reads_what_it_wrote_and_ignores_unknown_keys(tmp_path: Path) -> None:
+    result = RunResult(10, 0.5, 0.1, 0.2, 1, 2, latency_us={"p50": 3.0})
+    result.write(tmp_path / "r.json")
+    assert RunResult.read(tmp_path / "r.json") == result
+    (tmp_path / "x.json").write_text('{"records": 1, "window_s": 1, "cpu_user_s": 0, '
+                                     '"cpu_system_s": 0, "rss_start_bytes": 0, '
+                                     '"rss_peak_bytes": 0, "from_a_newer_writer": 1}')
+    assert RunResult.read(tmp_path / "x.json").records == 1
+
+
+@pytest.mark.parametrize("plan", [QUICK, FULL], ids=lambda p: p.name)
+def test_plan_scenarios_have_distinct_ids_and_known_clients(plan) -> None:
+    ids = [s.id for s in plan.scenarios]
+    assert len(ids) == len(set(ids))
+    assert all(c in CLIENTS for s in plan.scenarios for c in s.clients)
+
+
+def test_full_plan_covers_issue_4_table() -> None:
+    cells = {(s.acks, s.compression) for s in FULL.scenarios
+             if s.kind == "throughput" and s.layout == "single" and s.record_bytes == 100
+             and s.records == 1_000_000}
+    assert cells >= {("1", "none"), ("1", "lz4"), ("all", "none"), ("all", "lz4")}
+
+
+def test_slow_peers_send_their_share_and_warm_up_less() -> None:
+    s = Scenario("throughput", "single", 100, "none", "1", False, 1_000_000)
+    assert s.records_for(CLIENTS["kengine-send"]) == 1_000_000
+    assert s.records_for(CLIENTS["kafka-python"]) == 50_000
+    assert s.warmup_for(CLIENTS["kengine-send"], 10_000) == 10_000
+    small = Scenario("throughput", "single", 100, "none", "1", False, 20_000)
+    assert small.warmup_for(CLIENTS["kafka-python"], 10_000) == 200
+
+
+def test_latency_scenarios_warm_up_for_one_second_at_their_rate() -> None:
+    s = next(s for s in FULL.scenarios if s.kind == "latency")
+    assert s.warmup_for(CLIENTS["confluent-kafka"], 10_000) == s.rate_per_s
+    assert s.records_for(CLIENTS["confluent-kafka"]) == s.records
+
+
+# -- Java ----------------------------------------------------------------------------------
+
+def test_java_command_sends_the_shared_workload_through_the_interceptor(tmp_path: Path) -> None:
+    dist = KafkaDistribution(tmp_path / "kafka", "4.4.0", "/usr/bin/java")
+    spec = _spec(tmp_path)
+    cmd = java_driver.command(spec, dist, tmp_path / "classes", tmp_path / "p.txt", tmp_path)
+    joined = " ".join(cmd)
+    assert cmd[0] == "/usr/bin/java" and "org.apache.kafka.tools.ProducerPerformance" in cmd
+    assert cmd[cmd.index("--num-records") + 1] == "1100"
+    assert cmd[cmd.index("--throughput") + 1] == "-1"
+    assert "--key-distribution range --record-key-range 1000" in joined
+    props = cmd[cmd.index("--command-property") + 1:]
+    assert "interceptor.classes=dev.kengine.bench.ProduceWindowInterceptor" in props
+    assert "enable.idempotence=true" in props and "acks=all" in props
+    assert f"kengine.bench.result.file={spec.result_path}" in props
+    paced = java_driver.command(_spec(tmp_path, mode="latency", rate_per_s=20_000), dist,
+                                tmp_path, tmp_path / "p.txt", tmp_path)
+    assert paced[paced.index("--throughput") + 1] == "20000"
+
+
+def test_java_latency_comes_from_the_steady_state_summary() -> None:
+    output = (
+        "Warmup first 20000 records. Steady state results will print after the complete "
+        "test summary.\n"
+        "80000 records sent, 19925.2 records/sec (1.90 MB/sec), 8.67 ms avg latency, 398.00 ms "
+        "max latency, 5 ms 50th, 38 ms 95th, 79 ms 99th, 99 ms 99.9th.\n"
+        "60000 steady state records sent, 19821.6 records/sec (1.89 MB/sec), 4.20 ms avg "
+        "latency, 17.00 ms max latency, 4 ms 50th, 7 ms 95th, 11 ms 99th, 14 ms 99.9th.\n")
+    assert java_driver.parse_latency(output) == {
+        "p50": 4000.0, "p99": 11000.0, "p99.9": 14000.0, "max": 17000.0, "missing": 0.0}
+    with pytest.raises(RuntimeError, match="no latency summary"):
+        java_driver.parse_latency("Exception in thread main")
+
+
+# -- in-process measurement ----------------------------------------------------------------
+
+def test_meter_measures_a_window_of_cpu_work() -> None:
+    meter = Meter()
+    meter.start()
+    deadline = time.process_time() + 0.05
+    while time.process_time() < deadline:
+        pass
+    meter.stop()
+    result = meter.result(1000, client_version="x")
+    assert result.records == 1000
+    assert result.window_s > 0 and result.cpu_user_s + result.cpu_system_s >= 0.04
+    assert result.rss_peak_bytes >= result.rss_start_bytes > 0
+
+
+def test_latency_probe_sends_everything_in_order_and_leaves_out_the_warm_up() -> None:
+    probe = LatencyProbe(records=50, warmup=10)
+    sent: list[int] = []
+
+    def send(i: int) -> None:
+        sent.append(i)
+        if i >= 10:
+            probe.delivered(i, None)
+
+    probe.run(100_000, send, lambda s: None)
+    assert sent == list(range(50))
+    stats = probe.percentiles_us()
+    assert stats["missing"] == 0
+    assert 0 <= stats["p50"] <= stats["p99"] <= stats["p99.9"] <= stats["max"]
+
+
+def test_latency_probe_counts_errors_and_missing_callbacks() -> None:
+    probe = LatencyProbe(records=4, warmup=0)
+    probe.run(1_000_000, lambda i: None, lambda s: None)
+    probe.delivered(0, None)
+    probe.delivered(1, RuntimeError("broker said no"))
+    assert probe.errors == 1
+    assert probe.percentiles_us()["missing"] == 2
+
+
+# -- summaries, targets, report ------------------------------------------------------------
+
+SCENARIO = Scenario("throughput", "single", 100, "none", "1", False, 1000,
+                    clients=("kengine-send", "kengine-send-many", "confluent-kafka"))
+
+
+def _run(client: str, rnd: int, records_per_s: float, cpu_us: float, *,
+         error: str | None = None, producer_ids: tuple[int, ...] = ()) -> Run:
+    records = 1000
+    window = records / records_per_s
+    return Run(scenario=SCENARIO.id, client=client, round=rnd, record_bytes=100, expected=1100,
+               idempotence_requested=False,
+               result=RunResult(records, window, cpu_us * records / 1e6, 0.0, 10 * 2**20,
+                                20 * 2**20, client_version="1"),
+               verification=Verification(1100, 1100, [], list(producer_ids)), error=error)
+
+
+def _runs() -> list[Run]:
+    return [
+        _run("kengine-send", 0, 1e6, 0.4), _run("kengine-send", 1, 2e6, 0.5),
+        _run("kengine-send", 2, 3e6, 0.6),
+        _run("kengine-send-many", 0, 4e6, 0.1), _run("kengine-send-many", 1, 4e6, 0.3),
+        _run("confluent-kafka", 0, 1e6, 1.5), _run("confluent-kafka", 1, 5e5, 1.0),
+        _run("confluent-kafka", 2, 9e9, 0.01, error="the topic holds 5 records, 1,100 were sent"),
+    ]
+
+
+def test_summary_takes_median_min_max_of_the_runs_that_count() -> None:
+    [figures] = summarise([SCENARIO], _runs())
+    send = figures.clients["kengine-send"]
+    assert send.records_per_s is not None and send.cpu_us_per_record is not None
+    assert (send.records_per_s.median, send.records_per_s.min, send.records_per_s.max) == \
+        pytest.approx((2e6, 1e6, 3e6))
+    assert send.cpu_us_per_record.median == pytest.approx(0.5)
+    assert send.mb_per_s is not None and send.mb_per_s.median == pytest.approx(200.0)
+    peer = figures.clients["confluent-kafka"]
+    assert (peer.runs_ok, peer.runs_failed) == (2, 1)
+    assert peer.records_per_s is not None and peer.records_per_s.max == pytest.approx(1e6)
+    assert peer.errors == ["round 3: the topic holds 5 records, 1,100 were sent"]
+
+
+def test_ratios_say_how_many_times_better_kengine_is() -> None:
+    [figures] = summarise([SCENARIO], _runs())
+    # medians: kengine send() 2M records/s and 0.5 µs; confluent 750k and 1.25 µs
+    assert figures.ratio("kengine-send", "confluent-kafka", "throughput") == pytest.approx(2e6 / 7.5e5)
+    assert figures.ratio("kengine-send", "confluent-kafka", "cpu") == pytest.approx(1.25 / 0.5)
+    assert figures.ratio("kengine-send", "java", "cpu") is None
+
+
+def test_issue_4_targets_pass_and_miss_from_the_medians() -> None:
+    targets = {t.what: t for t in e2e_targets(summarise([SCENARIO], _runs()))}
+    cpu = targets["kengine send() CPU/record vs confluent-kafka (acks=1, none)"]
+    assert (cpu.measured, cpu.verdict) == ("0.40x", "PASS")
+    many_cpu = targets["kengine send_many() CPU/record vs confluent-kafka (acks=1, none)"]
+    assert (many_cpu.measured, many_cpu.verdict) == ("0.16x", "PASS")
+    speed = targets["kengine send() records/s vs confluent-kafka (acks=1, none)"]
+    assert speed.verdict == "PASS"
+    slow = [_run("kengine-send", 0, 1e5, 1.0), _run("kengine-send-many", 0, 1e5, 1.0),
+            _run("confluent-kafka", 0, 1e6, 1.0)]
+    verdicts = {t.what: t.verdict for t in e2e_targets(summarise([SCENARIO], slow))}
+    assert set(verdicts.values()) == {"MISS"}
+
+
+def test_idempotence_is_what_the_brokers_saw() -> None:
+    asked = _run("kengine-send", 0, 1e6, 1.0)
+    asked.idempotence_requested = True
+    assert asked.idempotence == "not in effect"
+    got = _run("confluent-kafka", 0, 1e6, 1.0, producer_ids=(1000,))
+    got.idempotence_requested = True
+    assert got.idempotence == "on"
+    assert _run("aiokafka", 0, 1e6, 1.0).idempotence == "off"
+
+
+def test_run_survives_the_results_file() -> None:
+    for run in _runs():
+        again = Run.from_dict(run.to_dict())
+        assert again == run
+
+
+def _micro_json() -> dict:
+    table = "RecordBatch v2, 64 KiB of 100-byte values, keys str(i % 1000)"
+
+    def bench(impl: str, size: str, median: float, baseline: bool = False) -> dict:
+        return {"group": f"RecordBatch v2, {size}", "name": f"test[{impl}]",
+                "stats": {"median": median},
+                "extra_info": {"table": table, "implementation": impl, "size": size,
+                               "work": 580, "unit": "records", "baseline": baseline,
+                               "records/s": 580 / median}}
+    return {"benchmarks": [
+        bench("aiokafka 0.14 Cython DefaultRecordBatchBuilder", "none", 100e-6, baseline=True),
+        bench("kengine append() per record + build()", "none", 25e-6),
+        bench("kengine encode_batch()", "none", 20e-6),
+        {"group": "encode Produce v8", "name": "test_kengine_encode_v8",
+         "stats": {"median": 2e-6}, "extra_info": {}},
+    ], "machine_info": {"cpu": {"brand_raw": "Test CPU"}}}
+
+
+def test_micro_json_becomes_tables_and_issue_3_targets() -> None:
+    micro = parse(_micro_json())
+    rows = micro["tables"]["RecordBatch v2, 64 KiB of 100-byte values, keys str(i % 1000)"]
+    assert rows["baseline"] == "aiokafka 0.14 Cython DefaultRecordBatchBuilder"
+    assert rows["rows"]["kengine encode_batch()"]["none"] == pytest.approx(580 / 20e-6)
+    assert micro["timings"] == {"encode Produce v8": {"test_kengine_encode_v8": 2e-6}}
+    verdicts = {t.what: t.verdict for t in micro_targets(micro)}
+    # 4x per record passes >= 3x; 5x bulk misses >= 8x; what was not measured is n/a
+    assert verdicts["kengine append() per record + build() vs aiokafka's Cython builder (none)"] \
+        == "PASS"
+    assert verdicts["kengine encode_batch() vs aiokafka's Cython builder (none)"] == "MISS"
+    assert verdicts["CRC32C at 16 KiB"] == "n/a"
+
+
+def test_report_has_the_tables_and_lists_failed_runs() -> None:
+    figures = summarise([SCENARIO], _runs())
+    meta = {"plan": "quick", "started": "s", "finished": "f", "duration_s": 60.0,
+            "command": "python -m benchmarks --quick", "commit": "abc", "rounds": 3,
+            "memory_rounds": 1, "settings": vars(ProducerSettings()),
+            "machine": {"cpu": "Test CPU", "cpus": 2, "load_before": "1", "load_after": "2"},
+            "versions": {k: "1" for k in ("kengine", "kafka", "confluent-kafka", "librdkafka",
+                                          "aiokafka", "kafka-python", "python", "java")}}
+    micro = parse(_micro_json())
+    text = render(meta, figures, e2e_targets(figures) + micro_targets(micro), micro,
+                  ["throughput-... / confluent-kafka / round 3: the topic holds 5 records"],
+                  ["throughput.png"])
+    assert "## Issue 4: the send path against the peers" in text
+    assert "| kengine send() | 1,000 | 2.00M | 0.50 |" in text
+    assert "confluent-kafka produce() (1 failed)" in text
+    assert "![throughput.png](throughput.png)" in text
+    assert "- throughput-... / confluent-kafka / round 3: the topic holds 5 records" in text
+    assert "| 4 | kengine send() CPU/record vs confluent-kafka (acks=1, none) | <= 0.5x | 0.40x " \
+           "| PASS |" in text
