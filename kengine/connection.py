@@ -100,6 +100,10 @@ class _InFlight:
 
 
 _SIZE = struct.Struct(">i")
+# Record batches at least this large go to the socket as views of their own buffers (sendmsg)
+# instead of being copied into the request's buffer.
+_ZERO_COPY_MIN_BYTES = 2048
+_MAX_IOVECS = 512
 # A response larger than this is refused as malformed (Kafka's own socket.request.max.bytes
 # default is 100 MiB; a Fetch could legitimately be larger only if asked to be).
 MAX_RESPONSE_BYTES = 256 * 1024 * 1024
@@ -149,12 +153,14 @@ class Connection:
         self._client_software = client_software
         self._next_correlation_id = 0
         self._in_flight: deque[_InFlight] = deque()
-        self._out = WriteBuffer()          # encoded requests not yet written
-        self._out_sent_bytes = 0           # prefix of _out already written
+        # Encoded requests not yet written, as buffers in wire order: a request's header and
+        # field bytes, and views of the record batches themselves (sent with sendmsg, never
+        # copied). A callable in the queue completes a fire-and-forget request (acks=0) once
+        # everything before it was written. Bounded by the in-flight limit: the sender adds a
+        # request only when fewer than max.in.flight.requests.per.connection are unanswered.
+        self._out: deque[memoryview | ResponseCallback] = deque()
+        self._out_bytes = 0                # bytes queued in _out, for wants_write()
         self._in = bytearray()             # received bytes not yet parsed
-        # Fire-and-forget requests (acks=0) complete when their bytes are written:
-        # (end offset in _out, callback).
-        self._written_callbacks: deque[tuple[int, ResponseCallback]] = deque()
         self._raw: socket.socket | None = None
         self.sock: socket.socket | None = None
         self._open_socket(send_buffer_bytes, receive_buffer_bytes)
@@ -202,7 +208,7 @@ class Connection:
             return True
         if self.state is ConnectionState.TLS_HANDSHAKE:
             return self._tls_wants_write
-        return len(self._out) > self._out_sent_bytes
+        return self._out_bytes > 0
 
     def _on_connected(self, now_ms: int) -> None:
         assert self.sock is not None
@@ -330,16 +336,21 @@ class Connection:
                  now_ms: int, expect_response: bool, timeout_ms: int | None) -> None:
         cid = self._next_correlation_id
         self._next_correlation_id = (cid + 1) & 0x7FFFFFFF
+        frame = WriteBuffer(_ZERO_COPY_MIN_BYTES)
         try:
-            write_request(self._out, api_key, version, cid, self.client_id, body)
+            write_request(frame, api_key, version, cid, self.client_id, body)
         except KafkaError as e:
             callback(None, e)
             return
+        for segment in frame.segments():
+            view = memoryview(segment).cast("B")
+            self._out.append(view)
+            self._out_bytes += view.nbytes
         deadline = now_ms + (self.request_timeout_ms if timeout_ms is None else timeout_ms)
         if expect_response:
             self._in_flight.append(_InFlight(cid, api_key, version, deadline, callback, now_ms))
         else:
-            self._written_callbacks.append((len(self._out), callback))
+            self._out.append(callback)
 
     # ------------------------------------------------------------------ I/O
 
@@ -353,28 +364,44 @@ class Connection:
         self._flush(now_ms)
 
     def _flush(self, now_ms: int) -> None:
-        assert self.sock is not None
-        pending = len(self._out) - self._out_sent_bytes
-        while pending > 0:
-            view = memoryview(self._out)[self._out_sent_bytes:]
+        sock = self.sock
+        assert sock is not None
+        out = self._out
+        # TLS sockets have no sendmsg: they take one buffer per call
+        gather = not isinstance(sock, ssl.SSLSocket)
+        while out:
+            head = out[0]
+            if not isinstance(head, memoryview):
+                out.popleft()
+                head(None, None)   # an acks=0 request fully written: done
+                continue
             try:
-                n = self.sock.send(view)
+                if gather:
+                    buffers: list[memoryview] = []
+                    for item in out:
+                        if not isinstance(item, memoryview) or len(buffers) == _MAX_IOVECS:
+                            break
+                        buffers.append(item)
+                    n = sock.sendmsg(buffers)
+                else:
+                    n = sock.send(head)
             except (BlockingIOError, ssl.SSLWantWriteError, ssl.SSLWantReadError):
                 break
             except OSError as e:
                 self.close(self._io_error(e, "write"))
                 return
-            finally:
-                view.release()
-            self._out_sent_bytes += n
-            pending -= n
+            self._out_bytes -= n
             self.last_activity_ms = now_ms
-        while self._written_callbacks and self._written_callbacks[0][0] <= self._out_sent_bytes:
-            self._written_callbacks.popleft()[1](None, None)
-        if pending == 0 and self._out_sent_bytes:
-            # everything was written: reuse the buffer from the start
-            self._out.clear()
-            self._out_sent_bytes = 0
+            while n > 0:
+                head = out[0]
+                assert isinstance(head, memoryview)
+                if n >= head.nbytes:
+                    n -= head.nbytes
+                    out.popleft()
+                    head.release()
+                else:
+                    out[0] = head[n:]   # partly written: keep the rest
+                    n = 0
 
     def on_readable(self, now_ms: int) -> None:
         if self.state is ConnectionState.CONNECTING:
@@ -465,7 +492,7 @@ class Connection:
         if self.retire_at_ms is not None and now_ms >= self.retire_at_ms:
             if self.state is ConnectionState.READY:
                 self.state = ConnectionState.RETIRING
-            if not self._in_flight and len(self._out) == self._out_sent_bytes:
+            if not self._in_flight and not self._out:
                 _log.debug("[%s] closing connection to broker %d: its SASL session expires; "
                            "the next one re-authenticates", self.client_id, self.node_id)
                 self.close(None)
@@ -512,8 +539,9 @@ class Connection:
                                         node=self.node_id)
         pending = [req.callback for req in self._in_flight]
         self._in_flight.clear()
-        pending += [cb for _, cb in self._written_callbacks]  # acks=0 requests never written
-        self._written_callbacks.clear()
+        pending += [cb for cb in self._out if not isinstance(cb, memoryview)]  # acks=0 unsent
+        self._out.clear()
+        self._out_bytes = 0
         if error is not None:
             level = logging.WARNING if not isinstance(error, NetworkError) else logging.INFO
             _log.log(level, "[%s] connection to broker %d (%s:%d) closed: %s", self.client_id,

@@ -671,8 +671,13 @@ def _config_str(value: ConfigValue) -> str:
 
 
 def _new_cluster_id() -> str:
-    # Kafka's Uuid.toString(): 16 random bytes, URL-safe base64 without padding
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+    # Kafka's Uuid.toString(): 16 random bytes, URL-safe base64 without padding. Like Kafka's
+    # Uuid.randomUuid(), draw again when it starts with '-': `kafka-storage format -t -x...`
+    # would read the id as an option (about 1 start in 64 failed before).
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 def _free_ports(host: str, count: int) -> list[int]:

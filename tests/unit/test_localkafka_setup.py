@@ -164,3 +164,11 @@ def test_probe_rejects_a_truncated_reply(fake_broker: tuple[int, list[bytes]]) -
     replies.append(b"<cid>\x00" + b"\x00\x00\x00\x00" + b"\x03")
     with pytest.raises(ProtocolError, match="truncated"):
         fetch_metadata("127.0.0.1", port)
+
+
+def test_cluster_ids_never_start_with_a_dash():
+    from kengine.localkafka.launcher import _new_cluster_id
+
+    ids = [_new_cluster_id() for _ in range(5000)]   # ~78 would start with '-' by chance
+    assert not [i for i in ids if i.startswith("-")]
+    assert all(len(i) == 22 for i in ids)
