@@ -605,7 +605,7 @@ cdef class ProducerCore:
                         object keys, object headers, object timestamps, object partition,
                         Py_ssize_t start, Py_ssize_t n) except -1:
         cdef ColumnsHolder holder = ColumnsHolder()
-        holder.fill(values, keys, headers, timestamps, start, start + n, NULL)
+        holder.fill(values, keys, headers, timestamps, start, start + n)
         cdef RecordColumns *c = &holder.cols
         cdef int32_t nparts = t.num_partitions, p, explicit = -1
         cdef Py_ssize_t j, body, rec_bytes, lo, hi, r

@@ -141,7 +141,7 @@ cdef class ColumnsHolder:
     cdef void *_arrays                # one allocation backing every array of cols
 
     cdef int fill(self, object values, object keys, object headers, object timestamps,
-                  Py_ssize_t start, Py_ssize_t stop, Py_ssize_t *order) except -1
+                  Py_ssize_t start, Py_ssize_t stop) except -1
     cdef int allocate(self, Py_ssize_t n, bint with_headers, bint with_ts) except -1
     cdef int regroup(self, ColumnsHolder src, const Py_ssize_t *order, Py_ssize_t n) except -1
     cdef int _borrow(self, object obj, const char **ptr, Py_ssize_t *length, str what,

@@ -16,6 +16,8 @@ cimport cython
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE, PyBUF_READ, PyBUF_FORMAT, PyBUF_ND
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE, PyBytes_FromStringAndSize, PyBytes_CheckExact
 from cpython.unicode cimport PyUnicode_Check
+from cpython.sequence cimport PySequence_Fast
+from cpython.object cimport PyObject
 from cpython.mem cimport PyMem_Malloc, PyMem_Realloc, PyMem_Free
 from libc.stdlib cimport malloc, realloc, free
 from libc.string cimport memcpy, memset
@@ -25,6 +27,7 @@ from kengine.errors import CorruptRecordError, IllegalStateError, RecordTooLarge
 
 cdef extern from "Python.h":
     const char *PyUnicode_AsUTF8AndSize(object s, Py_ssize_t *size) except NULL
+    PyObject **PySequence_Fast_ITEMS(object o)
 
 cdef extern from *:
     int __builtin_clzll(unsigned long long) nogil
@@ -35,7 +38,6 @@ cdef extern from "<time.h>" nogil:
         time_t tv_sec
         long tv_nsec
     int clock_gettime(int clk_id, timespec *tp)
-    int CLOCK_REALTIME
 
 __all__ += ["RecordBatchBuilder", "DecodedBatch", "DecodedRecord", "decode_batches",
             "encode_batch", "encode_batch_flat", "record_size_upper_bound"]
@@ -48,10 +50,18 @@ cdef double COMPRESSION_RATE_ESTIMATION_FACTOR = 1.05
 cdef Py_ssize_t BULK_CHUNK_RECORDS = 4096
 
 
+cdef extern from "wallclock.h" nogil:
+    # Record timestamps: epoch ms (TSC-extrapolated where the kernel trusts the TSC; see the
+    # header). Call with the GIL held.
+    void kengine_wallclock_init()
+    int64_t kengine_wall_ms()
+    int kengine_wallclock_uses_tsc()
+
+kengine_wallclock_init()
+
+
 cdef inline int64_t now_ms() noexcept nogil:
-    cdef timespec ts
-    clock_gettime(CLOCK_REALTIME, &ts)
-    return <int64_t>ts.tv_sec * 1000 + ts.tv_nsec // 1000000
+    return kengine_wall_ms()
 
 
 # ---- varints and big-endian stores (pure C; inlined into the record writer) ----
@@ -245,6 +255,15 @@ cdef class BufferPool:
         return self._count
 
 
+# Builders made outside a producer (encode_batch, tools, tests) that need at most 128 KiB take
+# a buffer from here and give it back: a freshly malloc'd buffer costs a page fault per 4 KiB
+# the first time it is written, more than encoding the records into it. (A producer's builders
+# use its own pool of batch.size buffers.)
+cdef enum:
+    DEFAULT_POOL_BUFFER_BYTES = 131072
+cdef BufferPool _default_pool = BufferPool(DEFAULT_POOL_BUFFER_BYTES, 16)
+
+
 @cython.final
 cdef class RecordBatchBuilder:
     """Builds one RecordBatch v2 in a buffer allocated up front.
@@ -276,7 +295,14 @@ cdef class RecordBatchBuilder:
         self._producer_epoch = <int16_t>producer_epoch
         self._base_sequence = base_sequence
         self._transactional = transactional
-        self._capacity_bytes = batch_size if initial_capacity < BATCH_HEADER_BYTES else initial_capacity
+        if initial_capacity < BATCH_HEADER_BYTES:
+            # start at most at the pool's size and grow on demand: a builder made for a large
+            # limit does not pay for (and fault in) memory its records never use
+            initial_capacity = min(batch_size, DEFAULT_POOL_BUFFER_BYTES)
+        if pool is None and initial_capacity <= DEFAULT_POOL_BUFFER_BYTES:
+            pool = _default_pool
+            initial_capacity = DEFAULT_POOL_BUFFER_BYTES
+        self._capacity_bytes = initial_capacity
         if pool is not None and pool.buffer_bytes == self._capacity_bytes:
             self._pool = pool
             self._buf = pool.take()
@@ -401,9 +427,17 @@ cdef class RecordBatchBuilder:
             hbytes = encode_headers(headers, &hc)
             hp = PyBytes_AS_STRING(hbytes)
             hl = PyBytes_GET_SIZE(hbytes)
-        borrow_bytes(key, &kp, &kl, &kview, &khas, "key", -1)
+        if PyBytes_CheckExact(key):   # the common case, without a call
+            kp = PyBytes_AS_STRING(key)
+            kl = PyBytes_GET_SIZE(key)
+        else:
+            borrow_bytes(key, &kp, &kl, &kview, &khas, "key", -1)
         try:
-            borrow_bytes(value, &vp, &vl, &vview, &vhas, "value", -1)
+            if PyBytes_CheckExact(value):
+                vp = PyBytes_AS_STRING(value)
+                vl = PyBytes_GET_SIZE(value)
+            else:
+                borrow_bytes(value, &vp, &vl, &vview, &vhas, "value", -1)
             try:
                 r = self.append_record(ts, kp, kl, vp, vl, hp, hl, hc)
             finally:
@@ -439,7 +473,7 @@ cdef class RecordBatchBuilder:
                 chunk = (self._batch_size_bytes - self.estimated_size_c()) // avg + 8
             chunk = max(1, min(chunk, BULK_CHUNK_RECORDS, n - pos))
             holder = ColumnsHolder()
-            holder.fill(values, keys, headers, timestamps, pos, pos + chunk, NULL)
+            holder.fill(values, keys, headers, timestamps, pos, pos + chunk)
             with nogil:
                 r = self.append_columns(&holder.cols, 0, chunk)
             if r == APPEND_TOO_LARGE:
@@ -697,9 +731,8 @@ cdef class ColumnsHolder:
         return 0
 
     cdef int fill(self, object values, object keys, object headers, object timestamps,
-                  Py_ssize_t start, Py_ssize_t stop, Py_ssize_t *order) except -1:
-        """Gathers records start..stop-1, in the given order when order is not NULL (order[j] is
-        the index of the j-th record to gather, for grouping records by partition)."""
+                  Py_ssize_t start, Py_ssize_t stop) except -1:
+        """Gathers records start..stop-1 (regroup() reorders them, e.g. by partition)."""
         cdef Py_ssize_t n = stop - start, j, i
         cdef bint with_headers = headers is not None
         cdef bint with_ts = timestamps is not None
@@ -709,26 +742,25 @@ cdef class ColumnsHolder:
         c.default_timestamp_ms = now_ms()
         # Slices hold references to every object we point into, so no other thread can free
         # them while the bytes are copied without the GIL.
-        if order == NULL:
-            vals = values[start:stop]
-            ks = keys[start:stop] if keys is not None else None
-            hs = headers[start:stop] if with_headers else None
-            tss = timestamps[start:stop] if with_ts else None
-        else:
-            vals = [values[order[j]] for j in range(start, stop)]
-            ks = [keys[order[j]] for j in range(start, stop)] if keys is not None else None
-            hs = [headers[order[j]] for j in range(start, stop)] if with_headers else None
-            tss = [timestamps[order[j]] for j in range(start, stop)] if with_ts else None
+        # Slices (made into lists or tuples) hold references to every object we point into,
+        # so no other thread can free one while the bytes are copied without the GIL.
+        vals = PySequence_Fast(values[start:stop], "values must be a sequence")
+        ks = PySequence_Fast(keys[start:stop], "keys must be a sequence") \
+            if keys is not None else None
+        hs = headers[start:stop] if with_headers else None
+        tss = timestamps[start:stop] if with_ts else None
         if len(vals) != n or (ks is not None and len(ks) != n) or (hs is not None and len(hs) != n) \
                 or (tss is not None and len(tss) != n):
             raise ValueError("values, keys, headers and timestamps must have the same length")
         self._keep.append(vals)
         self._keep.append(ks)
         self._keep.append(hs)
+        cdef PyObject **vitems = PySequence_Fast_ITEMS(vals)
+        cdef PyObject **kitems = PySequence_Fast_ITEMS(ks) if ks is not None else NULL
         cdef object item
         for j in range(n):
-            i = start + j if order == NULL else order[start + j]
-            item = vals[j]
+            i = start + j
+            item = <object>vitems[j]
             if PyBytes_CheckExact(item):   # the common case, without a call
                 c.value_ptr[j] = PyBytes_AS_STRING(item)
                 c.value_len[j] = PyBytes_GET_SIZE(item)
@@ -738,7 +770,7 @@ cdef class ColumnsHolder:
                 c.key_ptr[j] = NULL
                 c.key_len[j] = -1
             else:
-                item = ks[j]
+                item = <object>kitems[j]
                 if PyBytes_CheckExact(item):
                     c.key_ptr[j] = PyBytes_AS_STRING(item)
                     c.key_len[j] = PyBytes_GET_SIZE(item)
@@ -777,7 +809,7 @@ def encode_batch(values, keys=None, headers=None, timestamps=None, *, compressio
     while pos < n:
         chunk = min(BULK_CHUNK_RECORDS, n - pos)
         holder = ColumnsHolder()
-        holder.fill(values, keys, headers, timestamps, pos, pos + chunk, NULL)
+        holder.fill(values, keys, headers, timestamps, pos, pos + chunk)
         with nogil:
             r = b.append_columns(&holder.cols, 0, chunk)
         if r != chunk:
