@@ -45,10 +45,14 @@ from .network import NetworkClient
 __all__ = ["AdminClient", "BrokerDescription", "ClusterDescription", "NewTopic",
            "TopicDescription", "format_topic_id"]
 
+# CreatePartitions is not in the generated schema table (kengine's producer does not need it):
+# its key and messages are registered below for the admin client.
+CREATE_PARTITIONS = 37
+
 # CreatePartitions (api key 37) is not in the generated schema table, which holds the APIs a
 # producer needs; these are Kafka's CreatePartitionsRequest/Response.json schemas as data.
 CREATE_PARTITIONS_REQUEST = Message(
-    "CreatePartitionsRequest", "request", api_key=API.CREATE_PARTITIONS,
+    "CreatePartitionsRequest", "request", api_key=CREATE_PARTITIONS,
     valid_versions="0-3", flexible_versions="2+", latest_version_unstable=False, fields=(
         Field("topics", "[]CreatePartitionsTopic", "0+", fields=(
             Field("name", "string", "0+"),
@@ -60,7 +64,7 @@ CREATE_PARTITIONS_REQUEST = Message(
         Field("validate_only", "bool", "0+"),
     ))
 CREATE_PARTITIONS_RESPONSE = Message(
-    "CreatePartitionsResponse", "response", api_key=API.CREATE_PARTITIONS,
+    "CreatePartitionsResponse", "response", api_key=CREATE_PARTITIONS,
     valid_versions="0-3", flexible_versions="2+", latest_version_unstable=False, fields=(
         Field("throttle_time_ms", "int32", "0+"),
         Field("results", "[]CreatePartitionsTopicResult", "0+", fields=(
@@ -198,7 +202,7 @@ class AdminClient:
             return {"topics": [{"name": n, "count": total, "assignments": None} for n in names],
                     "timeout_ms": remaining_ms, "validate_only": validate_only}
 
-        error = self._controller_call(API.CREATE_PARTITIONS, "adding partitions to", [name],
+        error = self._controller_call(CREATE_PARTITIONS, "adding partitions to", [name],
                                       body, lambda r: r["results"], timeout)[name]
         if error is not None:
             raise error

@@ -25,6 +25,7 @@ from enum import Enum
 from typing import Any, Protocol
 
 from kengine_ext import WriteBuffer, decode_response, pick_version, write_request
+from kengine_ext.schemas import ApiKey as API  # the one table of API keys (generated)
 
 from .errors import (
     KafkaError,
@@ -42,28 +43,6 @@ _log = logging.getLogger("kengine.connection")
 
 #: Response callback: (body, None) on success, (None, error) on failure.
 ResponseCallback = Callable[[Any, "KafkaError | None"], None]
-
-
-class API:
-    """Kafka API keys kengine speaks."""
-
-    PRODUCE = 0
-    FETCH = 1
-    LIST_OFFSETS = 2
-    METADATA = 3
-    FIND_COORDINATOR = 10
-    SASL_HANDSHAKE = 17
-    API_VERSIONS = 18
-    CREATE_TOPICS = 19
-    INIT_PRODUCER_ID = 22
-    ADD_PARTITIONS_TO_TXN = 24
-    ADD_OFFSETS_TO_TXN = 25
-    END_TXN = 26
-    TXN_OFFSET_COMMIT = 28
-    SASL_AUTHENTICATE = 36
-    CREATE_PARTITIONS = 37
-    DESCRIBE_CLUSTER = 60
-    DESCRIBE_PRODUCERS = 61
 
 
 class ConnectionState(Enum):
