@@ -161,10 +161,12 @@ class _PartitionSequences:
     """Sequence bookkeeping of one partition (Java's TxnPartitionEntry)."""
 
     __slots__ = ("queue", "in_flight", "last_acked_sequence", "last_acked_offset",
-                 "unresolved_next")
+                 "unresolved_next", "producer")
 
     def __init__(self, queue: PartitionQueue) -> None:
         self.queue = queue
+        #: (producer id, epoch) the sequences below belong to; a new one starts them over
+        self.producer: tuple[int, int] = (-1, -1)
         #: batches sent at least once and not finished, by base sequence
         self.in_flight: list[ProducerBatch] = []
         self.last_acked_sequence = -1
@@ -577,6 +579,13 @@ class TransactionManager:
             for b in batches:
                 self._reset_batches.discard(b)
                 entry = self._entry(b.queue)
+                producer = _producer_of(b)
+                if producer != entry.producer and not entry.in_flight:
+                    # the drain started this partition's sequences over for a new producer id
+                    # or epoch (a bump, or a transaction v2 ending): forget the old ones
+                    entry.producer = producer
+                    entry.last_acked_sequence = -1
+                    entry.unresolved_next = None
                 if b not in entry.in_flight:
                     entry.in_flight.append(b)
                     entry.in_flight.sort(key=_sequence)
@@ -601,7 +610,8 @@ class TransactionManager:
         out of the broker's cache of the last five batches."""
         with self._lock:
             entry = self._partitions.get(b.queue)
-            if entry is None or b in self._reset_batches or b.base_sequence < 0:
+            if entry is None or b in self._reset_batches or b.base_sequence < 0 \
+                    or _producer_of(b) != entry.producer:
                 return False
             last = b.base_sequence + b.record_count - 1
             return last <= entry.last_acked_sequence and last <= _INT32_MAX
@@ -748,6 +758,7 @@ class TransactionManager:
             seq += b.record_count
         q = entry.queue
         q.seq_producer_id, q.seq_producer_epoch, q.next_sequence = pid, epoch, seq
+        entry.producer = (pid, epoch)
         entry.last_acked_sequence = -1
         entry.unresolved_next = None
         entry.sync()
@@ -773,6 +784,11 @@ class TransactionManager:
 
 def _sequence(b: ProducerBatch) -> int:
     return b.base_sequence
+
+
+def _producer_of(b: ProducerBatch) -> tuple[int, int]:
+    builder = b.builder_or_none
+    return (-1, -1) if builder is None else (builder.producer_id, builder.producer_epoch)
 
 
 def _normalise_offsets(offsets: Mapping[Any, Any]) -> dict[tuple[str, int], tuple[int, str | None]]:

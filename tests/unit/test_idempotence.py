@@ -209,3 +209,22 @@ def test_state_machine_table_and_wrong_calls():
         tm.commit_transaction()
     with pytest.raises(ValueError, match="at least one offset"):
         tm.send_offsets_to_transaction({}, "group")
+
+
+def test_a_new_epoch_forgets_the_old_acknowledged_sequences():
+    """After a bump (or a transaction v2 ending), sequences restart at 0: a retried batch of
+    the new epoch must not count as written because the old epoch had acknowledged higher."""
+    core = idempotent_core()
+    tm = manager(core)
+    send_batch(core, 50)
+    (old,) = drain(core)
+    tm.on_drained([old])
+    tm.on_success(old, 0)
+    core.complete(old, 0, -1)
+    core._set_producer_identity(1000, 1)
+    send_batch(core, 3)
+    (new,) = drain(core)
+    tm.on_drained([new])
+    assert header(core, new) == (1000, 1, 0)
+    assert not tm.proven_written(new)       # sequences 0-2 of epoch 1 are not 0-49 of epoch 0
+    assert tm.can_retry(new, NotLeaderOrFollowerError("x"), -1)
