@@ -156,6 +156,25 @@ class _Request:
     def handle(self, tm: TransactionManager, body: dict[str, Any]) -> None:
         raise NotImplementedError
 
+    def handled_alike(self, tm: TransactionManager, err: KafkaError) -> bool:
+        """The answers every coordinator request treats the same way (Java's handlers do too):
+        a moved or unavailable coordinator is looked up again and the request retried; a loading
+        coordinator or a transaction still completing means retry; an older epoch means this
+        producer was fenced. True when err was one of those."""
+        if isinstance(err, (CoordinatorNotAvailableError, NotCoordinatorError)):
+            if self.coordinator is not None:
+                tm._coordinators.pop((self.coordinator, self.key(tm) or ""), None)
+            tm._requeue(self)
+            return True
+        if isinstance(err, (CoordinatorLoadInProgressError, ConcurrentTransactionsError)):
+            tm._requeue(self)
+            return True
+        if isinstance(err, (InvalidProducerEpochError, ProducerFencedError)):
+            raise ProducerFencedError(
+                f"transactional.id {tm.transactional_id!r} is used by a newer producer: this "
+                f"one is fenced and its open transaction will not become visible")
+        return False
+
 
 class _PartitionSequences:
     """Sequence bookkeeping of one partition (Java's TxnPartitionEntry)."""
@@ -882,17 +901,10 @@ class _InitProducerId(_Request):
             self.result.done()
             return
         err = error_for_code(code)
-        if isinstance(err, (NotCoordinatorError, CoordinatorNotAvailableError)):
-            tm._coordinators.pop((_TXN, tm.transactional_id or ""), None)
+        if self.handled_alike(tm, err):
+            return
+        if err.retriable and not isinstance(err, UnknownTopicOrPartitionError):
             tm._requeue(self)
-        elif isinstance(err, (CoordinatorLoadInProgressError, ConcurrentTransactionsError)) \
-                or (err.retriable and not isinstance(err, UnknownTopicOrPartitionError)):
-            tm._requeue(self)
-        elif isinstance(err, (InvalidProducerEpochError, ProducerFencedError)):
-            fenced = ProducerFencedError(
-                f"transactional.id {tm.transactional_id!r} is used by a newer producer")
-            self.result.done(fenced)
-            tm._fatal(fenced)
         else:
             self.result.done(err)
             tm._fatal(err)
@@ -992,18 +1004,12 @@ class _AddOffsetsToTxn(_Request):
             tm._enqueue(_TxnOffsetCommit(self.result, self.group, self.offsets))
             return
         err = error_for_code(code)
-        if isinstance(err, (CoordinatorNotAvailableError, NotCoordinatorError)):
-            tm._coordinators.pop((_TXN, tm.transactional_id or ""), None)
-            tm._requeue(self)
-        elif isinstance(err, (CoordinatorLoadInProgressError, ConcurrentTransactionsError)):
-            tm._requeue(self)
-        elif isinstance(err, (UnknownProducerIdError, InvalidProducerIdMappingError)):
+        if self.handled_alike(tm, err):
+            return
+        if isinstance(err, (UnknownProducerIdError, InvalidProducerIdMappingError)):
             tm._epoch_bump_required = True
             tm._abortable(err)
             self.result.done(err)
-        elif isinstance(err, (InvalidProducerEpochError, ProducerFencedError)):
-            raise ProducerFencedError(
-                f"transactional.id {tm.transactional_id!r} is used by a newer producer")
         elif err.name == "GROUP_AUTHORIZATION_FAILED":
             tm._abortable(err)
             self.result.done(err)
@@ -1101,16 +1107,9 @@ class _EndTxn(_Request):
             self.result.done()
             return
         err = error_for_code(code)
-        if isinstance(err, (CoordinatorNotAvailableError, NotCoordinatorError)):
-            tm._coordinators.pop((_TXN, tm.transactional_id or ""), None)
-            tm._requeue(self)
-        elif isinstance(err, (CoordinatorLoadInProgressError, ConcurrentTransactionsError)):
-            tm._requeue(self)
-        elif isinstance(err, (InvalidProducerEpochError, ProducerFencedError)):
-            raise ProducerFencedError(
-                f"transactional.id {tm.transactional_id!r} is used by a newer producer: this "
-                f"one is fenced and its open transaction will not become visible")
-        elif isinstance(err, (UnknownProducerIdError, InvalidProducerIdMappingError)) or \
+        if self.handled_alike(tm, err):
+            return
+        if isinstance(err, (UnknownProducerIdError, InvalidProducerIdMappingError)) or \
                 err.name == "TRANSACTION_ABORTABLE":
             tm._epoch_bump_required = True
             tm._abortable(err)
