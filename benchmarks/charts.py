@@ -41,7 +41,8 @@ def _grouped_bars(ax: Any, groups: Sequence[str], series: dict[str, list[Stat | 
     ax.grid(axis="y", which="both", alpha=0.3)
 
 
-def _per_scenario(figures: Sequence[ScenarioFigures], metric: Callable[[ClientFigures], Stat | None],
+def _per_scenario(figures: Sequence[ScenarioFigures],
+                  metric: Callable[[ClientFigures], Stat | None],
                   ylabel: str, title: str, path: Path) -> str | None:
     """One panel per cluster layout and record size, stacked, so that each stays readable."""
     if not figures:
@@ -53,7 +54,7 @@ def _per_scenario(figures: Sequence[ScenarioFigures], metric: Callable[[ClientFi
     widest = max(len(p) for p in panels.values())
     fig, axes = plt.subplots(len(panels), 1, squeeze=False,
                              figsize=(max(8, 1.5 * widest + 3), 3.6 * len(panels) + 1))
-    for ax, group in zip(axes[:, 0], panels.values()):
+    for ax, group in zip(axes[:, 0], panels.values(), strict=True):
         series = {c: [metric(f.clients[c]) if c in f.clients else None for f in group]
                   for c in clients}
         _grouped_bars(ax, [f.scenario.short for f in group], series)
@@ -71,7 +72,7 @@ def _latency(figures: Sequence[ScenarioFigures], path: Path) -> str | None:
     if not figures:
         return None
     fig, axes = plt.subplots(1, len(figures), figsize=(5.5 * len(figures), 4.5), squeeze=False)
-    for ax, f in zip(axes[0], figures):
+    for ax, f in zip(axes[0], figures, strict=True):
         pcts = ["p50", "p99", "p99.9"]
         series = {c: [cf.latency_us.get(p) for p in pcts] for c, cf in f.clients.items()}
         _grouped_bars(ax, pcts, series)

@@ -19,7 +19,8 @@ def main(argv: list[str]) -> int:
     if len(argv) != 1:
         print("usage: python -m benchmarks.worker SPEC.json", file=sys.stderr)
         return 2
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     spec = RunSpec.from_json(Path(argv[0]).read_text())
     client = CLIENTS[spec.client]
     if client.driver is None:

@@ -137,25 +137,15 @@ class AdminClient:
     ``AdminClient(bootstrap_servers="host:9092", request_timeout_ms=10000)``: the connection
     settings of :mod:`kengine.config` (``bootstrap.servers``, ``client.id`` (default
     ``kengine-admin``), ``request.timeout.ms``, ``socket.connection.setup.timeout.ms``,
-    ``reconnect.backoff.ms``...)."""
+    ``reconnect.backoff.ms``...) and the same TLS and SASL settings as the producer
+    (``security.protocol``, ``ssl.*``, ``sasl.*``)."""
 
     def __init__(self, config: Mapping[str, Any] | None = None, **settings: Any) -> None:
         cfg = _config.resolve(config, **settings)
         self.client_id: str = cfg["client.id"] if "client.id" in cfg.explicit else "kengine-admin"
         self._bootstrap = ",".join(f"{h}:{p}" for h, p in cfg["bootstrap.servers"])
         self._request_timeout_ms: int = cfg["request.timeout.ms"]
-        self._client = NetworkClient(
-            client_id=self.client_id,
-            bootstrap=cfg["bootstrap.servers"],
-            request_timeout_ms=cfg["request.timeout.ms"],
-            setup_timeout_ms=cfg["socket.connection.setup.timeout.ms"],
-            reconnect_backoff_ms=cfg["reconnect.backoff.ms"],
-            reconnect_backoff_max_ms=cfg["reconnect.backoff.max.ms"],
-            connections_max_idle_ms=cfg["connections.max.idle.ms"],
-            max_in_flight=1,
-            send_buffer_bytes=cfg["send.buffer.bytes"],
-            receive_buffer_bytes=cfg["receive.buffer.bytes"],
-        )
+        self._client = NetworkClient.from_config(cfg, client_id=self.client_id, max_in_flight=1)
         # One call at a time: the network client is single-threaded. Guards _controller_id too.
         self._lock = threading.Lock()
         self._controller_id: int | None = None   # None: not looked up yet

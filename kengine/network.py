@@ -11,12 +11,17 @@ import selectors
 import socket
 import ssl
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kengine_ext import monotonic_ms
 
 from .connection import Authenticator, Connection, ConnectionState, ResponseCallback
 from .errors import AuthenticationError, KafkaError
+from .sasl import authenticator_factory
+from .security import ssl_context
+
+if TYPE_CHECKING:
+    from .config import ProducerConfig
 
 __all__ = ["NetworkClient", "BrokerAddress"]
 
@@ -85,6 +90,29 @@ class NetworkClient:
         self._selector.register(self._wake_r, selectors.EVENT_READ, None)
         self._registered: dict[int, int] = {}  # fd -> events currently registered
         self.closed = False
+
+    @classmethod
+    def from_config(cls, cfg: ProducerConfig, *, client_id: str, max_in_flight: int,
+                    on_connection_ready: Callable[[Connection], None] | None = None,
+                    ) -> NetworkClient:
+        """A client with the connection settings of cfg (timeouts, backoff, socket buffers,
+        TLS and SASL), so the producer and the admin client connect alike. Bad certificate
+        files raise here, before any thread starts."""
+        return cls(
+            client_id=client_id,
+            bootstrap=cfg["bootstrap.servers"],
+            request_timeout_ms=cfg["request.timeout.ms"],
+            setup_timeout_ms=cfg["socket.connection.setup.timeout.ms"],
+            reconnect_backoff_ms=cfg["reconnect.backoff.ms"],
+            reconnect_backoff_max_ms=cfg["reconnect.backoff.max.ms"],
+            connections_max_idle_ms=cfg["connections.max.idle.ms"],
+            max_in_flight=max_in_flight,
+            send_buffer_bytes=cfg["send.buffer.bytes"],
+            receive_buffer_bytes=cfg["receive.buffer.bytes"],
+            ssl_context=ssl_context(cfg),
+            authenticator_factory=authenticator_factory(cfg),
+            on_connection_ready=on_connection_ready,
+        )
 
     # ------------------------------------------------------------------ topology
 

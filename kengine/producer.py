@@ -24,8 +24,6 @@ from .metadata import Metadata, PartitionInfo
 from .metrics import ProducerMetrics
 from .network import NetworkClient
 from .partitioners import load_partitioner
-from .sasl import authenticator_factory
-from .security import ssl_context
 from .sender import Sender, SenderSettings
 from .transactions import ConsumerGroupMetadata, TransactionManager, TxnState
 
@@ -59,21 +57,10 @@ class Producer(ProducerCore):
         self._client_id: str = cfg["client.id"]
         self._close_lock = threading.Lock()
         self._closed_done = False
-        tls = ssl_context(cfg)   # before any thread starts: bad files fail the constructor
-        self._client = NetworkClient(
-            client_id=self._client_id,
-            bootstrap=cfg["bootstrap.servers"],
-            request_timeout_ms=cfg["request.timeout.ms"],
-            setup_timeout_ms=cfg["socket.connection.setup.timeout.ms"],
-            reconnect_backoff_ms=cfg["reconnect.backoff.ms"],
-            reconnect_backoff_max_ms=cfg["reconnect.backoff.max.ms"],
-            connections_max_idle_ms=cfg["connections.max.idle.ms"],
-            max_in_flight=cfg["max.in.flight.requests.per.connection"],
-            send_buffer_bytes=cfg["send.buffer.bytes"],
-            receive_buffer_bytes=cfg["receive.buffer.bytes"],
-            ssl_context=tls,
-            authenticator_factory=authenticator_factory(cfg),
-        )
+        # bad certificate files fail the constructor, before any thread starts
+        self._client = NetworkClient.from_config(
+            cfg, client_id=self._client_id,
+            max_in_flight=cfg["max.in.flight.requests.per.connection"])
         codec = cfg["compression.type"]
         idempotent: bool = cfg["enable.idempotence"]
         transactional_id: str | None = cfg["transactional.id"]

@@ -1,14 +1,17 @@
 # Type stubs for kengine_ext._core. One section per part, in the order of _core.pyx.
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, Literal, final
+
+from typing_extensions import Buffer, disjoint_base  # PEP 688 (collections.abc.Buffer on 3.12+)
+
+from kengine.errors import KafkaError
+from kengine_ext.schemas import Message
+
 __all__: list[str] = []  # each part appends its public names, as in _core.pyx
 
 # --- hashing.pyx ---
-from typing import Literal, final
-
-from typing_extensions import disjoint_base
-
-from typing_extensions import Buffer
 
 __all__ += ["crc32c", "crc32c_implementation", "murmur2", "partition_for_key"]
 
@@ -38,9 +41,6 @@ def partition_for_key(key: Buffer | str, num_partitions: int) -> int:
 
 __all__ += ["WriteBuffer", "ReadBuffer"]
 
-from typing import Any, Literal
-
-from typing_extensions import Buffer  # PEP 688 (collections.abc.Buffer on 3.12+)
 
 _WireKind = Literal[
     "int8", "bool", "int16", "uint16", "int32", "uint32", "int64", "float64", "uvarint",
@@ -83,7 +83,6 @@ __all__ += ["write_request", "encode_request", "decode_response", "decode_reques
             "encode_response", "encode_message", "decode_message", "supported_versions",
             "pick_version", "peek_correlation_id", "register_api"]
 
-from kengine_ext.schemas import Message
 
 _Body = dict[str, Any]
 """A struct as a dict keyed by snake_case field names; missing keys take the schema default,
@@ -95,7 +94,8 @@ def write_request(buf: WriteBuffer, api_key: int, api_version: int, correlation_
                   client_id: str | None, body: _Body) -> None: ...
 def encode_request(api_key: int, api_version: int, correlation_id: int, client_id: str | None,
                    body: _Body) -> bytes: ...
-def decode_response(api_key: int, api_version: int, frame: Buffer) -> tuple[int, dict[str, Any]]: ...
+def decode_response(api_key: int, api_version: int,
+                    frame: Buffer) -> tuple[int, dict[str, Any]]: ...
 def decode_request(frame: Buffer) -> tuple[dict[str, Any], dict[str, Any]]: ...
 def encode_response(api_key: int, api_version: int, correlation_id: int, body: _Body) -> bytes: ...
 def encode_message(message: str | Message, version: int, value: _Body) -> bytes: ...
@@ -108,7 +108,6 @@ def register_api(request: Message, response: Message) -> None:
 
 # --- compression.pyx ---
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
 
 _CodecName = Literal["none", "gzip", "snappy", "lz4", "zstd"]
 _Codec = _CodecName | int
@@ -248,7 +247,6 @@ def record_size_upper_bound(key_len: int, value_len: int, headers_len: int = 0) 
 
 # --- accumulator.pyx ---
 
-from kengine.errors import KafkaError
 
 __all__ += ["ProducerCore", "ProducerBatch", "DeliveryFuture", "BulkFuture", "BulkResult",
             "RecordMetadata", "PartitionQueue", "TopicState", "monotonic_ms", "wall_clock_ms"]

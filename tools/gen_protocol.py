@@ -318,7 +318,7 @@ def render(spec_dir: Path) -> str:
 
     out.append("\n\nclass ApiKey(IntEnum):\n")
     out.append('    """Kafka API keys of the messages in this table."""\n\n')
-    for const, spec in names:
+    for _, spec in names:
         if spec["type"] == "request":
             api = message_constant(spec["name"][: -len("Request")])
             out.append(f"    {api} = {spec['apiKey']}\n")

@@ -19,7 +19,7 @@ __all__ = ["throughput"]
 
 
 async def _send_loop(producer: aiokafka.AIOKafkaProducer, spec: RunSpec, records: int) -> None:
-    pairs = list(zip(payload_pool(spec.record_bytes), keys()))
+    pairs = list(zip(payload_pool(spec.record_bytes), keys(), strict=True))
     send, topic = producer.send, spec.topic
     for value, key in islice(cycle(pairs), records):
         await send(topic, value, key)

@@ -59,7 +59,7 @@ def _producer(spec: RunSpec, *, only_errors: bool, errors: _Errors) -> confluent
 
 
 def _produce_loop(producer: confluent_kafka.Producer, spec: RunSpec, records: int) -> None:
-    pairs = list(zip(payload_pool(spec.record_bytes), keys()))
+    pairs = list(zip(payload_pool(spec.record_bytes), keys(), strict=True))
     produce, poll, topic = producer.produce, producer.poll, spec.topic
     for value, key in islice(cycle(pairs), records):
         try:
@@ -97,7 +97,7 @@ def throughput(spec: RunSpec) -> RunResult:
 def latency(spec: RunSpec) -> RunResult:
     # every record reports, to its own callback: that is what is measured
     producer = _producer(spec, only_errors=False, errors=_Errors())
-    pairs = list(zip(payload_pool(spec.record_bytes), keys()))
+    pairs = list(zip(payload_pool(spec.record_bytes), keys(), strict=True))
     probe = LatencyProbe(spec.warmup_records + spec.records, spec.warmup_records)
     produce, poll, topic, delivered = producer.produce, producer.poll, spec.topic, probe.delivered
 

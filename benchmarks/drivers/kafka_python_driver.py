@@ -20,7 +20,7 @@ __all__ = ["throughput"]
 
 
 def _send_loop(producer: kafka.KafkaProducer, spec: RunSpec, records: int) -> None:
-    pairs = list(zip(payload_pool(spec.record_bytes), keys()))
+    pairs = list(zip(payload_pool(spec.record_bytes), keys(), strict=True))
     send, topic = producer.send, spec.topic
     for value, key in islice(cycle(pairs), records):
         send(topic, value=value, key=key)

@@ -51,7 +51,7 @@ class _Errors:
 
 def _send_loop(producer: Producer, spec: RunSpec, records: int,
                on_delivery: Callable[[object, object], None] | None) -> None:
-    pairs = list(zip(payload_pool(spec.record_bytes), keys()))
+    pairs = list(zip(payload_pool(spec.record_bytes), keys(), strict=True))
     send, topic = producer.send, spec.topic
     if on_delivery is None:
         for value, key in islice(cycle(pairs), records):
@@ -112,7 +112,7 @@ def throughput(spec: RunSpec) -> RunResult:
 
 def latency(spec: RunSpec) -> RunResult:
     producer = _producer(spec)
-    pairs = list(zip(payload_pool(spec.record_bytes), keys()))
+    pairs = list(zip(payload_pool(spec.record_bytes), keys(), strict=True))
     probe = LatencyProbe(spec.warmup_records + spec.records, spec.warmup_records)
     send, topic, delivered = producer.send, spec.topic, probe.delivered
 

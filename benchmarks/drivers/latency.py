@@ -55,8 +55,8 @@ class LatencyProbe:
     def percentiles_us(self) -> dict[str, float]:
         """p50/p99/p99.9/max of the measured records, in microseconds; ``missing`` counts
         measured records without a delivery callback (should be 0 after a flush)."""
-        lat_us = [(acked - sent) / 1000.0 for sent, acked in
-                  zip(self._sent_ns[self.warmup:], self._acked_ns[self.warmup:]) if acked]
+        measured = zip(self._sent_ns[self.warmup:], self._acked_ns[self.warmup:], strict=True)
+        lat_us = [(acked - sent) / 1000.0 for sent, acked in measured if acked]
         missing = self.records - self.warmup - len(lat_us)
         if len(lat_us) < 2:
             raise RuntimeError(f"only {len(lat_us)} of {self.records - self.warmup} measured "

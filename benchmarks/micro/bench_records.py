@@ -59,7 +59,7 @@ COUNT = len(VALUES)
 def kengine_append(codec: str) -> Any:
     builder = RecordBatchBuilder(NO_LIMIT_BYTES, compression=codec)
     append = builder.append
-    for key, value in zip(KEYS, VALUES):
+    for key, value in zip(KEYS, VALUES, strict=True):
         append(key, value)
     return builder.build()
 
@@ -92,7 +92,7 @@ def kengine_encode_batch_flat(codec: str) -> Any:
 def aiokafka_builder(codec: str) -> Any:
     builder = AioBuilder(2, CODECS[codec], 0, -1, -1, -1, NO_LIMIT_BYTES)
     append = builder.append
-    for offset, (key, value) in enumerate(zip(KEYS, VALUES)):
+    for offset, (key, value) in enumerate(zip(KEYS, VALUES, strict=True)):
         append(offset, timestamp=None, key=key, value=value, headers=[])
     return builder.build()
 
@@ -100,7 +100,7 @@ def aiokafka_builder(codec: str) -> Any:
 def kafka_python_builder(codec: str) -> Any:
     builder = KpBuilder(2, CODECS[codec], 0, -1, -1, -1, NO_LIMIT_BYTES)
     append = builder.append
-    for offset, (key, value) in enumerate(zip(KEYS, VALUES)):
+    for offset, (key, value) in enumerate(zip(KEYS, VALUES, strict=True)):
         append(offset, None, key, value, [])
     return builder.build()
 
@@ -128,7 +128,7 @@ def test_record_batch(benchmark: BenchmarkFixture, record: Record, impl: str,
                       codec: str) -> None:
     benchmark.group = f"RecordBatch v2, {codec}"
     fn, baseline, kind = IMPLEMENTATIONS[impl]
-    assert _decoded(fn(codec)) == list(zip(KEYS, VALUES))
+    assert _decoded(fn(codec)) == list(zip(KEYS, VALUES, strict=True))
     benchmark(fn, codec)
     benchmark.extra_info["kind"] = kind
     record(GROUP, impl, codec, COUNT, "records", baseline=baseline)

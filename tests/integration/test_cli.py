@@ -24,7 +24,8 @@ WINDOW_LINE = re.compile(r"^\d+ records sent, [\d.]+ records/sec \([\d.]+ MB/sec
                          r"avg latency, [\d.]+ ms max latency\.$", re.MULTILINE)
 
 
-def kengine(*args: str, stdin: bytes = b"", timeout: float = 180) -> subprocess.CompletedProcess[str]:
+def kengine(*args: str, stdin: bytes = b"",
+            timeout: float = 180) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     proc = subprocess.run([sys.executable, "-m", "kengine", *args], input=stdin, check=False,
@@ -33,7 +34,8 @@ def kengine(*args: str, stdin: bytes = b"", timeout: float = 180) -> subprocess.
                                        proc.stderr.decode())
 
 
-def produce(kafka: KafkaCluster, topic: str, stdin: bytes, *args: str) -> subprocess.CompletedProcess[str]:
+def produce(kafka: KafkaCluster, topic: str, stdin: bytes,
+            *args: str) -> subprocess.CompletedProcess[str]:
     return kengine("produce", "--bootstrap-server", kafka.bootstrap_servers, "--topic", topic,
                    "--timeout", "5", *args, stdin=stdin)
 

@@ -102,7 +102,7 @@ def test_records_are_read_back_exactly(kafka: KafkaCluster, topic_factory: Any) 
             for r in got] == [
         (s["partition"], off, s["key"], s["value"], s.get("headers", []), s["timestamp"],
          TimestampType.CREATE_TIME)
-        for s, (_, off) in zip(sent, positions)]
+        for s, (_, off) in zip(sent, positions, strict=True)]
     assert {p: len(rs) for p, rs in by_partition(got).items()} == {0: 2, 1: 1, 2: 2}
     assert count(kafka.bootstrap_servers, topic) == 5
 

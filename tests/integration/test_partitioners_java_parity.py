@@ -57,7 +57,7 @@ def test_keyed_partitions_match_javas_for_100000_keys(java_oracle: Oracle) -> No
     assert len(java) == len(records)
     mismatches = [(key.hex(), n, expected, (kengine_ext.murmur2(key),
                                             kengine_ext.partition_for_key(key, n)))
-                  for (key, n), expected in zip(records, java)
+                  for (key, n), expected in zip(records, java, strict=True)
                   if expected != (kengine_ext.murmur2(key), kengine_ext.partition_for_key(key, n))]
     assert mismatches == []
 

@@ -126,7 +126,7 @@ def test_send_blocks_then_raises_when_buffer_memory_is_exhausted(kafka, topic):
             accepted = []
             t0 = time.monotonic()
             with pytest.raises(KafkaTimeoutError, match="buffer.memory"):
-                for i in range(100):
+                for _ in range(100):
                     accepted.append(p.send(topic, b"x" * 500))
             assert time.monotonic() - t0 >= 0.45
             assert 1 <= len(accepted) < 100

@@ -19,6 +19,7 @@ import uuid
 import pytest
 
 from kengine import Producer
+from kengine.admin import AdminClient
 from kengine.errors import (
     AuthenticationError,
     SaslAuthenticationFailedError,
@@ -235,3 +236,25 @@ def test_a_transactional_id_without_permission_is_refused_clearly(secure_kafka, 
     with p, pytest.raises(TransactionalIdAuthorizationFailedError,
                           match="TRANSACTIONAL_ID_AUTHORIZATION_FAILED"):
         p.init_transactions()
+
+
+def test_the_admin_client_connects_with_the_producer_security_settings(secure_kafka, certs):
+    settings = dict(bootstrap_servers=secure_kafka.bootstrap_servers_for("SASL_SSL"),
+                    security_protocol="SASL_SSL", ssl_truststore_location=str(certs.ca),
+                    sasl_mechanism="SCRAM-SHA-256", sasl_username="alice",
+                    sasl_password=USERS["alice"])
+    admin = AdminClient(**settings)
+    try:
+        # alice may see the orders topics (she has WRITE on them) but not secret-x
+        topics = admin.list_topics(timeout=30)
+        assert {"orders-a", "orders-b"} <= set(topics)
+        assert "secret-x" not in topics
+        assert admin.describe_cluster(timeout=30).brokers
+    finally:
+        admin.close()
+    denied = AdminClient(**{**settings, "sasl_password": "wrong"})
+    try:
+        with pytest.raises(SaslAuthenticationFailedError):
+            denied.list_topics(timeout=30)
+    finally:
+        denied.close()

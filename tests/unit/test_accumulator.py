@@ -83,7 +83,7 @@ def test_unkeyed_records_stick_to_one_partition_until_batch_size_then_move():
     core = Core({"t": 4})
     parts = [core.send("t", b"x" * 100).partition for _ in range(400)]
     runs, length = [], 1
-    for prev, cur in zip(parts, parts[1:]):
+    for prev, cur in zip(parts, parts[1:], strict=False):
         if cur == prev:
             length += 1
         else:

@@ -93,7 +93,7 @@ def test_continuation_equals_checksum_of_concatenation(fn: Callable[..., int]) -
     for _ in range(50):
         cuts = sorted(rng.sample(range(1, len(data)), rng.randint(1, 6)))
         crc = 0
-        for start, end in zip([0, *cuts], [*cuts, len(data)]):
+        for start, end in zip([0, *cuts], [*cuts, len(data)], strict=True):
             crc = fn(data[start:end], crc)
         assert crc == expected, cuts
     # keyword form, and continuing from values with the top bit set

@@ -23,5 +23,5 @@ def test_mypy_strict_on_the_python_layer():
 
 def test_ruff():
     ruff = shutil.which("ruff") or str(Path(sys.executable).with_name("ruff"))
-    result = _run(ruff, "check", "kengine")
+    result = _run(ruff, "check", "kengine", "kengine_ext", "tests", "benchmarks", "tools")
     assert result.returncode == 0, result.stdout + result.stderr

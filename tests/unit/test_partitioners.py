@@ -169,7 +169,7 @@ def test_unkeyed_records_fill_a_batch_before_switching():
     # full. With nothing sent, the batch after the first full one is still filling when
     # batch.size is reached, so the switch comes at 2 x batch.size, right after the record
     # that reaches it.
-    for p, records, counted_before, counted_last in periods:
+    for _, _, counted_before, counted_last in periods:
         assert counted_last
         assert 2 * 1024 - one <= counted_before < 2 * 1024, periods
     first_partition = periods[0][0]
@@ -185,7 +185,7 @@ def test_switch_comes_at_batch_size_when_the_last_batch_was_sent():
     # Every record opens a batch of its own (the previous one was sent): Java counts the new
     # batch's estimated size, header included. The last batch is never full right after the
     # append, so the switch happens when the next record arrives and finds the queue empty.
-    for p, records, counted_before, counted_last in periods:
+    for _, records, counted_before, counted_last in periods:
         assert not counted_last
         assert counted_before == records * one
         assert 1024 <= counted_before < 1024 + one
@@ -419,7 +419,7 @@ def test_send_many_calls_the_python_partitioner_with_raw_values_in_order():
     values = [{"p": i % 3} for i in range(30)]
     keys = [b"k%d" % i for i in range(30)]
     core.send_many("t", values, keys=keys)
-    assert [(c[1], c[2]) for c in rec.calls] == list(zip(keys, values))
+    assert [(c[1], c[2]) for c in rec.calls] == list(zip(keys, values, strict=True))
     per_partition = {q.partition: sum(b.record_count for b in q.batches())
                      for q in core.topic_state("t").queues}
     assert per_partition == {0: 10, 1: 10, 2: 10}

@@ -104,7 +104,7 @@ def flatten_ours(fields: tuple[Field, ...], version: int, value: dict[str, Any])
 def flatten_old(kind: Any, value: Any) -> Iterator:
     """The same leaves from an old kafka-python struct, walking its schema alongside."""
     if isinstance(kind, old_types.Schema):
-        for field_kind, item in zip(kind.fields, value):
+        for field_kind, item in zip(kind.fields, value, strict=False):  # may omit trailing fields
             yield from flatten_old(field_kind, item)
     elif isinstance(kind, old_types.Array):
         if value is None:

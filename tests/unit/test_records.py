@@ -78,7 +78,8 @@ def test_null_and_empty_keys_and_values_stay_distinct():
 
 def test_headers_from_pairs_and_dict():
     b = k.RecordBatchBuilder(16384)
-    b.append(b"a", b"1", headers=[("trace", b"abc"), ("empty", b""), ("none", None)], timestamp_ms=1)
+    b.append(b"a", b"1", headers=[("trace", b"abc"), ("empty", b""), ("none", None)],
+             timestamp_ms=1)
     b.append(b"b", b"2", headers={"x": b"y", "s": "text"}, timestamp_ms=1)
     recs = read_with_kafka_python(b.build())
     assert recs[0][4] == [("trace", b"abc"), ("empty", b""), ("none", None)]

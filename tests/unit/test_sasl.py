@@ -216,8 +216,8 @@ def scram_server(user, password, *, forge_signature=False):
         bare, first = state[without_proof.split(b",r=", 1)[1]]
         auth = b",".join((bare, first, without_proof))
         client_key = h(salted, b"Client Key")
-        expected = bytes(a ^ b for a, b in zip(client_key,
-                                               h(hashlib.sha256(client_key).digest(), auth)))
+        signature = h(hashlib.sha256(client_key).digest(), auth)
+        expected = bytes(a ^ b for a, b in zip(client_key, signature, strict=True))
         if base64.b64decode(proof) != expected:
             return 58, b"", ("Authentication failed during authentication due to invalid " \
                             "credentials with SASL mechanism SCRAM-SHA-256"), True
