@@ -92,12 +92,14 @@ class BenchKafka:
             common: dict[str, Any] = {"bootstrap.servers": self.cluster.bootstrap_servers,
                                       "log_level": 4}
             self._admin: AdminClient | None = AdminClient({**common, "client.id": "bench-admin"})
-            self._consumer = Consumer({**common, "client.id": "bench-verify",
-                                       "group.id": f"bench-verify-{uuid.uuid4().hex}",
-                                       "enable.auto.commit": False, "check.crcs": True,
-                                       "isolation.level": "read_committed",
-                                       "enable.partition.eof": True,
-                                       "fetch.wait.max.ms": 50})
+            reading = {**common, "group.id": f"bench-verify-{uuid.uuid4().hex}",
+                       "enable.auto.commit": False, "check.crcs": True,
+                       "isolation.level": "read_committed", "fetch.wait.max.ms": 50}
+            self._consumer = Consumer({**reading, "client.id": "bench-verify"})
+            # reads topics to their end, which it reports as an event per partition; a
+            # consumer of its own, since unassign() warns about each such event it drops
+            self._reader = Consumer({**reading, "client.id": "bench-verify-reader",
+                                     "enable.partition.eof": True})
         except BaseException:
             self.cluster.close()
             raise
@@ -116,6 +118,7 @@ class BenchKafka:
     def close(self) -> None:
         try:
             self._consumer.close()
+            self._reader.close()
         finally:
             # dropping the admin client destroys it: it stops reconnecting to dead brokers
             self._admin = None
@@ -190,12 +193,13 @@ class BenchKafka:
         sample = _Sample(record_bytes, partitions)
         at_end: set[int] = set()
         consumed = 0
-        self._consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
+        consumer = self._reader if to_end else self._consumer
+        consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
         deadline = time.monotonic() + (_READ_ALL_TIMEOUT_S if to_end else _SAMPLE_TIMEOUT_S)
         try:
             while len(at_end) < partitions and (to_end or not sample.full) \
                     and time.monotonic() < deadline:
-                for msg in self._consumer.consume(num_messages=10_000, timeout=0.5):
+                for msg in consumer.consume(num_messages=10_000, timeout=0.5):
                     error = msg.error()
                     if error is None:
                         consumed += 1
@@ -205,7 +209,7 @@ class BenchKafka:
                     else:
                         sample.problems.append(f"partition {msg.partition()}: {error.str()}")
         finally:
-            self._consumer.unassign()
+            consumer.unassign()
         problems = sample.problems[:10]
         short = sample.short_partitions()
         if short:
