@@ -50,7 +50,7 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]],
 def render(meta: dict[str, Any], figures: Sequence[ScenarioFigures], targets: Sequence[Target],
            micro: dict[str, Any] | None, failed: Sequence[str], charts: Sequence[str]) -> str:
     out = [f"# kengine benchmark report: {meta['plan']} run", ""]
-    out += _preamble(meta)
+    out += _preamble(meta, lanes=any(f.scenario.guarantees for f in figures))
     if targets:
         issues = sorted({t.issue for t in targets})
         out += [f"## Targets (issue{'s' if len(issues) > 1 else ''} "
@@ -99,12 +99,14 @@ def render(meta: dict[str, Any], figures: Sequence[ScenarioFigures], targets: Se
     return "\n".join(out)
 
 
-def _preamble(meta: dict[str, Any]) -> list[str]:
+def _preamble(meta: dict[str, Any], *, lanes: bool) -> list[str]:
+    """``lanes``: the run compared guarantees, some of which send fewer records."""
     v = meta["versions"]
     s = meta["settings"]
     shares = ", ".join([f"{c.label} {c.record_share:.0%}" for c in CLIENTS.values()
                         if c.record_share < 1]
-                       + [f"{g} lanes {share:.0%}" for g, share in GUARANTEE_SHARE.items()])
+                       + [f"{g} lanes {share:.0%}" for g, share in GUARANTEE_SHARE.items()
+                          if lanes])
     lines = [
         (f"Run {meta['started']} to {meta['finished']} ({meta['duration_s'] / 60:.1f} min) on "
         f"{meta['machine']['cpu']} ({meta['machine']['cpus']} CPUs, shared with other work: "

@@ -613,6 +613,9 @@ def test_report_has_the_issue_5_tables() -> None:
     assert ("| confluent-kafka produce() | transactional | 20k | 7.00 | 20.0 | transactional "
             "| 11 | 66 |") in text
     assert "| kengine send() (1 failed) | transactional |" in text
+    assert "transactional lanes 25%" in text
+    assert "transactional lanes" not in render(_meta(), summarise([SCENARIO], _runs()), [],
+                                               None, [], [])
 
 
 def test_exactly_once_chart_is_drawn(tmp_path: Path) -> None:
