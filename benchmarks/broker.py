@@ -4,13 +4,18 @@
 run a fresh topic, and after the run checks the topic with clients that are not kengine:
 
 * **count**: the sum of the partitions' end offsets, from confluent-kafka (librdkafka), must
-  equal the records the client sent (warm-up included). Runs are never transactional, so no
-  control record takes an offset.
-* **sample**: the first records of every partition are consumed (confluent-kafka): each value
-  must come from the workload's pool, each key be one of its keys, and each keyed record sit in
-  the partition Java's murmur2 partitioner assigns it.
-* **idempotence**: the partition leaders are asked (DescribeProducers, KIP-664) which producer
-  ids wrote to the topic. A client that asked for idempotence and shows none did not get it.
+  equal the records the client sent (warm-up included). In a transactional run every commit
+  also writes a marker (a control record, which takes an offset) into each partition the
+  transaction touched, so there the records are counted by reading the whole topic with
+  ``isolation.level=read_committed``, which delivers committed records only, and the end
+  offsets must exceed that count by exactly the markers the run's transactions write.
+* **sample**: the first records of every partition are consumed (confluent-kafka,
+  read_committed): each value must come from the workload's pool, each key be one of its keys,
+  and each keyed record sit in the partition Java's murmur2 partitioner assigns it.
+* **idempotence and transactions**: the partition leaders are asked (DescribeProducers,
+  KIP-664) which producers wrote to the topic. A producer id means the client was idempotent;
+  a coordinator epoch for it means its transactions reached the partition (only a transaction
+  marker sets one), and an open transaction start offset that one was left open.
 
 The topic is then deleted, so long runs do not fill the disk.
 """
@@ -20,10 +25,10 @@ import socket
 import struct
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from benchmarks.plan import Layout
@@ -39,6 +44,10 @@ __all__ = ["BenchKafka", "Verification"]
 _DESCRIBE_PRODUCERS = 61
 _SAMPLE_PER_PARTITION = 50
 _COUNT_TIMEOUT_S = 60.0
+_COUNT_STALL_S = 10.0
+_SAMPLE_TIMEOUT_S = 30.0
+# reading a whole topic: 1M records take a few seconds; a minute more is generous
+_READ_ALL_TIMEOUT_S = 120.0
 
 # Broker settings on top of the harness defaults: deleted topics free their disk at once.
 _BROKER_CONFIG = {"file.delete.delay.ms": 1000}
@@ -49,15 +58,25 @@ class Verification:
     """What the independent checks found in one run's topic."""
 
     expected: int
+    #: records in the topic: end offsets, or in a transactional run the committed records
+    #: read back with read_committed
     counted: int
     #: problems found in the sampled records (empty: none)
     sample_problems: list[str]
     #: producer ids the partition leaders report for the topic (empty: not idempotent)
     producer_ids: list[int]
-
-    @property
-    def complete(self) -> bool:
-        return self.counted == self.expected and not self.sample_problems
+    #: of those, the ids with a coordinator epoch: transaction markers of theirs are in the topic
+    txn_producer_ids: list[int] = field(default_factory=list)
+    #: the highest producer epoch reported (transactions v2 bump the epoch every transaction)
+    max_producer_epoch: int = -1
+    #: partitions where a producer still has a transaction open
+    open_transactions: int = 0
+    #: transactional runs: offsets holding no committed record (end offsets - counted), which
+    #: must all be the markers of committed transactions
+    control_records: int | None = None
+    #: transactional runs: the markers the run's transactions write, one per transaction and
+    #: partition it touched
+    expected_control_records: int | None = None
 
 
 class BenchKafka:
@@ -73,10 +92,14 @@ class BenchKafka:
             common: dict[str, Any] = {"bootstrap.servers": self.cluster.bootstrap_servers,
                                       "log_level": 4}
             self._admin: AdminClient | None = AdminClient({**common, "client.id": "bench-admin"})
-            self._consumer = Consumer({**common, "client.id": "bench-verify",
-                                       "group.id": f"bench-verify-{uuid.uuid4().hex}",
-                                       "enable.auto.commit": False, "check.crcs": True,
-                                       "fetch.wait.max.ms": 50})
+            reading = {**common, "group.id": f"bench-verify-{uuid.uuid4().hex}",
+                       "enable.auto.commit": False, "check.crcs": True,
+                       "isolation.level": "read_committed", "fetch.wait.max.ms": 50}
+            self._consumer = Consumer({**reading, "client.id": "bench-verify"})
+            # reads topics to their end, which it reports as an event per partition; a
+            # consumer of its own, since unassign() warns about each such event it drops
+            self._reader = Consumer({**reading, "client.id": "bench-verify-reader",
+                                     "enable.partition.eof": True})
         except BaseException:
             self.cluster.close()
             raise
@@ -95,6 +118,7 @@ class BenchKafka:
     def close(self) -> None:
         try:
             self._consumer.close()
+            self._reader.close()
         finally:
             # dropping the admin client destroys it: it stops reconnecting to dead brokers
             self._admin = None
@@ -115,68 +139,95 @@ class BenchKafka:
 
     # -- checks ------------------------------------------------------------------------------
 
-    def verify(self, topic: str, expected: int, record_bytes: int) -> Verification:
-        return Verification(expected=expected,
-                            counted=self.count(topic, expected),
-                            sample_problems=self.sample_problems(topic, record_bytes),
-                            producer_ids=self.producer_ids(topic))
+    def verify(self, topic: str, expected: int, record_bytes: int, *,
+               expected_markers: int | None = None) -> Verification:
+        """Counts, samples and asks who wrote ``topic``. ``expected_markers``: the run was
+        transactional and its commits wrote this many markers; the committed records are
+        then counted by reading the topic to its end."""
+        control = None
+        if expected_markers is None:
+            counted = self.count(topic, expected)
+            _, problems = self._read(topic, record_bytes, to_end=False)
+        else:
+            # the coordinator writes the markers after commit_transaction() returns: wait for
+            # them, so that read_committed sees the last transactions too
+            offsets = self.count(topic, expected + expected_markers)
+            counted, problems = self._read(topic, record_bytes, to_end=True)
+            control = offsets - counted
+        states = self.producer_states(topic)
+        return Verification(
+            expected=expected, counted=counted, sample_problems=problems,
+            producer_ids=sorted({s["producer_id"] for s in states}),
+            txn_producer_ids=sorted({s["producer_id"] for s in states
+                                     if s["coordinator_epoch"] >= 0}),
+            max_producer_epoch=max((s["producer_epoch"] for s in states), default=-1),
+            open_transactions=sum(s["current_txn_start_offset"] >= 0 for s in states),
+            control_records=control, expected_control_records=expected_markers)
 
     def count(self, topic: str, expected: int) -> int:
-        """Records in ``topic`` (sum of end offsets), waiting up to a minute for ``expected``
-        (a replicated topic's high watermark can trail an acks=1 acknowledgement)."""
-        deadline = time.monotonic() + _COUNT_TIMEOUT_S
+        """Offsets in ``topic`` (sum of end offsets), waiting up to a minute for ``expected``
+        (a replicated topic's high watermark can trail an acks=1 acknowledgement, and
+        transaction markers are written after the commit returns), but no longer than
+        ``_COUNT_STALL_S`` without any progress: what is missing then is not coming."""
+        now = time.monotonic()
+        deadline, stalled_at = now + _COUNT_TIMEOUT_S, now + _COUNT_STALL_S
+        last = -1
         while True:
             total = 0
             for p in range(self.layout.partitions):
                 low, high = self._consumer.get_watermark_offsets(
                     TopicPartition(topic, p), timeout=10, cached=False)
                 total += high - low
-            if total >= expected or time.monotonic() > deadline:
+            now = time.monotonic()
+            if total >= expected or now > deadline or now > stalled_at:
                 return total
+            if total != last:
+                last, stalled_at = total, now + _COUNT_STALL_S
             time.sleep(0.2)
 
-    def sample_problems(self, topic: str, record_bytes: int) -> list[str]:
-        pool = set(payload_pool(record_bytes))
-        key_set = set(keys())
+    def _read(self, topic: str, record_bytes: int, *, to_end: bool) -> tuple[int, list[str]]:
+        """Consumes committed records of ``topic`` from the start, checking the first ones of
+        every partition; with ``to_end`` until every partition's end (else until each has
+        given its sample). Returns (records consumed, problems found)."""
         partitions = self.layout.partitions
-        self._consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
-        seen = dict.fromkeys(range(partitions), 0)
-        problems: list[str] = []
-        deadline = time.monotonic() + 30
+        sample = _Sample(record_bytes, partitions)
+        at_end: set[int] = set()
+        consumed = 0
+        consumer = self._reader if to_end else self._consumer
+        consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
+        deadline = time.monotonic() + (_READ_ALL_TIMEOUT_S if to_end else _SAMPLE_TIMEOUT_S)
         try:
-            while min(seen.values()) < _SAMPLE_PER_PARTITION and time.monotonic() < deadline:
-                for msg in self._consumer.consume(num_messages=1000, timeout=0.5):
+            while len(at_end) < partitions and (to_end or not sample.full) \
+                    and time.monotonic() < deadline:
+                for msg in consumer.consume(num_messages=10_000, timeout=0.5):
                     error = msg.error()
-                    if error is not None:
-                        problems.append(f"partition {msg.partition()}: {error.str()}")
-                        continue
-                    p, key, value = msg.partition(), msg.key(), msg.value() or b""
-                    assert p is not None  # only errors come without a partition
-                    if seen[p] >= _SAMPLE_PER_PARTITION:
-                        continue
-                    seen[p] += 1
-                    where = f"partition {p} offset {msg.offset()}"
-                    if value not in pool:
-                        problems.append(f"{where}: value {value[:40]!r}... is not from the pool")
-                    if key not in key_set:
-                        problems.append(f"{where}: key {key!r} is not one of str(i % 1000)")
-                    elif partition_for_key(key, partitions) != p:
-                        problems.append(f"{where}: key {key!r} belongs in partition "
-                                        f"{partition_for_key(key, partitions)} (murmur2)")
+                    if error is None:
+                        consumed += 1
+                        sample.check(msg)
+                    elif error.code() == KafkaError._PARTITION_EOF:
+                        at_end.add(msg.partition())   # type: ignore[arg-type]
+                    else:
+                        sample.problems.append(f"partition {msg.partition()}: {error.str()}")
         finally:
-            self._consumer.unassign()
-        short = [p for p, n in seen.items() if n < _SAMPLE_PER_PARTITION]
+            consumer.unassign()
+        problems = sample.problems[:10]
+        short = sample.short_partitions()
         if short:
             problems.append(f"partitions {short} had fewer than {_SAMPLE_PER_PARTITION} "
                             "records to sample")
-        return problems[:10]
+        if to_end and len(at_end) < partitions:
+            problems.append(f"partitions {sorted(set(range(partitions)) - at_end)} were not "
+                            f"read to their end within {_READ_ALL_TIMEOUT_S:.0f} s")
+        return consumed, problems
 
-    def producer_ids(self, topic: str) -> list[int]:
-        """Producer ids with state on the topic's partitions, from each partition's leader."""
+    def producer_states(self, topic: str) -> list[dict[str, Any]]:
+        """Every active producer of every partition of ``topic`` as its leader describes it
+        (DescribeProducers v0: producer_id, producer_epoch, last_sequence, last_timestamp,
+        coordinator_epoch, current_txn_start_offset)."""
         by_leader: dict[int, list[int]] = {}
         for p in self.cluster.topic(topic).partitions:
             by_leader.setdefault(p.leader, []).append(p.partition)
-        ids: set[int] = set()
+        states: list[dict[str, Any]] = []
         for leader, indexes in by_leader.items():
             body = self._request(leader, _DESCRIBE_PRODUCERS, 0, {
                 "topics": [{"name": topic, "partition_indexes": indexes}]})
@@ -186,8 +237,8 @@ class BenchKafka:
                         raise RuntimeError(f"DescribeProducers for {topic}-"
                                            f"{part['partition_index']} failed with error code "
                                            f"{part['error_code']}: {part['error_message']}")
-                    ids.update(s["producer_id"] for s in part["active_producers"])
-        return sorted(ids)
+                    states.extend(part["active_producers"])
+        return states
 
     def _request(self, node: int, api_key: int, version: int,
                  body: dict[str, Any]) -> dict[str, Any]:
@@ -204,6 +255,40 @@ class BenchKafka:
                                f"expected {self._correlation_id}")
         decoded: dict[str, Any] = response
         return decoded
+
+
+class _Sample:
+    """Checks the first records of every partition against the workload: value from the pool,
+    key one of ``str(i % 1000)``, partition the one Java's murmur2 partitioner gives the key."""
+
+    def __init__(self, record_bytes: int, partitions: int) -> None:
+        self._pool = set(payload_pool(record_bytes))
+        self._keys = set(keys())
+        self._partitions = partitions
+        self._seen = dict.fromkeys(range(partitions), 0)
+        self.problems: list[str] = []
+
+    @property
+    def full(self) -> bool:
+        return min(self._seen.values()) >= _SAMPLE_PER_PARTITION
+
+    def short_partitions(self) -> list[int]:
+        return [p for p, n in self._seen.items() if n < _SAMPLE_PER_PARTITION]
+
+    def check(self, msg: Message) -> None:
+        p, key, value = msg.partition(), msg.key(), msg.value() or b""
+        assert p is not None  # only errors come without a partition
+        if self._seen[p] >= _SAMPLE_PER_PARTITION:
+            return
+        self._seen[p] += 1
+        where = f"partition {p} offset {msg.offset()}"
+        if value not in self._pool:
+            self.problems.append(f"{where}: value {value[:40]!r}... is not from the pool")
+        if key not in self._keys:
+            self.problems.append(f"{where}: key {key!r} is not one of str(i % 1000)")
+        elif partition_for_key(key, self._partitions) != p:
+            self.problems.append(f"{where}: key {key!r} belongs in partition "
+                                 f"{partition_for_key(key, self._partitions)} (murmur2)")
 
 
 def _recv_exact(sock: socket.socket, n: int) -> bytes:

@@ -21,6 +21,8 @@ _COLOURS = {
     "kengine-send": "#1f5fbf", "kengine-send-callback": "#5b8fd9",
     "kengine-send-many": "#0b2f6b", "confluent-kafka": "#d95f02", "java": "#7570b3",
     "aiokafka": "#1b9e77", "kafka-python": "#999999",
+    # the guarantees of the exactly-once chart
+    "non-idempotent": "#bbbbbb", "idempotent": "#1f5fbf", "transactional": "#0b6b3a",
 }
 
 
@@ -85,6 +87,32 @@ def _latency(figures: Sequence[ScenarioFigures], path: Path) -> str | None:
     return path.name
 
 
+def _eos(figures: Sequence[ScenarioFigures], path: Path) -> str | None:
+    """Per scenario comparing guarantees: records/s and CPU per record, a cluster of bars per
+    client, one bar per guarantee."""
+    if not figures:
+        return None
+    panels: tuple[tuple[Callable[[ClientFigures], Stat | None], str], ...] = (
+        (lambda cf: cf.records_per_s, "records/s (log)"),
+        (lambda cf: cf.cpu_us_per_record, "client CPU µs per record (log)"))
+    fig, axes = plt.subplots(len(figures), 2, squeeze=False, figsize=(11, 4.2 * len(figures)))
+    for row, f in zip(axes, figures, strict=True):
+        s = f.scenario
+        clients = [c for c in s.clients if any(f.lane(c, g) for g in s.guarantees)]
+        for ax, (metric, ylabel) in zip(row, panels, strict=True):
+            series = {g: [metric(cf) if (cf := f.lane(c, g)) else None for c in clients]
+                      for g in s.guarantees}
+            _grouped_bars(ax, [CLIENTS[c].label for c in clients], series)
+            ax.set_ylabel(ylabel, fontsize=8)
+            ax.set_title(s.short + f", {s.transaction_records:,} records per transaction",
+                         fontsize=9)
+            ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path.name
+
+
 def _micro_encoding(micro: dict[str, Any] | None, path: Path) -> str | None:
     if not micro:
         return None
@@ -124,6 +152,7 @@ def draw_all(figures: Sequence[ScenarioFigures], micro: dict[str, Any] | None,
         _latency([f for f in figures if f.scenario.kind == "latency"], out_dir / "latency.png"),
         _per_scenario(memory, lambda c: c.rss_peak_mib, "peak RSS, MiB (log)",
                       "Peak RSS while producing", out_dir / "memory.png"),
+        _eos([f for f in figures if f.scenario.kind == "eos"], out_dir / "exactly_once.png"),
         _micro_encoding(micro, out_dir / "micro_encoding.png"),
     ]
     return [name for name in drawn if name]

@@ -23,7 +23,7 @@ from benchmarks.runs import Run
 __all__ = ["main"]
 
 ROOT = Path(__file__).resolve().parents[1]
-PHASES = ("micro", "throughput", "latency", "memory")
+PHASES = ("micro", "throughput", "latency", "memory", "eos")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -116,6 +116,7 @@ def _write_outputs(out: Path, results: dict[str, Any]) -> int:
     from benchmarks.summary import e2e_targets, micro_targets, summarise
 
     scenarios = [Scenario(**{**s, "clients": tuple(s["clients"]),
+                             "guarantees": tuple(s.get("guarantees", ())),
                              "settings": ProducerSettings(**s["settings"])})
                  for s in results["scenarios"]]
     runs = [Run.from_dict(r) for r in results["runs"]]

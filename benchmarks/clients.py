@@ -17,6 +17,8 @@ class Client:
     record_share: float = 1.0
     #: takes part in the fixed-rate latency runs
     latency: bool = False
+    #: its driver can run transactional lanes (``RunSpec.transaction_records``)
+    transactions: bool = False
 
     @property
     def is_kengine(self) -> bool:
@@ -24,10 +26,12 @@ class Client:
 
 
 CLIENTS: dict[str, Client] = {c.name: c for c in (
-    Client("kengine-send", "kengine send()", "kengine_driver", latency=True),
-    Client("kengine-send-callback", "kengine send() + callback", "kengine_driver"),
-    Client("kengine-send-many", "kengine send_many()", "kengine_driver"),
-    Client("confluent-kafka", "confluent-kafka produce()", "confluent_driver", latency=True),
+    Client("kengine-send", "kengine send()", "kengine_driver", latency=True, transactions=True),
+    Client("kengine-send-callback", "kengine send() + callback", "kengine_driver",
+           transactions=True),
+    Client("kengine-send-many", "kengine send_many()", "kengine_driver", transactions=True),
+    Client("confluent-kafka", "confluent-kafka produce()", "confluent_driver", latency=True,
+           transactions=True),
     Client("java", "Java ProducerPerformance", None, latency=True),
     Client("aiokafka", "aiokafka send()", "aiokafka_driver", record_share=0.2),
     Client("kafka-python", "kafka-python send()", "kafka_python_driver", record_share=0.05),

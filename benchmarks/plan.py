@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from benchmarks.clients import CLIENTS, Client
 from benchmarks.spec import ProducerSettings
 
-__all__ = ["FULL", "LAYOUTS", "PLANS", "QUICK", "Layout", "Plan", "Scenario"]
+__all__ = ["FULL", "GUARANTEES", "LAYOUTS", "PLANS", "QUICK", "Layout", "Plan", "Scenario"]
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,14 @@ LAYOUTS = {
 }
 
 ALL_CLIENTS = tuple(CLIENTS)
+#: the producer guarantees an ``eos`` scenario compares, each client running once under each:
+#: acks=all without idempotence, idempotent (KIP-98 sequence numbers), and transactional
+GUARANTEES = ("non-idempotent", "idempotent", "transactional")
+#: share of a scenario's records a guarantee's lanes send: transactional lanes go tens of times
+#: slower (a commit every ``transaction_records`` records), and a few dozen transactions already
+#: give per-record figures as stable as the other lanes'
+GUARANTEE_SHARE = {"transactional": 0.25}
+EOS_CLIENTS = ("kengine-send", "kengine-send-many", "confluent-kafka")
 LATENCY_CLIENTS = tuple(c.name for c in CLIENTS.values() if c.latency)
 MEMORY_CLIENTS = ("kengine-send", "kengine-send-many", "confluent-kafka", "java", "aiokafka",
                   "kafka-python")
@@ -45,7 +53,10 @@ class Scenario:
 
     kind ``throughput``: ``records`` as fast as each client goes; ``memory``: the same with
     ``settings.buffer_memory_bytes`` bounded and many records, to read peak RSS; ``latency``:
-    ``records`` at ``rate_per_s`` after one second of warm-up."""
+    ``records`` at ``rate_per_s`` after one second of warm-up; ``eos``: throughput, with every
+    client run once under each of ``guarantees`` in every round (a *lane* per client and
+    guarantee, interleaved like clients), transactional lanes committing every
+    ``transaction_records`` records. Elsewhere ``idempotent`` holds for every client."""
 
     kind: str
     layout: str
@@ -57,6 +68,52 @@ class Scenario:
     clients: tuple[str, ...] = ALL_CLIENTS
     rate_per_s: int = 0
     settings: ProducerSettings = field(default_factory=ProducerSettings)
+    #: the lanes of each client (kind ``eos``), a subset of GUARANTEES; empty: one lane
+    guarantees: tuple[str, ...] = ()
+    #: records per transaction in the transactional lanes
+    transaction_records: int = 0
+
+    def __post_init__(self) -> None:
+        unknown = [g for g in self.guarantees if g not in GUARANTEES]
+        if unknown:
+            raise ValueError(f"scenario {self.id}: unknown guarantees {unknown}; choose from "
+                             f"{list(GUARANTEES)}")
+        if ("transactional" in self.guarantees) != (self.transaction_records > 0):
+            raise ValueError(f"scenario {self.id}: transaction_records "
+                             f"({self.transaction_records}) must be set exactly when a "
+                             "transactional lane is asked for")
+        lacking = [c for c in self.clients if self.transaction_records
+                   and not CLIENTS[c].transactions]
+        if lacking:
+            raise ValueError(f"scenario {self.id}: {lacking} have no transactional driver; "
+                             "leave them out of scenarios with transactional lanes")
+
+    @property
+    def lanes(self) -> tuple[tuple[str, str], ...]:
+        """(client, guarantee) in table order; the guarantee is empty when the scenario has
+        one lane per client."""
+        if not self.guarantees:
+            return tuple((c, "") for c in self.clients)
+        return tuple((c, g) for c in self.clients for g in self.guarantees)
+
+    def lane_order(self, round_index: int) -> list[tuple[str, str]]:
+        """The lanes in the order round ``round_index`` runs them. The clients take turns
+        going first (A B C, B C A, ...) so that drift in the machine's load spreads over them
+        all; a client's guarantees run side by side, meeting the same load, and take turns
+        going first too."""
+        shift = round_index % len(self.clients)
+        clients = self.clients[shift:] + self.clients[:shift]
+        if not self.guarantees:
+            return [(c, "") for c in clients]
+        shift = round_index % len(self.guarantees)
+        guarantees = self.guarantees[shift:] + self.guarantees[:shift]
+        return [(c, g) for c in clients for g in guarantees]
+
+    def idempotent_for(self, guarantee: str) -> bool:
+        return self.idempotent if not guarantee else guarantee != "non-idempotent"
+
+    def transaction_records_for(self, guarantee: str) -> int:
+        return self.transaction_records if guarantee == "transactional" else 0
 
     @property
     def id(self) -> str:
@@ -65,6 +122,8 @@ class Scenario:
         parts = [self.kind, self.layout, size, self.compression, f"acks{self.acks}"]
         if self.idempotent:
             parts.append("idempotent")
+        if self.transaction_records:
+            parts.append(f"txn{self.transaction_records}")
         if self.kind == "latency":
             parts.append(f"{self.rate_per_s}rps")
         return "-".join(parts)
@@ -89,17 +148,22 @@ class Scenario:
             text += f", {self.rate_per_s:,} records/s"
         if self.kind == "memory":
             text += f", buffer.memory {self.settings.buffer_memory_bytes // 2**20} MiB"
+        if self.guarantees:
+            text += "; " + ", ".join(self.guarantees)
+        if self.transaction_records:
+            text += f" ({self.transaction_records:,} records per transaction)"
         return text
 
-    def records_for(self, client: Client) -> int:
+    def records_for(self, client: Client, guarantee: str = "") -> int:
         if self.kind == "latency":
             return self.records
-        return max(1, int(self.records * client.record_share))
+        share = client.record_share * GUARANTEE_SHARE.get(guarantee, 1.0)
+        return max(1, int(self.records * share))
 
-    def warmup_for(self, client: Client, plan_warmup: int) -> int:
+    def warmup_for(self, client: Client, plan_warmup: int, guarantee: str = "") -> int:
         if self.kind == "latency":
             return self.rate_per_s  # one second at the rate
-        return min(plan_warmup, max(1, self.records_for(client) // 5))
+        return min(plan_warmup, max(1, self.records_for(client, guarantee) // 5))
 
 
 @dataclass(frozen=True)
@@ -125,6 +189,13 @@ def _latency(layout: str, acks: str, seconds: int) -> Scenario:
                     clients=LATENCY_CLIENTS, rate_per_s=rate)
 
 
+def _eos(records: int) -> Scenario:
+    """Issue 5: what idempotence and transactions (commit every 1,000 records) cost, against
+    acks=all without them, on the replicated cluster."""
+    return Scenario("eos", "cluster3", 100, "none", "all", False, records, clients=EOS_CLIENTS,
+                    guarantees=GUARANTEES, transaction_records=1_000)
+
+
 QUICK = Plan(
     name="quick",
     rounds=2,
@@ -138,6 +209,7 @@ QUICK = Plan(
                  clients=MEMORY_CLIENTS, settings=_BOUNDED),
         Scenario("throughput", "cluster3", 100, "lz4", "all", True, 200_000),
         _latency("cluster3", "all", 5),
+        _eos(200_000),
     ),
     micro_args=("--benchmark-min-time=0.002", "--benchmark-max-time=0.05",
                 "--benchmark-min-rounds=3", "--benchmark-warmup=off"),
@@ -159,6 +231,7 @@ FULL = Plan(
                    1_000_000 if size == 100 else 250_000)
           for size in (100, 1024) for codec in ("none", "lz4", "zstd")),
         _latency("cluster3", "all", 20),
+        _eos(1_000_000),
     ),
     micro_args=("--benchmark-max-time=0.5", "--benchmark-min-rounds=5"),
 )

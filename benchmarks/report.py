@@ -5,6 +5,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from benchmarks.clients import CLIENTS, KENGINE_REFERENCE
+from benchmarks.plan import GUARANTEE_SHARE
 from benchmarks.summary import ScenarioFigures, Stat, Target
 
 __all__ = ["render"]
@@ -49,9 +50,11 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]],
 def render(meta: dict[str, Any], figures: Sequence[ScenarioFigures], targets: Sequence[Target],
            micro: dict[str, Any] | None, failed: Sequence[str], charts: Sequence[str]) -> str:
     out = [f"# kengine benchmark report: {meta['plan']} run", ""]
-    out += _preamble(meta)
+    out += _preamble(meta, lanes=any(f.scenario.guarantees for f in figures))
     if targets:
-        out += ["## Targets (issues 3 and 4), from this run", ""]
+        issues = sorted({t.issue for t in targets})
+        out += [f"## Targets (issue{'s' if len(issues) > 1 else ''} "
+                f"{', '.join(map(str, issues))}), from this run", ""]
         out += _table(["issue", "target", "goal", "measured", "verdict"],
                       [[str(t.issue), t.what, t.goal, t.measured, t.verdict] for t in targets],
                       [False, False, True, True, False])
@@ -74,6 +77,9 @@ def render(meta: dict[str, Any], figures: Sequence[ScenarioFigures], targets: Se
             out += [("*not in effect*: the client was asked for idempotence but the partition "
                     "leaders report no producer id for the topic (DescribeProducers): its figures "
                     "are those of a non-idempotent producer."), ""]
+    eos = [f for f in figures if f.scenario.kind == "eos"]
+    if eos:
+        out += _eos(eos)
     latency = [f for f in figures if f.scenario.kind == "latency"]
     if latency:
         out += _latency(latency)
@@ -93,11 +99,14 @@ def render(meta: dict[str, Any], figures: Sequence[ScenarioFigures], targets: Se
     return "\n".join(out)
 
 
-def _preamble(meta: dict[str, Any]) -> list[str]:
+def _preamble(meta: dict[str, Any], *, lanes: bool) -> list[str]:
+    """``lanes``: the run compared guarantees, some of which send fewer records."""
     v = meta["versions"]
     s = meta["settings"]
-    shares = ", ".join(f"{c.label} {c.record_share:.0%}" for c in CLIENTS.values()
-                       if c.record_share < 1)
+    shares = ", ".join([f"{c.label} {c.record_share:.0%}" for c in CLIENTS.values()
+                        if c.record_share < 1]
+                       + [f"{g} lanes {share:.0%}" for g, share in GUARANTEE_SHARE.items()
+                          if lanes])
     lines = [
         (f"Run {meta['started']} to {meta['finished']} ({meta['duration_s'] / 60:.1f} min) on "
         f"{meta['machine']['cpu']} ({meta['machine']['cpus']} CPUs, shared with other work: "
@@ -114,10 +123,11 @@ def _preamble(meta: dict[str, Any]) -> list[str]:
         f"{s['max_in_flight']}, buffer.memory {s['buffer_memory_bytes'] // 2**20} MiB (memory "
         "runs: 16 MiB), the codecs' default levels; see benchmarks/README.md for each client's "
         "names for them and what a client lacks. Records: values from a pool of JSON-like "
-        "events, keys `str(i % 1000)`, a fresh topic per run, counted (end offsets) and "
-        "sampled by confluent-kafka before the run counts. CPU is the client process's CPU "
-        "time (user + system, every thread) over the produce window (first measured send to "
-        f"last acknowledgement), per record. Slower peers send fewer records: {shares}. "
+        "events, keys `str(i % 1000)`, a fresh topic per run, counted (end offsets; "
+        "transactional runs: read back with read_committed) and sampled by confluent-kafka "
+        "before the run counts. CPU is the client process's CPU time (user + system, every "
+        "thread) over the produce window (first measured send to last acknowledgement or "
+        f"commit), per record. Slower peers send fewer records: {shares}. "
         f"{meta['rounds']} rounds per scenario (memory: {meta['memory_rounds']}), clients "
         "interleaved."),
         "",
@@ -184,6 +194,65 @@ def _scenario_table(f: ScenarioFigures) -> list[str]:
     out = [f"### {f.scenario.title}", ""]
     out += _table(header, rows)
     out.append("")
+    return out
+
+
+def _eos(figures: Sequence[ScenarioFigures]) -> list[str]:
+    out = ["## Issue 5: what idempotence and transactions cost", "",
+           ("Each client runs once under each guarantee in every round, interleaved with the "
+           "others: *non-idempotent* (acks=all, enable.idempotence=false), *idempotent* "
+           "(enable.idempotence=true) and *transactional* (a transactional.id, and a commit "
+           "after every transaction's records, as many as the title says; kengine send_many() "
+           "passes one transaction's records per call). "
+           "The window runs from the first measured send to the last acknowledgement, or to "
+           "the return of the last commit_transaction(). Transactional topics are read back "
+           "with isolation.level=read_committed: every record sent must be committed, and "
+           "the remaining offsets must be exactly one commit marker per transaction and "
+           "partition. *Brokers saw* is what the partition leaders report (DescribeProducers): "
+           "a producer id (idempotent), also with a coordinator epoch, which only transaction "
+           "markers set (transactional). Transactions v2 (KIP-890) bump the producer epoch at "
+           "every commit, v1 keeps it: the *epoch* column tells which one ran."), ""]
+    for f in figures:
+        s = f.scenario
+        clients = [c for c in s.clients if any(f.lane(c, g) for g in s.guarantees)]
+        base = "non-idempotent"
+        header = ["client", "records"]
+        for g in s.guarantees:
+            header += [f"{g} records/s", f"{g} CPU µs/rec"]
+        compared = [g for g in s.guarantees if g != base]
+        header += [f"{g} ÷ {base}: records/s, CPU" for g in compared]
+        rows = []
+        for c in clients:
+            counts = {cf.records for g in s.guarantees
+                      if (cf := f.lane(c, g)) is not None and cf.runs_ok}
+            row = [CLIENTS[c].label, "/".join(f"{n:,}" for n in sorted(counts))]
+            for g in s.guarantees:
+                cf = f.lane(c, g)
+                row += [_median(cf.records_per_s if cf else None),
+                        _median(cf.cpu_us_per_record if cf else None)]
+            row += [f"{_ratio(f.relative(c, g, base, 'throughput'))}, "
+                    f"{_ratio(f.relative(c, g, base, 'cpu'))}" for g in compared]
+            rows.append(row)
+        out += [f"### {s.title}", "", "Medians of the rounds.", ""]
+        out += _table(header, rows)
+        out.append("")
+        detail = []
+        for c in clients:
+            for g in s.guarantees:
+                cf = f.lane(c, g)
+                if cf is None:
+                    continue
+                label = CLIENTS[c].label + (f" ({cf.runs_failed} failed)" if cf.runs_failed
+                                            else "")
+                detail.append([label, g, _stat(cf.records_per_s), _stat(cf.cpu_us_per_record),
+                               _median(cf.rss_peak_mib), cf.guarantee_seen,
+                               "–" if cf.max_producer_epoch < 0 else str(cf.max_producer_epoch),
+                               "–" if cf.control_records is None else f"{cf.control_records:,}"])
+        out += ["Every lane, median [min–max], and what the brokers saw:", ""]
+        out += _table(["client", "guarantee", "records/s", "CPU µs/record", "peak RSS MiB",
+                       "brokers saw", "epoch", "markers per run"], detail,
+                      [False, False, True, True, True, False, True, True])
+        out.append("")
     return out
 
 

@@ -2,8 +2,10 @@
 
 Within a scenario the clients take turns, round after round (A B C, B C A, C A B ...), so that
 drift in the shared machine's load spreads over every client instead of favouring the ones that
-ran first. Every run writes to a fresh topic that is counted and sampled by an independent
-client (:mod:`benchmarks.broker`) before its figures count, then deleted.
+ran first; in scenarios comparing guarantees each client's lanes run side by side and take
+turns the same way (:meth:`~benchmarks.plan.Scenario.lane_order`). Every run writes to a fresh
+topic that is counted and sampled by an independent client (:mod:`benchmarks.broker`) before
+its figures count, then deleted.
 """
 from __future__ import annotations
 
@@ -20,9 +22,9 @@ from benchmarks.broker import BenchKafka
 from benchmarks.clients import CLIENTS
 from benchmarks.drivers import java_driver
 from benchmarks.plan import LAYOUTS, Plan, Scenario
-from benchmarks.runs import Run
+from benchmarks.runs import Run, lane_key
 from benchmarks.spec import RunResult, RunSpec
-from benchmarks.workload import payload_pool, write_payload_file
+from benchmarks.workload import payload_pool, transaction_markers, write_payload_file
 
 __all__ = ["Runner"]
 
@@ -60,32 +62,37 @@ class Runner:
         self.log(f"-- {scenario.kind}: {scenario.title} ({rounds} rounds)")
         runs = []
         for r in range(rounds):
-            shift = r % len(scenario.clients)
-            for client in scenario.clients[shift:] + scenario.clients[:shift]:
-                run = self._one(kafka, scenario, client, r)
+            for client, guarantee in scenario.lane_order(r):
+                run = self._one(kafka, scenario, client, guarantee, r)
                 self.log("   " + _describe(run))
                 runs.append(run)
         return runs
 
-    def _one(self, kafka: BenchKafka, scenario: Scenario, client_name: str, r: int) -> Run:
+    def _one(self, kafka: BenchKafka, scenario: Scenario, client_name: str, guarantee: str,
+             r: int) -> Run:
         client = CLIENTS[client_name]
+        lane = lane_key(client_name, guarantee)
         self._count += 1
-        rundir = self.workdir / f"{self._count:04d}-{client_name}"
+        rundir = self.workdir / f"{self._count:04d}-{lane.replace('/', '-')}"
         rundir.mkdir(parents=True)
-        records = scenario.records_for(client)
-        warmup = scenario.warmup_for(client, self.plan.warmup_records)
+        records = scenario.records_for(client, guarantee)
+        warmup = scenario.warmup_for(client, self.plan.warmup_records, guarantee)
+        idempotent = scenario.idempotent_for(guarantee)
+        per_transaction = scenario.transaction_records_for(guarantee)
         run = Run(scenario=scenario.id, client=client_name, round=r,
                   record_bytes=scenario.record_bytes, expected=warmup + records,
-                  idempotence_requested=scenario.idempotent, log_file=str(rundir / "log.txt"))
-        topic = kafka.fresh_topic(f"{scenario.id}-{client_name}-r{r}")
+                  idempotence_requested=idempotent, guarantee=guarantee,
+                  log_file=str(rundir / "log.txt"))
+        topic = kafka.fresh_topic(f"{scenario.id}-{lane.replace('/', '-')}-r{r}")
         try:
             spec = RunSpec(
                 client=client_name, mode="latency" if scenario.kind == "latency" else "throughput",
                 bootstrap=kafka.bootstrap_servers, topic=topic,
                 partitions=kafka.layout.partitions, records=records, warmup_records=warmup,
                 record_bytes=scenario.record_bytes, compression=scenario.compression,
-                acks=scenario.acks, idempotent=scenario.idempotent, settings=scenario.settings,
-                result_path=str(rundir / "result.json"), rate_per_s=scenario.rate_per_s)
+                acks=scenario.acks, idempotent=idempotent, settings=scenario.settings,
+                result_path=str(rundir / "result.json"), rate_per_s=scenario.rate_per_s,
+                transaction_records=per_transaction)
             if client.driver is None:
                 command = java_driver.command(spec, kafka.cluster.kafka, self._java(kafka),
                                               self._payload_file(scenario.record_bytes), rundir)
@@ -98,8 +105,13 @@ class Runner:
             if run.error is None:
                 run.result, run.error = _read_result(spec, rundir, kafka.cluster.kafka.version)
             if run.result is not None:
+                # the warm-up and the measured records are sent in transactions of their own
+                markers = None if not per_transaction else sum(
+                    transaction_markers(n, per_transaction, kafka.layout.partitions)
+                    for n in (warmup, records))
                 try:
-                    run.verification = kafka.verify(topic, run.expected, scenario.record_bytes)
+                    run.verification = kafka.verify(topic, run.expected, scenario.record_bytes,
+                                                    expected_markers=markers)
                 except Exception as e:  # noqa: BLE001 - reported with the run, which then does not count
                     run.error = f"checking the topic failed: {type(e).__name__}: {e}"
                 if run.error is None:
@@ -168,7 +180,16 @@ def _verification_error(run: Run) -> str | None:
     assert run.verification is not None and run.result is not None
     v = run.verification
     if v.counted != v.expected:
-        return f"the topic holds {v.counted:,} records, {v.expected:,} were sent"
+        what = "committed records" if v.expected_control_records is not None else "records"
+        return f"the topic holds {v.counted:,} {what}, {v.expected:,} were sent"
+    if v.control_records != v.expected_control_records:
+        return (f"the topic holds {v.control_records:,} offsets without a committed record, "
+                f"{v.expected_control_records:,} transaction markers were expected (one per "
+                "transaction and partition): records were aborted, or not committed as sent")
+    if v.expected_control_records is not None and not v.txn_producer_ids:
+        return "the partition leaders report no producer with committed transactions"
+    if v.open_transactions:
+        return f"{v.open_transactions} partitions still have a transaction open"
     if v.sample_problems:
         return "sampled records are wrong: " + "; ".join(v.sample_problems)
     if run.result.delivery_errors:
@@ -184,7 +205,7 @@ def _tail(path: Path) -> str:
 
 
 def _describe(run: Run) -> str:
-    label = CLIENTS[run.client].label
+    label = CLIENTS[run.client].label + (f", {run.guarantee}" if run.guarantee else "")
     if not run.ok:
         return f"round {run.round + 1} {label}: FAILED: {run.error}"
     assert run.result is not None
@@ -195,4 +216,6 @@ def _describe(run: Run) -> str:
         lat = run.result.latency_us
         text += f", latency p50 {lat['p50']:.0f} µs p99 {lat['p99']:.0f} µs"
     text += f", {run.expected:,} read back, idempotence {run.idempotence}"
+    if run.guarantee:
+        text += f", brokers saw: {run.guarantee_seen}"
     return text

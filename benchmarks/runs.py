@@ -7,7 +7,12 @@ from typing import Any
 from benchmarks.broker import Verification
 from benchmarks.spec import RunResult
 
-__all__ = ["Run"]
+__all__ = ["Run", "lane_key"]
+
+
+def lane_key(client: str, guarantee: str) -> str:
+    """``client``, or ``client/guarantee`` in scenarios comparing guarantees."""
+    return f"{client}/{guarantee}" if guarantee else client
 
 
 @dataclass
@@ -18,12 +23,20 @@ class Run:
     record_bytes: int
     expected: int               # records the topic must hold: warm-up + measured
     idempotence_requested: bool
+    #: the lane's guarantee in scenarios comparing guarantees (plan.GUARANTEES); else empty
+    guarantee: str = ""
     result: RunResult | None = None
     verification: Verification | None = None
     #: why the run does not count (its figures are left out of every summary); None if it does
     error: str | None = None
     log_file: str = ""
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def lane(self) -> str:
+        """The key of the run's figures within its scenario: the client, with the guarantee
+        when the scenario compares guarantees."""
+        return lane_key(self.client, self.guarantee)
 
     @property
     def ok(self) -> bool:
@@ -56,12 +69,24 @@ class Run:
             return "on" if seen else "off"
         return "on" if seen else "not in effect"
 
+    @property
+    def guarantee_seen(self) -> str:
+        """What the partition leaders saw: ``transactional`` (the run's producer wrote
+        transaction markers), ``idempotent`` (a producer id without), ``non-idempotent``."""
+        v = self.verification
+        if v is None:
+            return "unknown"
+        if v.txn_producer_ids:
+            return "transactional"
+        return "idempotent" if v.producer_ids else "non-idempotent"
+
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         if self.ok:
             data["derived"] = {"records_per_s": self.records_per_s, "mb_per_s": self.mb_per_s,
                                "cpu_us_per_record": self.cpu_us_per_record,
-                               "idempotence": self.idempotence}
+                               "idempotence": self.idempotence,
+                               "guarantee_seen": self.guarantee_seen}
         return data
 
     @classmethod

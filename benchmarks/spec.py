@@ -5,7 +5,8 @@ The runner writes a :class:`RunSpec` as JSON, starts the client in a process of 
 ProducerPerformance) and reads a :class:`RunResult` from ``spec.result_path``. Keeping each
 client alone in its process is what makes its CPU time measurable: the figures are the
 process's CPU time (every thread: librdkafka's, the JVM's, kengine's sender) over the produce
-window only, from the first measured ``send()`` to the last acknowledgement.
+window only, from the first measured ``send()`` to the last acknowledgement (in transactional
+runs: to the return of the last ``commit_transaction()``).
 """
 from __future__ import annotations
 
@@ -46,6 +47,9 @@ class RunSpec:
     settings: ProducerSettings
     result_path: str
     rate_per_s: int = 0         # latency mode: records sent per second
+    #: records per transaction, each committed before the next begins (warm-up included);
+    #: 0: no transactions
+    transaction_records: int = 0
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))

@@ -1,6 +1,6 @@
 """Turns runs into per-scenario figures (median, min, max over rounds), kengine-to-peer ratios,
-and the issues' targets as PASS/MISS. Pure functions of the stored runs, so a report can be
-rebuilt from results.json alone."""
+the cost of each guarantee against none, and the issues' targets as PASS/MISS. Pure functions
+of the stored runs, so a report can be rebuilt from results.json alone."""
 from __future__ import annotations
 
 import statistics
@@ -8,9 +8,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from benchmarks.clients import CLIENTS
+from benchmarks.clients import CLIENTS, KENGINE_REFERENCE
 from benchmarks.plan import Scenario
-from benchmarks.runs import Run
+from benchmarks.runs import Run, lane_key
 
 __all__ = ["ClientFigures", "ScenarioFigures", "Stat", "Target", "e2e_targets",
            "micro_targets", "summarise"]
@@ -44,12 +44,34 @@ class ClientFigures:
     idempotence: str                    # what the brokers saw, over every run
     client_version: str
     errors: list[str] = field(default_factory=list)
+    guarantee: str = ""                 # the lane's, in scenarios comparing guarantees
+    guarantee_seen: str = "unknown"     # what the brokers saw (Run.guarantee_seen), every run
+    max_producer_epoch: int = -1        # over every run (transactions v2 bump it per commit)
+    #: transaction markers per run (every counted run had exactly the expected number)
+    control_records: int | None = None
 
 
 @dataclass
 class ScenarioFigures:
     scenario: Scenario
+    #: by lane (Run.lane): the client, or client/guarantee in scenarios comparing guarantees
     clients: dict[str, ClientFigures]
+
+    def lane(self, client: str, guarantee: str) -> ClientFigures | None:
+        return self.clients.get(lane_key(client, guarantee))
+
+    def relative(self, client: str, guarantee: str, base: str, metric: str) -> float | None:
+        """The client's median under ``guarantee`` divided by its median under ``base``, for
+        ``throughput`` (records/s: below 1 is slower) or ``cpu`` (CPU per record: above 1
+        costs more)."""
+        a, b = self.lane(client, guarantee), self.lane(client, base)
+        if a is None or b is None:
+            return None
+        x, y = ((a.records_per_s, b.records_per_s) if metric == "throughput"
+                else (a.cpu_us_per_record, b.cpu_us_per_record))
+        if x is None or y is None:
+            return None
+        return x.median / y.median
 
     def ratio(self, kengine: str, peer: str, metric: str) -> float | None:
         """How many times better kengine's median is than the peer's: records/s divided for
@@ -66,7 +88,7 @@ class ScenarioFigures:
         return b.cpu_us_per_record.median / a.cpu_us_per_record.median
 
 
-def _client_figures(client: str, runs: list[Run]) -> ClientFigures:
+def _client_figures(client: str, guarantee: str, runs: list[Run]) -> ClientFigures:
     ok = [r for r in runs if r.ok]
     latency: dict[str, Stat] = {}
     for name in ("p50", "p99", "p99.9", "max"):
@@ -79,6 +101,7 @@ def _client_figures(client: str, runs: list[Run]) -> ClientFigures:
         return Stat.of([get(r) for r in ok])
 
     versions = {r.result.client_version for r in ok if r.result is not None}
+    checked = [r.verification for r in ok if r.verification is not None]
     return ClientFigures(
         client=client,
         runs_ok=len(ok),
@@ -93,6 +116,11 @@ def _client_figures(client: str, runs: list[Run]) -> ClientFigures:
         idempotence="/".join(sorted({r.idempotence for r in ok})) or "unknown",
         client_version="/".join(sorted(versions)),
         errors=[f"round {r.round + 1}: {r.error}" for r in runs if not r.ok],
+        guarantee=guarantee,
+        guarantee_seen="/".join(sorted({r.guarantee_seen for r in ok})) or "unknown",
+        max_producer_epoch=max((v.max_producer_epoch for v in checked), default=-1),
+        control_records=max((v.control_records for v in checked
+                             if v.control_records is not None), default=None),
     )
 
 
@@ -102,9 +130,13 @@ def summarise(scenarios: Sequence[Scenario], runs: Sequence[Run]) -> list[Scenar
         mine = [r for r in runs if r.scenario == scenario.id]
         if not mine:
             continue
-        clients = {c: _client_figures(c, [r for r in mine if r.client == c])
-                   for c in scenario.clients if any(r.client == c for r in mine)}
-        out.append(ScenarioFigures(scenario, clients))
+        lanes = {}
+        for client, guarantee in scenario.lanes:
+            key = lane_key(client, guarantee)
+            runs_of_lane = [r for r in mine if r.lane == key]
+            if runs_of_lane:
+                lanes[key] = _client_figures(client, guarantee, runs_of_lane)
+        out.append(ScenarioFigures(scenario, lanes))
     return out
 
 
@@ -122,6 +154,47 @@ class Target:
 
 
 def e2e_targets(figures: Sequence[ScenarioFigures]) -> list[Target]:
+    """The end-to-end targets: issue 4's, then issue 5's."""
+    return _send_path_targets(figures) + _idempotence_targets(figures)
+
+
+#: issue 5: idempotence may cost kengine less than this share of records/s and of CPU
+IDEMPOTENCE_MAX_COST = 0.10
+
+
+def _idempotence_targets(figures: Sequence[ScenarioFigures]) -> list[Target]:
+    """Issue 5: per ``eos`` scenario, kengine send() and send_many() idempotent lose under 10%
+    of their non-idempotent records/s and spend under 10% more CPU per record. Not measured
+    when the brokers did not see the guarantees asked for."""
+    out = []
+    for f in figures:
+        if f.scenario.kind != "eos":
+            continue
+        for kengine in KENGINE_REFERENCE:
+            label = CLIENTS[kengine].label
+            on, off = f.lane(kengine, "idempotent"), f.lane(kengine, "non-idempotent")
+            unproven = None
+            if on is not None and on.guarantee_seen != "idempotent":
+                unproven = f"idempotent lane seen as {on.guarantee_seen}"
+            elif off is not None and off.guarantee_seen != "non-idempotent":
+                unproven = f"non-idempotent lane seen as {off.guarantee_seen}"
+            where = f"{f.scenario.short}, idempotent ÷ non-idempotent"
+            speed = f.relative(kengine, "idempotent", "non-idempotent", "throughput")
+            cpu = f.relative(kengine, "idempotent", "non-idempotent", "cpu")
+            low, high = 1 - IDEMPOTENCE_MAX_COST, 1 + IDEMPOTENCE_MAX_COST
+            for what, goal, ratio, within in (
+                    ("records/s", f"> {low:.2f}x", speed, speed is not None and speed > low),
+                    ("CPU/record", f"< {high:.2f}x", cpu, cpu is not None and cpu < high)):
+                if unproven is not None or ratio is None:
+                    out.append(Target(5, f"{label} {what} ({where})", goal,
+                                      f"n/a: {unproven}" if unproven else "n/a", None))
+                else:
+                    out.append(Target(5, f"{label} {what} ({where})", goal, f"{ratio:.2f}x",
+                                      within))
+    return out
+
+
+def _send_path_targets(figures: Sequence[ScenarioFigures]) -> list[Target]:
     """Issue 4: per issue-4 scenario (1 broker, 100 B, acks 1/all, none/lz4), kengine send()
     uses at most half of confluent-kafka's CPU per record, send_many() at most a fifth, and
     both deliver at least confluent-kafka's records/s."""

@@ -6,13 +6,18 @@ are ``str(i % KEY_SPACE)`` encoded as UTF-8. Record ``i`` is ``(pool[i % POOL_SI
 keys[i % KEY_SPACE])`` in the Python clients; Java's ProducerPerformance draws values from the
 same pool at random (``--payload-file``) with the same keys (``--key-distribution range``).
 The pool is generated deterministically, so every process builds the same bytes.
+Transactional runs commit every ``n`` records: records ``0..n-1`` form the first transaction,
+``n..2n-1`` the second, and so on.
 """
 from __future__ import annotations
 
 import random
 from pathlib import Path
 
-__all__ = ["KEY_SPACE", "POOL_SIZE", "keys", "payload_pool", "write_payload_file"]
+from kengine_ext import partition_for_key
+
+__all__ = ["KEY_SPACE", "POOL_SIZE", "keys", "payload_pool", "transaction_markers",
+           "write_payload_file"]
 
 KEY_SPACE = 1000
 POOL_SIZE = 1000
@@ -53,3 +58,19 @@ def payload_pool(record_bytes: int) -> list[bytes]:
 def write_payload_file(path: Path, pool: list[bytes]) -> None:
     """One value per line, as ``kafka-producer-perf-test --payload-file`` reads them."""
     path.write_bytes(b"\n".join(pool) + b"\n")
+
+
+def transaction_markers(records: int, per_transaction: int, partitions: int) -> int:
+    """The markers committing ``records`` records in transactions of ``per_transaction`` write
+    into a topic of ``partitions`` partitions: one per transaction and partition it wrote to."""
+    if per_transaction < 1:
+        raise ValueError(f"per_transaction must be at least 1, got {per_transaction}")
+    owner = [partition_for_key(k, partitions) for k in keys()]
+    every = len(set(owner))
+    total = 0
+    for start in range(0, records, per_transaction):
+        n = min(per_transaction, records - start)
+        # a transaction holding every key writes to every partition a key maps to
+        total += every if n >= KEY_SPACE else \
+            len({owner[i % KEY_SPACE] for i in range(start, start + n)})
+    return total

@@ -6,13 +6,16 @@ partitioner hashes keys with CRC32; ``murmur2_random`` places keyed records wher
 every other client here) does. ``queue.buffering.max.kbytes`` plays ``buffer.memory``; the
 message-count limit is disabled (0) so that only bytes bound the queue, as in Java. When the
 queue is full ``produce()`` raises BufferError: the loop then polls and retries, as
-confluent-kafka's documentation does.
+confluent-kafka's documentation does. In transactional runs each ``transaction_records``
+records are produced between ``begin_transaction()`` and ``commit_transaction()``, which flushes
+them first, as confluent-kafka's transactional examples do.
 """
 from __future__ import annotations
 
 import functools
 import importlib.metadata
 import time
+from collections.abc import Iterable
 from itertools import cycle, islice
 from typing import Any
 
@@ -26,6 +29,8 @@ from benchmarks.workload import keys, payload_pool
 __all__ = ["latency", "throughput"]
 
 _FULL_QUEUE_WAIT_S = 0.001
+# init_transactions() and commit_transaction() block up to this long
+_TRANSACTION_TIMEOUT_S = 120
 _VERSION = importlib.metadata.version("confluent-kafka")
 
 
@@ -40,7 +45,7 @@ class _Errors:
 
 def _producer(spec: RunSpec, *, only_errors: bool, errors: _Errors) -> confluent_kafka.Producer:
     s = spec.settings
-    return confluent_kafka.Producer({
+    config: dict[str, Any] = {
         "bootstrap.servers": spec.bootstrap,
         "client.id": f"bench-{spec.client}",
         "acks": spec.acks,
@@ -55,13 +60,35 @@ def _producer(spec: RunSpec, *, only_errors: bool, errors: _Errors) -> confluent
         "delivery.report.only.error": only_errors,
         "on_delivery": errors.on_delivery,
         "log_level": 4,
-    })
+    }
+    if spec.transaction_records:
+        # one id per run (its topic's name is unique): no run fences or recovers another
+        config["transactional.id"] = f"bench-{spec.topic}"
+    producer = confluent_kafka.Producer(config)
+    if spec.transaction_records:
+        producer.init_transactions(_TRANSACTION_TIMEOUT_S)
+    return producer
 
 
-def _produce_loop(producer: confluent_kafka.Producer, spec: RunSpec, records: int) -> None:
+def _send(producer: confluent_kafka.Producer, spec: RunSpec, records: int) -> None:
+    """Produces ``records`` and waits for them: flush(), or the commit of every transaction."""
     pairs = list(zip(payload_pool(spec.record_bytes), keys(), strict=True))
-    produce, poll, topic = producer.produce, producer.poll, spec.topic
-    for value, key in islice(cycle(pairs), records):
+    todo = islice(cycle(pairs), records)
+    per_transaction = spec.transaction_records
+    if not per_transaction:
+        _produce_loop(producer, spec.topic, todo)
+        _flush(producer)
+        return
+    for _ in range(0, records, per_transaction):
+        producer.begin_transaction()
+        _produce_loop(producer, spec.topic, islice(todo, per_transaction))
+        producer.commit_transaction(_TRANSACTION_TIMEOUT_S)
+
+
+def _produce_loop(producer: confluent_kafka.Producer, topic: str,
+                  todo: Iterable[tuple[bytes, bytes]]) -> None:
+    produce, poll = producer.produce, producer.poll
+    for value, key in todo:
         try:
             produce(topic, value, key)
         except BufferError:
@@ -84,11 +111,9 @@ def throughput(spec: RunSpec) -> RunResult:
     errors = _Errors()
     producer = _producer(spec, only_errors=True, errors=errors)
     meter = Meter()
-    _produce_loop(producer, spec, spec.warmup_records)
-    _flush(producer)
+    _send(producer, spec, spec.warmup_records)
     meter.start()
-    _produce_loop(producer, spec, spec.records)
-    _flush(producer)
+    _send(producer, spec, spec.records)
     meter.stop()
     return meter.result(spec.records, client_version=_VERSION,
                         delivery_errors=errors.count)

@@ -1,10 +1,14 @@
-"""kengine: ``send()``, ``send()`` with a per-record callback, and ``send_many()``."""
+"""kengine: ``send()``, ``send()`` with a per-record callback, and ``send_many()``.
+
+In transactional runs each ``transaction_records`` records are sent between
+``begin_transaction()`` and ``commit_transaction()`` (which sends what is buffered and waits for
+it, so no ``flush()``); ``send_many()`` then passes one transaction's records per call."""
 from __future__ import annotations
 
 import functools
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from itertools import cycle, islice
 
 import kengine
@@ -25,7 +29,7 @@ _VARIANTS = {"kengine-send": "send", "kengine-send-callback": "send-callback",
 
 def _producer(spec: RunSpec) -> Producer:
     s = spec.settings
-    return Producer({
+    config: dict[str, object] = {
         "bootstrap.servers": spec.bootstrap,
         "client.id": f"bench-{spec.client}",
         "acks": spec.acks,
@@ -35,7 +39,14 @@ def _producer(spec: RunSpec) -> Producer:
         "linger.ms": s.linger_ms,
         "max.in.flight.requests.per.connection": s.max_in_flight,
         "buffer.memory": s.buffer_memory_bytes,
-    })
+    }
+    if spec.transaction_records:
+        # one id per run (its topic's name is unique): no run fences or recovers another
+        config["transactional.id"] = f"bench-{spec.topic}"
+    producer = Producer(config)
+    if spec.transaction_records:
+        producer.init_transactions()
+    return producer
 
 
 class _Errors:
@@ -51,34 +62,63 @@ class _Errors:
 
 def _send_loop(producer: Producer, spec: RunSpec, records: int,
                on_delivery: Callable[[object, object], None] | None) -> None:
+    """Sends ``records`` and waits for them: flush(), or the commit of every transaction."""
     pairs = list(zip(payload_pool(spec.record_bytes), keys(), strict=True))
     send, topic = producer.send, spec.topic
+    todo = islice(cycle(pairs), records)
+    per_transaction = spec.transaction_records
+    if not per_transaction:
+        _send_each(send, topic, todo, on_delivery)
+        producer.flush()
+        return
+    for _ in range(0, records, per_transaction):
+        producer.begin_transaction()
+        _send_each(send, topic, islice(todo, per_transaction), on_delivery)
+        producer.commit_transaction()
+
+
+def _send_each(send: Callable[..., object], topic: str, todo: Iterable[tuple[bytes, bytes]],
+               on_delivery: Callable[[object, object], None] | None) -> None:
     if on_delivery is None:
-        for value, key in islice(cycle(pairs), records):
+        for value, key in todo:
             send(topic, value, key)
     else:
-        for value, key in islice(cycle(pairs), records):
+        for value, key in todo:
             send(topic, value, key, on_delivery=on_delivery)
 
 
 def _send_many_loop(producer: Producer, spec: RunSpec, records: int) -> int:
-    """Returns how many records the send_many() futures reported as failed."""
+    """Sends ``records`` in calls of SEND_MANY_CHUNK records (transactional: one transaction's
+    records per call, each committed) and waits for them. Returns how many records the
+    send_many() futures reported as failed."""
+    per_transaction = spec.transaction_records
+    chunk = per_transaction or SEND_MANY_CHUNK
+    if chunk % KEY_SPACE:
+        # every call reuses the same lists: record i of a run keeps key i % KEY_SPACE, as with
+        # every other client, only if a call holds whole cycles of the keys
+        raise ValueError(f"send_many() chunks of {chunk} records: a multiple of {KEY_SPACE} "
+                         "is needed")
     pool = payload_pool(spec.record_bytes)
     all_keys = keys()
-    values = [pool[i % len(pool)] for i in range(SEND_MANY_CHUNK)]
-    chunk_keys = [all_keys[i % KEY_SPACE] for i in range(SEND_MANY_CHUNK)]
+    values = [pool[i % len(pool)] for i in range(chunk)]
+    chunk_keys = [all_keys[i % KEY_SPACE] for i in range(chunk)]
     pending: deque[kengine.BulkFuture] = deque()
     failed = 0
-    for start in range(0, records, SEND_MANY_CHUNK):
-        n = min(SEND_MANY_CHUNK, records - start)
-        if n == SEND_MANY_CHUNK:
+    for start in range(0, records, chunk):
+        n = min(chunk, records - start)
+        if per_transaction:
+            producer.begin_transaction()
+        if n == chunk:
             pending.append(producer.send_many(spec.topic, values, chunk_keys))
         else:
             pending.append(producer.send_many(spec.topic, values[:n], chunk_keys[:n]))
+        if per_transaction:
+            producer.commit_transaction()
         # as an ingest job would: settle finished calls as it goes, keep the rest
         while pending and pending[0].done():
             failed += pending.popleft().result().failed_count
-    producer.flush()
+    if not per_transaction:
+        producer.flush()
     for fut in pending:
         failed += fut.result().failed_count
     return failed
@@ -99,10 +139,8 @@ def throughput(spec: RunSpec) -> RunResult:
             meter.stop()
         else:
             _send_loop(producer, spec, spec.warmup_records, on_delivery)
-            producer.flush()
             meter.start()
             _send_loop(producer, spec, spec.records, on_delivery)
-            producer.flush()
             meter.stop()
     finally:
         producer.close()

@@ -2,24 +2,36 @@
 its output, the summaries and targets, the micro-benchmark JSON reader and the report."""
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from benchmarks.broker import Verification
+from benchmarks.charts import draw_all
 from benchmarks.clients import CLIENTS
-from benchmarks.drivers import java_driver
+from benchmarks.drivers import confluent_driver, java_driver, kengine_driver
 from benchmarks.drivers.latency import LatencyProbe
 from benchmarks.drivers.meter import Meter
 from benchmarks.micro_runner import parse
-from benchmarks.plan import FULL, QUICK, Scenario
+from benchmarks.plan import FULL, GUARANTEES, LAYOUTS, QUICK, Plan, Scenario
 from benchmarks.report import render
+from benchmarks.runner import _verification_error
 from benchmarks.runs import Run
 from benchmarks.spec import ProducerSettings, RunResult, RunSpec
 from benchmarks.summary import e2e_targets, micro_targets, summarise
-from benchmarks.workload import KEY_SPACE, POOL_SIZE, keys, payload_pool, write_payload_file
+from benchmarks.workload import (
+    KEY_SPACE,
+    POOL_SIZE,
+    keys,
+    payload_pool,
+    transaction_markers,
+    write_payload_file,
+)
 from kengine.localkafka import KafkaDistribution
+from kengine_ext import partition_for_key
 
 # -- workload ------------------------------------------------------------------------------
 
@@ -289,16 +301,19 @@ def test_micro_json_becomes_tables_and_issue_3_targets() -> None:
     assert verdicts["CRC32C at 16 KiB"] == "n/a"
 
 
-def test_report_has_the_tables_and_lists_failed_runs() -> None:
-    figures = summarise([SCENARIO], _runs())
-    meta = {"plan": "quick", "started": "s", "finished": "f", "duration_s": 60.0,
+def _meta() -> dict[str, Any]:
+    return {"plan": "quick", "started": "s", "finished": "f", "duration_s": 60.0,
             "command": "python -m benchmarks --quick", "commit": "abc", "rounds": 3,
             "memory_rounds": 1, "settings": vars(ProducerSettings()),
             "machine": {"cpu": "Test CPU", "cpus": 2, "load_before": "1", "load_after": "2"},
             "versions": {k: "1" for k in ("kengine", "kafka", "confluent-kafka", "librdkafka",
                                           "aiokafka", "kafka-python", "python", "java")}}
+
+
+def test_report_has_the_tables_and_lists_failed_runs() -> None:
+    figures = summarise([SCENARIO], _runs())
     micro = parse(_micro_json())
-    text = render(meta, figures, e2e_targets(figures) + micro_targets(micro), micro,
+    text = render(_meta(), figures, e2e_targets(figures) + micro_targets(micro), micro,
                   ["throughput-... / confluent-kafka / round 3: the topic holds 5 records"],
                   ["throughput.png"])
     assert "## Issue 4: the send path against the peers" in text
@@ -308,3 +323,303 @@ def test_report_has_the_tables_and_lists_failed_runs() -> None:
     assert "- throughput-... / confluent-kafka / round 3: the topic holds 5 records" in text
     assert "| 4 | kengine send() CPU/record vs confluent-kafka (acks=1, none) | <= 0.5x | 0.40x " \
            "| PASS |" in text
+
+
+# -- issue 5: guarantees compared in one scenario ------------------------------------------
+
+EOS = Scenario("eos", "cluster3", 100, "none", "all", False, 1000,
+               clients=("kengine-send", "kengine-send-many", "confluent-kafka"),
+               guarantees=GUARANTEES, transaction_records=1000)
+
+
+@pytest.mark.parametrize("plan", [QUICK, FULL], ids=lambda p: p.name)
+def test_plans_compare_every_guarantee_on_the_replicated_cluster(plan: Plan) -> None:
+    [s] = [s for s in plan.scenarios if s.kind == "eos"]
+    assert (s.layout, s.record_bytes, s.acks, s.transaction_records) == \
+        ("cluster3", 100, "all", 1000)
+    assert LAYOUTS[s.layout].topic_config == {"min.insync.replicas": "2"}
+    assert (LAYOUTS[s.layout].replication_factor, LAYOUTS[s.layout].partitions) == (3, 6)
+    assert s.guarantees == ("non-idempotent", "idempotent", "transactional")
+    assert s.clients == ("kengine-send", "kengine-send-many", "confluent-kafka")
+    # whole transactions only, warm-up included
+    for client in s.clients:
+        c = CLIENTS[client]
+        assert s.records_for(c, "transactional") % s.transaction_records == 0
+        assert s.warmup_for(c, plan.warmup_records, "transactional") % 1000 == 0
+
+
+def test_each_lane_gets_the_settings_of_its_guarantee() -> None:
+    assert [(EOS.idempotent_for(g), EOS.transaction_records_for(g)) for g in GUARANTEES] == \
+        [(False, 0), (True, 0), (True, 1000)]
+    plain = Scenario("throughput", "cluster3", 100, "none", "all", True, 1000)
+    assert plain.lanes == tuple((c, "") for c in plain.clients)
+    assert (plain.idempotent_for(""), plain.transaction_records_for("")) == (True, 0)
+    # transactional lanes go tens of times slower: they send a quarter of the records
+    client = CLIENTS["kengine-send"]
+    assert (EOS.records_for(client, "idempotent"), EOS.records_for(client, "transactional")) \
+        == (1000, 250)
+
+
+def test_every_round_runs_each_lane_once_with_a_clients_guarantees_side_by_side() -> None:
+    rounds = [EOS.lane_order(r) for r in range(3)]
+    for order in rounds:
+        assert sorted(order) == sorted(EOS.lanes)
+        clients = [c for c, _ in order]
+        assert all(clients[i] == clients[i + 1] for i in (0, 1, 3, 4, 6, 7))
+    # the first client and the first guarantee take turns
+    assert [order[0] for order in rounds] == [
+        ("kengine-send", "non-idempotent"), ("kengine-send-many", "idempotent"),
+        ("confluent-kafka", "transactional")]
+    plain = Scenario("throughput", "single", 100, "none", "1", False, 10,
+                     clients=("kengine-send", "java", "aiokafka"))
+    assert [c for c, _ in plain.lane_order(1)] == ["java", "aiokafka", "kengine-send"]
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"guarantees": ("exactly-twice",)}, "unknown guarantees"),
+    ({"transaction_records": 0}, "transaction_records"),
+    ({"guarantees": ("idempotent",)}, "transaction_records"),
+    ({"clients": ("kengine-send", "aiokafka")}, "no transactional driver"),
+])
+def test_scenarios_refuse_lanes_they_cannot_run(changes: dict[str, Any],
+                                                message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        dataclasses.replace(EOS, **changes)
+
+
+def test_transaction_markers_are_one_per_transaction_and_partition_it_wrote() -> None:
+    # every transaction of 1,000 records holds every key, so writes to all 6 partitions
+    assert transaction_markers(5000, 1000, 6) == 30
+    assert transaction_markers(5500, 1000, 6) == 36
+    owner = [partition_for_key(k, 6) for k in keys()]
+    # short transactions write to fewer partitions: count them one by one
+    expected = sum(len({owner[i % KEY_SPACE] for i in range(start, min(start + 3, 20))})
+                   for start in range(0, 20, 3))
+    assert transaction_markers(20, 3, 6) == expected < 7 * 6
+    assert transaction_markers(0, 1000, 6) == 0
+    with pytest.raises(ValueError, match="at least 1"):
+        transaction_markers(10, 0, 6)
+
+
+def test_run_spec_carries_the_transaction_size(tmp_path: Path) -> None:
+    spec = _spec(tmp_path, client="kengine-send", transaction_records=1000)
+    assert RunSpec.from_json(spec.to_json()).transaction_records == 1000
+    assert _spec(tmp_path).transaction_records == 0
+
+
+class _FakeKengine:
+    """Records what a driver asks of kengine's Producer."""
+
+    def __init__(self) -> None:
+        self.calls: list[object] = []
+
+    def begin_transaction(self) -> None:
+        self.calls.append("begin")
+
+    def commit_transaction(self) -> None:
+        self.calls.append("commit")
+
+    def flush(self, timeout: float | None = None) -> None:
+        self.calls.append("flush")
+
+    def send(self, topic: str, value: bytes, key: bytes, **kwargs: object) -> None:
+        self.calls.append(key)
+
+    def send_many(self, topic: str, values: list[bytes], keys: list[bytes]) -> _DoneBulk:
+        self.calls.append(("send_many", len(values), keys[0], keys[-1]))
+        return _DoneBulk()
+
+
+class _DoneBulk:
+    def done(self) -> bool:
+        return True
+
+    def result(self) -> _DoneBulk:
+        return self
+
+    failed_count = 0
+
+
+def _shape(calls: list[object]) -> list[object]:
+    """Runs of single sends as their count: ["begin", 1000, "commit", ...]."""
+    out: list[object] = []
+    for call in calls:
+        if isinstance(call, bytes):
+            out[-1:] = [out[-1] + 1] if out and isinstance(out[-1], int) else [*out[-1:], 1]
+        else:
+            out.append(call)
+    return out
+
+
+def test_kengine_driver_commits_every_transaction_records(tmp_path: Path) -> None:
+    spec = _spec(tmp_path, client="kengine-send", transaction_records=1000)
+    producer = _FakeKengine()
+    kengine_driver._send_loop(producer, spec, 2500, None)  # type: ignore[arg-type]
+    assert _shape(producer.calls) == ["begin", 1000, "commit", "begin", 1000, "commit",
+                                      "begin", 500, "commit"]
+    # record i keyed str(i % 1000), across transactions
+    assert [k for k in producer.calls if isinstance(k, bytes)][1000:1002] == [b"0", b"1"]
+    plain = _FakeKengine()
+    kengine_driver._send_loop(plain, _spec(tmp_path, client="kengine-send"), 1500, None)  # type: ignore[arg-type]
+    assert _shape(plain.calls) == [1500, "flush"]
+
+
+def test_kengine_send_many_passes_one_transaction_per_call(tmp_path: Path) -> None:
+    spec = _spec(tmp_path, client="kengine-send-many", transaction_records=1000)
+    producer = _FakeKengine()
+    assert kengine_driver._send_many_loop(producer, spec, 2000) == 0  # type: ignore[arg-type]
+    call = ("send_many", 1000, b"0", b"999")
+    assert producer.calls == ["begin", call, "commit", "begin", call, "commit"]
+    odd = _spec(tmp_path, client="kengine-send-many", transaction_records=1500)
+    with pytest.raises(ValueError, match="multiple of 1000"):
+        kengine_driver._send_many_loop(_FakeKengine(), odd, 3000)  # type: ignore[arg-type]
+
+
+class _FakeConfluent(_FakeKengine):
+    def commit_transaction(self, timeout: float = -1) -> None:
+        self.calls.append("commit")
+
+    def flush(self, timeout: float = -1) -> int:  # type: ignore[override]
+        self.calls.append("flush")
+        return 0
+
+    def produce(self, topic: str, value: bytes, key: bytes) -> None:
+        self.calls.append(key)
+
+    def poll(self, timeout: float) -> int:
+        return 0
+
+
+def test_confluent_driver_commits_every_transaction_records(tmp_path: Path) -> None:
+    producer = _FakeConfluent()
+    spec = _spec(tmp_path, client="confluent-kafka", transaction_records=1000)
+    confluent_driver._send(producer, spec, 2000)  # type: ignore[arg-type]
+    assert _shape(producer.calls) == ["begin", 1000, "commit", "begin", 1000, "commit"]
+    plain = _FakeConfluent()
+    confluent_driver._send(plain, _spec(tmp_path, client="confluent-kafka"), 10)  # type: ignore[arg-type]
+    assert _shape(plain.calls) == [10, "flush"]
+
+
+def _lane_run(client: str, guarantee: str, rnd: int, records_per_s: float, cpu_us: float, *,
+              seen: str | None = None, error: str | None = None) -> Run:
+    seen = seen or guarantee
+    run = _run(client, rnd, records_per_s, cpu_us, error=error,
+               producer_ids=() if seen == "non-idempotent" else (7,))
+    run.scenario, run.guarantee = EOS.id, guarantee
+    run.idempotence_requested = guarantee != "non-idempotent"
+    assert run.verification is not None
+    if seen == "transactional":
+        run.verification.txn_producer_ids = [7]
+        run.verification.max_producer_epoch = 11
+        run.verification.control_records = run.verification.expected_control_records = 66
+    return run
+
+
+def _eos_runs(kengine_idempotent_cpu: float = 0.42, seen: str | None = None) -> list[Run]:
+    runs = []
+    for rnd in range(2):
+        for client, base_cpu in (("kengine-send", 0.4), ("kengine-send-many", 0.3),
+                                 ("confluent-kafka", 1.4)):
+            idem_cpu = kengine_idempotent_cpu if client == "kengine-send" else 2 * base_cpu
+            runs += [_lane_run(client, "non-idempotent", rnd, 1e6, base_cpu),
+                     _lane_run(client, "idempotent", rnd, 9.5e5, idem_cpu, seen=seen),
+                     _lane_run(client, "transactional", rnd, 2e4, 5 * base_cpu)]
+    return runs
+
+
+def test_lanes_are_summarised_apart_and_compared_with_no_guarantee() -> None:
+    [f] = summarise([EOS], _eos_runs())
+    assert set(f.clients) == {f"{c}/{g}" for c in EOS.clients for g in GUARANTEES}
+    txn = f.lane("confluent-kafka", "transactional")
+    assert txn is not None and txn.guarantee_seen == "transactional"
+    assert (txn.max_producer_epoch, txn.control_records) == (11, 66)
+    assert f.relative("kengine-send", "idempotent", "non-idempotent", "throughput") == \
+        pytest.approx(0.95)
+    assert f.relative("kengine-send", "idempotent", "non-idempotent", "cpu") == \
+        pytest.approx(1.05)
+    assert f.relative("kengine-send", "transactional", "non-idempotent", "cpu") == \
+        pytest.approx(5.0)
+    assert f.relative("java", "idempotent", "non-idempotent", "cpu") is None
+
+
+def test_idempotence_target_is_under_ten_percent_in_speed_and_cpu() -> None:
+    def verdicts(runs: list[Run]) -> dict[str, tuple[str, str]]:
+        return {t.what: (t.measured, t.verdict) for t in e2e_targets(summarise([EOS], runs))
+                if t.issue == 5}
+
+    where = "(3b 100B none acks=all, idempotent ÷ non-idempotent)"
+    ok = verdicts(_eos_runs())
+    assert ok[f"kengine send() records/s {where}"] == ("0.95x", "PASS")
+    assert ok[f"kengine send() CPU/record {where}"] == ("1.05x", "PASS")
+    assert ok[f"kengine send_many() CPU/record {where}"] == ("2.00x", "MISS")
+    assert len(ok) == 4
+    assert verdicts(_eos_runs(kengine_idempotent_cpu=0.45))[
+        f"kengine send() CPU/record {where}"] == ("1.12x", "MISS")
+    # figures of a producer the brokers did not see as idempotent prove nothing
+    unproven = verdicts(_eos_runs(seen="non-idempotent"))
+    assert unproven[f"kengine send() records/s {where}"] == \
+        ("n/a: idempotent lane seen as non-idempotent", "n/a")
+
+
+def test_what_the_brokers_saw_of_each_run() -> None:
+    assert _lane_run("kengine-send", "non-idempotent", 0, 1e6, 1).guarantee_seen == \
+        "non-idempotent"
+    assert _lane_run("kengine-send", "idempotent", 0, 1e6, 1).guarantee_seen == "idempotent"
+    txn = _lane_run("kengine-send", "transactional", 0, 1e6, 1)
+    assert (txn.guarantee_seen, txn.lane) == ("transactional", "kengine-send/transactional")
+    assert Run.from_dict(txn.to_dict()) == txn
+    assert txn.to_dict()["derived"]["guarantee_seen"] == "transactional"
+
+
+def test_runs_stored_before_guarantees_existed_still_load() -> None:
+    data = _run("kengine-send", 0, 1e6, 1.0, producer_ids=(3,)).to_dict()
+    del data["guarantee"]
+    for key in ("txn_producer_ids", "max_producer_epoch", "open_transactions",
+                "control_records", "expected_control_records"):
+        del data["verification"][key]
+    run = Run.from_dict(data)
+    assert (run.lane, run.guarantee_seen) == ("kengine-send", "idempotent")
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"counted": 54_000}, "holds 54,000 committed records, 55,000 were sent"),
+    ({"control_records": 324}, "324 offsets without a committed record, 330 transaction "
+                               "markers were expected"),
+    ({"txn_producer_ids": []}, "no producer with committed transactions"),
+    ({"open_transactions": 2}, "2 partitions still have a transaction open"),
+])
+def test_a_transactional_run_counts_only_if_every_record_was_committed_once(
+        change: dict[str, Any], message: str) -> None:
+    run = _lane_run("kengine-send", "transactional", 0, 1e4, 2.0)
+    assert run.verification is not None
+    good = dataclasses.replace(run.verification, expected=55_000, counted=55_000,
+                               control_records=330, expected_control_records=330)
+    run.verification = good
+    assert _verification_error(run) is None
+    run.verification = dataclasses.replace(good, **change)
+    error = _verification_error(run)
+    assert error is not None and message in error
+
+
+def test_report_has_the_issue_5_tables() -> None:
+    runs = _eos_runs()
+    runs.append(_lane_run("kengine-send", "transactional", 2, 1e4, 2.0,
+                          error="the topic holds 54,000 committed records, 55,000 were sent"))
+    figures = summarise([EOS], runs)
+    text = render(_meta(), figures, e2e_targets(figures), None, [], ["exactly_once.png"])
+    assert "## Targets (issue 5), from this run" in text
+    assert "## Issue 5: what idempotence and transactions cost" in text
+    assert ("| kengine send() | 1,000 | 1.00M | 0.40 | 950k | 0.42 | 20k | 2.00 | 0.95×, 1.05× "
+            "| 0.02×, 5.00× |") in text
+    assert ("| confluent-kafka produce() | transactional | 20k | 7.00 | 20.0 | transactional "
+            "| 11 | 66 |") in text
+    assert "| kengine send() (1 failed) | transactional |" in text
+    assert "transactional lanes 25%" in text
+    assert "transactional lanes" not in render(_meta(), summarise([SCENARIO], _runs()), [],
+                                               None, [], [])
+
+
+def test_exactly_once_chart_is_drawn(tmp_path: Path) -> None:
+    figures = summarise([EOS], _eos_runs())
+    assert "exactly_once.png" in draw_all(figures, None, tmp_path)
+    assert (tmp_path / "exactly_once.png").stat().st_size > 0
