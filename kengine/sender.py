@@ -17,9 +17,11 @@ from kengine_ext import ProducerBatch, monotonic_ms
 
 from .connection import API
 from .errors import (
+    ConcurrentTransactionsError,
     InvalidRecordError,
     KafkaError,
     KafkaTimeoutError,
+    OutOfOrderSequenceNumberError,
     ProtocolError,
     delivery_timeout,
     error_for_code,
@@ -40,6 +42,7 @@ _log = logging.getLogger("kengine.sender")
 # Longest the loop sleeps with nothing scheduled: bounds the delay of work nobody woke it for.
 _MAX_POLL_MS = 1000
 _DUPLICATE_SEQUENCE_NUMBER = 46
+_CONCURRENT_TXN_BACKOFF_MS = 20
 
 
 @dataclass(frozen=True)
@@ -301,15 +304,26 @@ class Sender:
             self._last_errors[b] = error
             if getattr(error, "invalid_metadata", False):
                 self._metadata.request_update((b.topic,))
-            backoff = min(s.retry_backoff_max_ms,
-                          s.retry_backoff_ms * (2 ** min(max(b.attempts - 1, 0), 20)))
+            routine = isinstance(error, (ConcurrentTransactionsError,
+                                         OutOfOrderSequenceNumberError))
+            if isinstance(error, ConcurrentTransactionsError):
+                # Transactions v2: the previous transaction's markers are still being written,
+                # which takes a few ms; retry.backoff.ms (100) would put a floor of 100 ms
+                # under every transaction (Java lowered the same wait for AddPartitionsToTxn
+                # to 20 ms, KAFKA-5477)
+                backoff = min(_CONCURRENT_TXN_BACKOFF_MS, s.retry_backoff_ms)
+            else:
+                backoff = min(s.retry_backoff_max_ms,
+                              s.retry_backoff_ms * (2 ** min(max(b.attempts - 1, 0), 20)))
             backoff = int(backoff * random.uniform(0.8, 1.2))   # KIP-580 jitter
-            _log.info("[%s] retrying %d record(s) for %s-%d after %s (attempt %d, in %d ms)",
-                      s.client_id, b.record_count, b.topic, b.partition, error, b.attempts,
-                      backoff)
+            _log.log(logging.DEBUG if routine else logging.INFO,
+                     "[%s] retrying %d record(s) for %s-%d after %s (attempt %d, in %d ms)",
+                     s.client_id, b.record_count, b.topic, b.partition, error, b.attempts,
+                     backoff)
             if self._metrics is not None:
                 self._metrics.on_retry(b)
-            self._core.reenqueue(b, now + backoff)
+            self._core.reenqueue(b, now + backoff,
+                                 isinstance(error, OutOfOrderSequenceNumberError))
             return
         if self._txn is not None and b.base_sequence >= 0:
             if from_broker:

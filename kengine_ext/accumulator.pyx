@@ -1097,9 +1097,12 @@ cdef class ProducerCore:
             for f in futs:
                 f.fire()
 
-    def reenqueue(self, ProducerBatch b, int64_t retry_at_ms):
+    def reenqueue(self, ProducerBatch b, int64_t retry_at_ms, bint follow_earlier=False):
         """Puts a batch that failed with a retriable error back at the head of its queue, to be
-        resent after retry_at_ms (monotonic)."""
+        resent after retry_at_ms (monotonic). With follow_earlier, a sequenced batch that lands
+        behind an earlier sequence of its partition is resent right after that batch instead:
+        it cannot go first anyway, and a backoff of its own would only add to the earlier
+        batch's (its error, OUT_OF_ORDER_SEQUENCE_NUMBER, echoed the earlier failure)."""
         cdef PartitionQueue q = b.queue
         cdef ProducerBatch prev = None, cur = q.head
         cdef int32_t seq = -1 if b.builder is None else b.builder._base_sequence
@@ -1112,6 +1115,8 @@ cdef class ProducerCore:
                     0 <= cur.builder._base_sequence < seq:
                 prev = cur
                 cur = cur.next
+            if follow_earlier and prev is not None:
+                b.retry_at_ms = prev.retry_at_ms
         else:
             cur = q.head
         b.next = cur

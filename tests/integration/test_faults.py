@@ -88,6 +88,20 @@ def test_retriable_errors_are_retried_until_delivered(code, name, caplog):
                    for r in caplog.records) == 3
 
 
+def test_concurrent_transactions_is_retried_after_a_short_wait_not_retry_backoff(caplog):
+    # Transactions v2: the previous transaction's markers are still being written; waiting
+    # retry.backoff.ms each time would put a floor under every transaction
+    with FakeBroker({"t": 1}) as broker, producer(broker, retry_backoff_ms=2000,
+                                                  retry_backoff_max_ms=4000) as p:
+        broker.inject(Fault(error_code=51, times=2))
+        with caplog.at_level(logging.DEBUG, logger="kengine.sender"):
+            assert p.send("t", b"next transaction").result(30).offset == 0
+        waits = [int(r.message.rsplit("in ", 1)[1].split()[0]) for r in caplog.records
+                 if "after [CONCURRENT_TRANSACTIONS (51)]" in r.message]
+        assert len(waits) == 2 and all(w <= 24 for w in waits)   # 20 ms +20% jitter
+        assert broker.values("t") == [b"next transaction"]
+
+
 @pytest.mark.parametrize("code,error_type", [
     (40, InvalidConfigError), (29, TopicAuthorizationFailedError),
     (10, MessageTooLargeError), (18, RecordListTooLargeError), (999, UnknownBrokerError),

@@ -228,3 +228,34 @@ def test_a_new_epoch_forgets_the_old_acknowledged_sequences():
     assert header(core, new) == (1000, 1, 0)
     assert not tm.proven_written(new)       # sequences 0-2 of epoch 1 are not 0-49 of epoch 0
     assert tm.can_retry(new, NotLeaderOrFollowerError("x"), -1)
+
+
+def test_a_retry_behind_an_earlier_sequence_follows_it_without_a_backoff_of_its_own():
+    for follow in (True, False):
+        core = idempotent_core()
+        tm = manager(core)
+        send_batch(core, 3)
+        (b1,) = drain(core)
+        send_batch(core, 2)
+        (b2,) = drain(core)
+        tm.on_drained([b1, b2])
+        # b1 failed (CONCURRENT_TRANSACTIONS, say) and waits 100 ms; b2 came back
+        # OUT_OF_ORDER_SEQUENCE_NUMBER only because of it
+        core.reenqueue(b1, FAR + 100)
+        core.reenqueue(b2, FAR + 5000, follow)
+        assert core.topic_state("t").queues[0].batches() == [b1, b2]
+        assert drain(core, now=FAR + 99) == []
+        assert drain(core, now=FAR + 100) == [b1]   # retries go one at a time
+        tm.on_success(b1, 0)
+        core.complete(b1, 0, -1)
+        # following b1, b2 goes right after it; with its own backoff it would wait 5 s more
+        assert drain(core, now=FAR + 100) == ([b2] if follow else [])
+
+
+def test_follow_earlier_keeps_the_backoff_when_nothing_earlier_waits():
+    core = idempotent_core()
+    send_batch(core, 3)
+    (b1,) = drain(core)
+    core.reenqueue(b1, FAR + 300, True)
+    assert drain(core, now=FAR + 299) == []
+    assert drain(core, now=FAR + 300) == [b1]
