@@ -22,7 +22,6 @@ The topic is then deleted, so long runs do not fill the disk.
 from __future__ import annotations
 
 import socket
-import struct
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -34,6 +33,7 @@ from confluent_kafka.admin import AdminClient
 from benchmarks.plan import Layout
 from benchmarks.workload import keys, payload_pool
 from kengine.localkafka import KafkaCluster
+from kengine.localkafka.probe import read_frame
 from kengine_ext import decode_response, encode_request, partition_for_key
 
 if TYPE_CHECKING:
@@ -247,9 +247,7 @@ class BenchKafka:
         with socket.create_connection((host, int(port)), timeout=10) as sock:
             sock.sendall(encode_request(api_key, version, self._correlation_id,
                                         "bench-verify", body))
-            (size,) = struct.unpack(">i", _recv_exact(sock, 4))
-            correlation_id, response = decode_response(api_key, version,
-                                                       _recv_exact(sock, size))
+            correlation_id, response = decode_response(api_key, version, read_frame(sock))
         if correlation_id != self._correlation_id:
             raise RuntimeError(f"node {node} answered correlation id {correlation_id}, "
                                f"expected {self._correlation_id}")
@@ -290,12 +288,3 @@ class _Sample:
             self.problems.append(f"{where}: key {key!r} belongs in partition "
                                  f"{partition_for_key(key, self._partitions)} (murmur2)")
 
-
-def _recv_exact(sock: socket.socket, n: int) -> bytes:
-    buf = bytearray()
-    while len(buf) < n:
-        chunk = sock.recv(n - len(buf))
-        if not chunk:
-            raise ConnectionResetError("the broker closed the connection mid-response")
-        buf += chunk
-    return bytes(buf)

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 
 from ..errors import ProtocolError
 
-__all__ = ["BrokerInfo", "ClusterMetadata", "PartitionInfo", "TopicInfo", "fetch_metadata"]
+__all__ = ["BrokerInfo", "ClusterMetadata", "PartitionInfo", "TopicInfo", "fetch_metadata",
+           "read_frame"]
 
 _API_KEY_METADATA = 3
 _METADATA_VERSION = 12
@@ -77,13 +78,18 @@ def fetch_metadata(host: str, port: int, topics: Sequence[str] | None = (),
     request = _encode_request(correlation_id, topics)
     with socket.create_connection((host, port), timeout=timeout) as sock:
         sock.sendall(struct.pack(">i", len(request)) + request)
-        (size,) = struct.unpack(">i", _recv_exact(sock, 4))
-        body = _recv_exact(sock, size)
+        body = read_frame(sock)
     r = _Reader(body)
     if r.int32() != correlation_id:
         raise ProtocolError(f"Metadata response from {host}:{port} has the wrong correlation id")
     r.tagged_fields()
     return _decode_response(r, f"{host}:{port}")
+
+
+def read_frame(sock: socket.socket) -> bytes:
+    """One size-prefixed Kafka response frame from a blocking socket, without its size."""
+    (size,) = struct.unpack(">i", _recv_exact(sock, 4))
+    return _recv_exact(sock, size)
 
 
 def _recv_exact(sock: socket.socket, n: int) -> bytes:

@@ -13,6 +13,7 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -192,20 +193,37 @@ def controller_cluster(tmp_path_factory) -> Iterator[KafkaCluster]:
         yield cluster
 
 
+@contextmanager
+def _leader_alone(cluster: KafkaCluster, topic: str) -> Iterator[None]:
+    """Kills partition 0's followers and waits until the ISR is its leader alone; restarts
+    them on the way out."""
+    leader = cluster.leader_of(topic, 0)
+    for n in cluster.nodes:
+        if n != leader:
+            cluster.kill(n)
+    try:
+        deadline = time.monotonic() + 60
+        while set(cluster.partition(topic, 0).isr) != {leader}:
+            assert time.monotonic() < deadline, f"ISR never shrank to {{{leader}}}"
+            time.sleep(0.2)
+        yield
+    finally:
+        cluster.heal()
+
+
+def _acks_all_producer(cluster: KafkaCluster, delivery_timeout_ms: int) -> Producer:
+    return Producer(bootstrap_servers=cluster.bootstrap_servers, acks="all",
+                    delivery_timeout_ms=delivery_timeout_ms, request_timeout_ms=5_000,
+                    linger_ms=0, retry_backoff_ms=200)
+
+
 def test_not_enough_replicas_is_retried_until_delivery_timeout(controller_cluster,
                                                                topic_factory):
     cluster = controller_cluster
     topic = topic_factory(cluster, partitions=1, replication_factor=3)
-    leader = cluster.leader_of(topic, 0)
-    followers = [n for n in cluster.nodes if n != leader]
-    with Producer(bootstrap_servers=cluster.bootstrap_servers, acks="all",
-                  delivery_timeout_ms=12_000, request_timeout_ms=5_000, linger_ms=0,
-                  retry_backoff_ms=200) as p:
+    with _acks_all_producer(cluster, 12_000) as p:
         p.send(topic, b"before").result(60)
-        for n in followers:
-            cluster.kill(n)
-        try:
-            _wait_isr(cluster, topic, {leader})
+        with _leader_alone(cluster, topic):
             t0 = time.monotonic()
             futures = [p.send(topic, b"doomed-%d" % i) for i in range(20)]
             errors = [f.exception(timeout=60) for f in futures]
@@ -214,8 +232,6 @@ def test_not_enough_replicas_is_retried_until_delivery_timeout(controller_cluste
             assert all(isinstance(e, KafkaTimeoutError) for e in errors)
             assert "delivery.timeout.ms" in str(errors[0])
             assert 10 <= elapsed < 40   # retried until the delivery timeout, not failed at once
-        finally:
-            cluster.heal()
     values = [r.value for r in read_all(cluster.bootstrap_servers, topic)]
     assert values == [b"before"]
 
@@ -224,32 +240,16 @@ def test_records_sent_while_replicas_are_down_arrive_once_when_they_return(contr
                                                                            topic_factory):
     cluster = controller_cluster
     topic = topic_factory(cluster, partitions=1, replication_factor=3)
-    leader = cluster.leader_of(topic, 0)
-    followers = [n for n in cluster.nodes if n != leader]
-    with Producer(bootstrap_servers=cluster.bootstrap_servers, acks="all",
-                  delivery_timeout_ms=180_000, request_timeout_ms=5_000, linger_ms=0,
-                  retry_backoff_ms=200) as p:
+    with _acks_all_producer(cluster, 180_000) as p:
         p.send(topic, b"before").result(60)
-        for n in followers:
-            cluster.kill(n)
-        try:
-            _wait_isr(cluster, topic, {leader})
+        with _leader_alone(cluster, topic):
             futures = [p.send(topic, b"held-%d" % i, key=b"k") for i in range(200)]
             time.sleep(3)
             assert not any(f.done() for f in futures)   # retrying NOT_ENOUGH_REPLICAS
-        finally:
-            cluster.heal()
         offsets = [f.result(timeout=170).offset for f in futures]
     assert offsets == list(range(1, 201))
     values = [r.value for r in read_all(cluster.bootstrap_servers, topic)]
     assert values == [b"before"] + [b"held-%d" % i for i in range(200)]
-
-
-def _wait_isr(cluster: KafkaCluster, topic: str, isr: set[int], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while set(cluster.partition(topic, 0).isr) != isr:
-        assert time.monotonic() < deadline, f"ISR never shrank to {isr}"
-        time.sleep(0.2)
 
 
 def test_wrong_state_calls_fail_clearly(kafka):
