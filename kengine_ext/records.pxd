@@ -102,6 +102,7 @@ cdef class RecordBatchBuilder:
     cdef Py_ssize_t append_columns(self, const RecordColumns *cols, Py_ssize_t start,
                                    Py_ssize_t stop) noexcept nogil
     cdef int seal(self) except -1
+    cdef int shrink_to_fit(self) except -1
     cdef void write_producer_fields(self) noexcept nogil
     cdef bint has_room_for(self, Py_ssize_t record_bytes) noexcept nogil
     cdef Py_ssize_t estimated_size_c(self) noexcept nogil
@@ -144,5 +145,6 @@ cdef class ColumnsHolder:
                   Py_ssize_t start, Py_ssize_t stop) except -1
     cdef int allocate(self, Py_ssize_t n, bint with_headers, bint with_ts) except -1
     cdef int regroup(self, ColumnsHolder src, const Py_ssize_t *order, Py_ssize_t n) except -1
+    cdef int fill_from_batch(self, RecordBatchBuilder batch) except -1
     cdef int _borrow(self, object obj, const char **ptr, Py_ssize_t *length, str what,
                      Py_ssize_t index) except -1

@@ -562,6 +562,17 @@ cdef class RecordBatchBuilder:
         self._built = True
         return 0
 
+    cdef int shrink_to_fit(self) except -1:
+        # A batch filled in one go (the pieces of a split batch) knows its final size: give
+        # back the rest of the buffer, so that its buffer.memory charge is what it really holds.
+        cdef char *p
+        if self._capacity_bytes > self._size_bytes and self._exports == 0:
+            p = <char *>realloc(self._buf, self._size_bytes)
+            if p != NULL:   # keeping the larger buffer is harmless
+                self._buf = p
+                self._capacity_bytes = self._size_bytes
+        return 0
+
     def build(self):
         """Seals the batch and returns its bytes as a read-only memoryview over this builder's
         buffer (no copy). Idempotent."""
@@ -728,6 +739,57 @@ cdef class ColumnsHolder:
                 c.headers_ptr[j] = s.headers_ptr[order[j]]
                 c.headers_len[j] = s.headers_len[order[j]]
                 c.header_count[j] = s.header_count[order[j]]
+        return 0
+
+    cdef int fill_from_batch(self, RecordBatchBuilder batch) except -1:
+        """Points at every record of a batch (absolute timestamps, keys, values, encoded
+        headers), for re-encoding them into other batches: into the batch's own buffer, or
+        into a decompressed copy of its records when it was sealed compressed. Holds the batch
+        or the copy alive. Only for the rare paths (splitting a batch the broker refused):
+        compressed batches cost a decompression."""
+        cdef const unsigned char *p
+        cdef const unsigned char *end
+        cdef const unsigned char *rec_end
+        cdef int64_t length, ts_delta, off_delta, hcount
+        cdef int32_t i, n = batch._count
+        cdef RecordColumns *c = &self.cols
+        if batch._built and batch._built_codec != CODEC_NONE:
+            raw = decompress_records(batch._built_codec, batch._buf + BATCH_HEADER_BYTES,
+                                     batch._size_bytes - BATCH_HEADER_BYTES)
+            if not PyBytes_CheckExact(raw):
+                raw = bytes(raw)
+            self._keep.append(raw)
+            p = <const unsigned char *>PyBytes_AS_STRING(raw)
+            end = p + PyBytes_GET_SIZE(raw)
+        else:
+            self._keep.append(batch)
+            p = <const unsigned char *>batch._buf + BATCH_HEADER_BYTES
+            end = <const unsigned char *>batch._buf + batch._size_bytes
+        self.allocate(n, True, True)
+        c.default_timestamp_ms = batch._base_timestamp_ms
+        for i in range(n):
+            p = read_varint32(p, end, &length)
+            if p == NULL or length < 6 or length > end - p:
+                raise CorruptRecordError(f"record {i} of {n}: length malformed or past the end")
+            rec_end = p + length
+            p = read_varint64(p + 1, rec_end, &ts_delta)   # + 1: the record's attributes
+            if p != NULL:
+                p = read_varint32(p, rec_end, &off_delta)
+            if p != NULL:
+                p = read_span(p, rec_end, &c.key_ptr[i], &c.key_len[i])
+            if p != NULL:
+                p = read_span(p, rec_end, &c.value_ptr[i], &c.value_len[i])
+            if p != NULL:
+                p = read_varint32(p, rec_end, &hcount)
+            if p == NULL or off_delta != i or hcount < 0:
+                raise CorruptRecordError(f"record {i} of {n}: a field is malformed")
+            c.timestamp_ms[i] = batch._base_timestamp_ms + ts_delta
+            c.headers_ptr[i] = <const char *>p
+            c.headers_len[i] = rec_end - p
+            c.header_count[i] = <int32_t>hcount
+            p = rec_end
+        if p != end:
+            raise CorruptRecordError(f"{end - p} bytes follow the batch's {n} records")
         return 0
 
     cdef int fill(self, object values, object keys, object headers, object timestamps,
@@ -1035,6 +1097,23 @@ cdef inline const unsigned char *read_varint64(const unsigned char *p, const uns
     if p != NULL:
         out[0] = <int64_t>((u >> 1) ^ -(<int64_t>(u & 1)))
     return p
+
+
+cdef inline const unsigned char *read_span(const unsigned char *p, const unsigned char *end,
+                                           const char **ptr, Py_ssize_t *length) noexcept nogil:
+    """Points ptr/length at a length-prefixed field in place (NULL, -1 for a null one);
+    NULL when malformed."""
+    cdef int64_t n
+    p = read_varint32(p, end, &n)
+    if p == NULL or n < -1 or n > end - p:
+        return NULL
+    if n == -1:
+        ptr[0] = NULL
+        length[0] = -1
+        return p
+    ptr[0] = <const char *>p
+    length[0] = n
+    return p + n
 
 
 cdef object read_field(const unsigned char **pp, const unsigned char *end, str what,
