@@ -37,6 +37,12 @@ cdef class ProducerBatch:
     cdef readonly object record_errors       # {offset delta: KafkaError} (KIP-467), or None
     cdef object done_event                   # threading.Event made by the first waiter, or None
     cdef readonly bint in_flight             # GIL; a produce request carrying it is unanswered
+    # Split (the broker refused the batch as too large): the batches that took over its
+    # records, in record order. Set once, after they are complete and queued; futures holding
+    # this batch follow it to their record's piece. None unless split.
+    cdef readonly list split_into            # GIL
+    cdef int32_t split_first                 # offset delta, in the batch it was split from, of
+                                             # its first record; 0 for a batch not from a split
 
     cdef int finish(self, int64_t base_offset, int64_t log_append_time_ms, object error,
                     object record_errors) except -1
@@ -73,7 +79,7 @@ cdef class TopicState:
     cdef readonly str name
     cdef readonly list queues                # [PartitionQueue], index = partition
     cdef readonly int32_t num_partitions
-    cdef double compression_ratio            # compressed/uncompressed estimate (Java's estimator)
+    cdef readonly double compression_ratio   # GIL; compressed/uncompressed estimate (Java's estimator)
     cdef readonly TopicPartitioner partitioning  # partitioner state (partitioner.pxd)
 
 
@@ -85,6 +91,7 @@ cdef class DeliveryFuture:
     cdef int64_t timestamp_ms
     cdef object callbacks                    # None, a callable, or a list of callables
 
+    cdef ProducerBatch resolve(self)
     cdef object metadata(self)
     cdef int fire(self) except -1
 
@@ -153,6 +160,8 @@ cdef class ProducerCore:
                                   Py_ssize_t reserved)
     cdef ProducerBatch new_batch(self, PartitionQueue q, Py_ssize_t capacity, int64_t now)
     cdef int enqueue(self, PartitionQueue q, ProducerBatch b) except -1
+    cdef ProducerBatch requeue_chain(self, PartitionQueue q, ProducerBatch first,
+                                     ProducerBatch last, int32_t count)
     cdef int send_chunk(self, TopicState t, BulkFuture fut, object values, object raw_values,
                         object keys, object headers, object timestamps, object partition,
                         Py_ssize_t start, Py_ssize_t n) except -1

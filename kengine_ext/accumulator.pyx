@@ -134,19 +134,28 @@ cdef class ProducerBatch:
         return None
 
     def wait(self, timeout=None) -> bool:
-        """Blocks until the batch is done; False on timeout."""
-        if self.done:
+        """Blocks until every record of the batch has its outcome: the batch is done, or it
+        was split (split_into) and every batch it was split into is. False on timeout."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        if not self.done and self.split_into is None:
+            ev = self.done_event
+            if ev is None:
+                ev = threading.Event()
+                if self.done_event is None:
+                    self.done_event = ev
+                else:
+                    ev = self.done_event
+            # finish() and split_batch() change the state before they look for the event: one
+            # made meanwhile is seen set, or the state is seen changed here
+            if not self.done and self.split_into is None and not ev.wait(timeout):
+                return False
+        if self.split_into is None:
             return True
-        ev = self.done_event
-        if ev is None:
-            ev = threading.Event()
-            if self.done_event is None:
-                self.done_event = ev
-            else:
-                ev = self.done_event
-        if self.done:  # finished while the event was being made
-            return True
-        return ev.wait(timeout)
+        for piece in self.split_into:
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if not (<ProducerBatch>piece).wait(remaining):
+                return False
+        return True
 
     @property
     def builder_or_none(self):
@@ -162,7 +171,75 @@ cdef class ProducerBatch:
 
     def __repr__(self):
         return (f"ProducerBatch({self.topic}-{self.partition}, records={self.record_count}, "
-                f"attempts={self.attempts}, done={self.done})")
+                f"attempts={self.attempts}, done={self.done}"
+                f"{'' if self.split_into is None else f', split into {len(self.split_into)}'})")
+
+
+# ---- following splits (ProducerCore.split_batch): futures keep the batch they were given ----
+
+cdef inline int32_t add_sequence(int32_t seq, int32_t count) noexcept:
+    # Kafka's sequences wrap from INT32_MAX to 0 (DefaultRecordBatch.incrementSequence)
+    if seq > 0x7FFFFFFF - count:
+        return count - (0x7FFFFFFF - seq) - 1
+    return seq + count
+
+
+cdef ProducerBatch piece_for(list pieces, int32_t index):
+    """The piece holding record `index` of the batch that was split into `pieces`."""
+    cdef Py_ssize_t i = len(pieces) - 1
+    cdef ProducerBatch p = <ProducerBatch>pieces[i]
+    while i > 0 and p.split_first > index:
+        i -= 1
+        p = <ProducerBatch>pieces[i]
+    return p
+
+
+cdef bint settled(ProducerBatch b) except -1:
+    """Every record of b has its outcome: b is done, or every batch it was split into is."""
+    if b.split_into is None:
+        return b.done
+    for piece in b.split_into:
+        if not settled(<ProducerBatch>piece):
+            return False
+    return True
+
+
+cdef list resolve_segments(list segments):
+    """BulkFuture segments with each split batch replaced by the batches now holding its
+    records; the list itself when no batch of it was split."""
+    cdef list out = None
+    cdef Py_ssize_t i
+    cdef ProducerBatch b
+    for i in range(len(segments)):
+        seg = segments[i]
+        b = <ProducerBatch>seg[0]
+        if b.split_into is None:
+            if out is not None:
+                out.append(seg)
+            continue
+        if out is None:
+            out = segments[:i]
+        add_resolved_segments(b, seg[1], seg[2], out)
+    return segments if out is None else out
+
+
+cdef int add_resolved_segments(ProducerBatch b, int32_t first, bytes indices,
+                               list out) except -1:
+    """Appends to out the segments of b's records [first, first + len(indices) / 4)."""
+    cdef int32_t count = <int32_t>(len(indices) // sizeof(int32_t)), lo, hi
+    cdef ProducerBatch p
+    if b.split_into is None:
+        out.append((b, first, indices))
+        return 0
+    for piece in b.split_into:
+        p = <ProducerBatch>piece
+        lo = max(first, p.split_first)
+        hi = min(first + count, p.split_first + p.record_count)
+        if lo < hi:
+            add_resolved_segments(p, lo - p.split_first,
+                                  indices[(lo - first) * sizeof(int32_t):
+                                          (hi - first) * sizeof(int32_t)], out)
+    return 0
 
 
 cdef class PartitionQueue:
@@ -215,6 +292,19 @@ cdef class DeliveryFuture:
     error that failed it; ``add_callback(fn)`` calls ``fn(error, metadata)`` once it is known
     (at once if it already is)."""
 
+    cdef ProducerBatch resolve(self):
+        """The batch holding this record now, following splits; remembered, so a future walks
+        a split once. (Futures with callbacks are moved by split_batch() itself.)"""
+        cdef ProducerBatch b = self.batch, piece
+        cdef int32_t index = self.index
+        while b.split_into is not None:
+            piece = piece_for(b.split_into, index)
+            index -= piece.split_first
+            b = piece
+        self.batch = b
+        self.index = index
+        return b
+
     cdef object metadata(self):
         cdef RecordMetadata md = RecordMetadata.__new__(RecordMetadata)
         cdef ProducerBatch b = self.batch
@@ -246,40 +336,47 @@ cdef class DeliveryFuture:
         return 0
 
     def done(self) -> bool:
-        return self.batch.done
+        return self.resolve().done
 
     def result(self, timeout=None):
         """The record's RecordMetadata; raises its error, or KafkaTimeoutError when it is not
         known within timeout seconds (the record stays in flight)."""
-        if not self.batch.done and not self.batch.wait(timeout):
-            raise KafkaTimeoutError(
-                f"the record to {self.batch.topic}-{self.batch.partition} was not acknowledged "
-                f"within {timeout} s; it is still being delivered")
-        err = self.batch.record_error(self.index)
+        cdef ProducerBatch b = self.resolve()
+        if not b.done:
+            if not b.wait(timeout):
+                raise KafkaTimeoutError(
+                    f"the record to {b.topic}-{b.partition} was not acknowledged within "
+                    f"{timeout} s; it is still being delivered")
+            b = self.resolve()   # split while we waited: the piece with the record is done
+        err = b.record_error(self.index)
         if err is not None:
             raise err
         return self.metadata()
 
     def exception(self, timeout=None):
         """The record's error, or None if it was delivered."""
-        if not self.batch.done and not self.batch.wait(timeout):
-            raise KafkaTimeoutError(
-                f"the record to {self.batch.topic}-{self.batch.partition} was not acknowledged "
-                f"within {timeout} s")
-        return self.batch.record_error(self.index)
+        cdef ProducerBatch b = self.resolve()
+        if not b.done:
+            if not b.wait(timeout):
+                raise KafkaTimeoutError(
+                    f"the record to {b.topic}-{b.partition} was not acknowledged within "
+                    f"{timeout} s")
+            b = self.resolve()
+        return b.record_error(self.index)
 
     def add_callback(self, fn):
         """Calls fn(error, metadata) when the outcome is known (now, if it already is)."""
-        if self.batch.done:
-            err = self.batch.record_error(self.index)
-            run_callback(fn, err, None if err is not None else self.metadata(), self.batch)
+        cdef ProducerBatch b = self.resolve()
+        if b.done:
+            err = b.record_error(self.index)
+            run_callback(fn, err, None if err is not None else self.metadata(), b)
             return
         if self.callbacks is None:
             self.callbacks = fn
-            if self.batch.callback_futures is None:
-                self.batch.callback_futures = [self]
+            if b.callback_futures is None:
+                b.callback_futures = [self]
             else:
-                self.batch.callback_futures.append(self)
+                b.callback_futures.append(self)
         elif isinstance(self.callbacks, list):
             self.callbacks.append(fn)
         else:
@@ -294,7 +391,7 @@ cdef class DeliveryFuture:
         return self.batch.partition
 
     def __repr__(self):
-        state = "done" if self.batch.done else "pending"
+        state = "done" if self.resolve().done else "pending"
         return f"DeliveryFuture({self.batch.topic}-{self.batch.partition}, {state})"
 
 
@@ -350,7 +447,10 @@ cdef class BulkFuture:
     timeout passes). Per record it keeps no Python object, only int32 indices."""
 
     def done(self) -> bool:
-        return all((<ProducerBatch>s[0]).done for s in self._segments)
+        for s in self._segments:
+            if not settled(<ProducerBatch>s[0]):
+                return False
+        return True
 
     def result(self, timeout=None):
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -359,15 +459,18 @@ cdef class BulkFuture:
         for seg in self._segments:
             b = seg[0]
             remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-            if not b.done and not b.wait(remaining):
+            if not b.done and not b.wait(remaining):   # wait() follows splits
                 raise KafkaTimeoutError(f"send_many to {self.topic!r} was not acknowledged "
                                         f"within {timeout} s; its records are still in flight")
+        # every batch is settled: no split can happen any more, the segments are final
+        cdef list segments = resolve_segments(self._segments)
+        self._segments = segments
         cdef BulkResult r = BulkResult.__new__(BulkResult)
         r.topic = self.topic
         r.record_count = self.record_count
         r.errors = {}
-        r._segments = self._segments
-        for b, first, indices in self._segments:
+        r._segments = segments
+        for b, first, indices in segments:
             if b.error is None and b.record_errors is None:
                 continue
             for k, i in enumerate(memoryview(indices).cast("i")):
@@ -1048,11 +1151,7 @@ cdef class ProducerCore:
         builder._producer_id = self._producer_id
         builder._producer_epoch = self._producer_epoch
         builder._base_sequence = q.next_sequence
-        # Kafka's sequences wrap from INT32_MAX to 0 (DefaultRecordBatch.incrementSequence)
-        if q.next_sequence > 0x7FFFFFFF - b.record_count:
-            q.next_sequence = b.record_count - (0x7FFFFFFF - q.next_sequence) - 1
-        else:
-            q.next_sequence += b.record_count
+        q.next_sequence = add_sequence(q.next_sequence, b.record_count)
         return True
 
     def seal(self, ProducerBatch b):
@@ -1083,9 +1182,10 @@ cdef class ProducerCore:
     def complete(self, ProducerBatch b, int64_t base_offset=-1, int64_t log_append_time_ms=-1,
                  error=None, record_errors=None):
         """Finishes a batch: stores the outcome, frees its memory, wakes its waiters and runs
-        its records' callbacks (on this thread). Finishing twice is a no-op."""
+        its records' callbacks (on this thread). Finishing twice is a no-op, and so is
+        finishing a batch that was split: its records' outcomes are its pieces'."""
         cdef DeliveryFuture f
-        if b.done:
+        if b.done or b.split_into is not None:
             return
         self._incomplete.discard(b)
         self.release_memory(b.reserved_bytes)
@@ -1103,11 +1203,19 @@ cdef class ProducerCore:
         behind an earlier sequence of its partition is resent right after that batch instead:
         it cannot go first anyway, and a backoff of its own would only add to the earlier
         batch's (its error, OUT_OF_ORDER_SEQUENCE_NUMBER, echoed the earlier failure)."""
-        cdef PartitionQueue q = b.queue
-        cdef ProducerBatch prev = None, cur = q.head
-        cdef int32_t seq = -1 if b.builder is None else b.builder._base_sequence
+        cdef ProducerBatch prev
         b.in_flight = False
         b.retry_at_ms = retry_at_ms
+        prev = self.requeue_chain(b.queue, b, b, 1)
+        if follow_earlier and prev is not None:
+            b.retry_at_ms = prev.retry_at_ms
+
+    cdef ProducerBatch requeue_chain(self, PartitionQueue q, ProducerBatch first,
+                                     ProducerBatch last, int32_t count):
+        """Puts `count` linked batches, first to last, back at the front of q; returns the
+        queued batch they went behind (one of an earlier sequence), or None."""
+        cdef ProducerBatch prev = None, cur = q.head
+        cdef int32_t seq = -1 if first.builder is None else first.builder._base_sequence
         if seq >= 0:
             # Idempotence: retries go back in sequence order, ahead of batches without one,
             # whatever order their responses came back in.
@@ -1115,18 +1223,129 @@ cdef class ProducerCore:
                     0 <= cur.builder._base_sequence < seq:
                 prev = cur
                 cur = cur.next
-            if follow_earlier and prev is not None:
-                b.retry_at_ms = prev.retry_at_ms
-        else:
-            cur = q.head
-        b.next = cur
+        last.next = cur
         if prev is None:
-            q.head = b
+            q.head = first
         else:
-            prev.next = b
+            prev.next = first
         if cur is None:
-            q.tail = b
-        q.batch_count += 1
+            q.tail = last
+        q.batch_count += count
+        return prev
+
+    def split_batch(self, ProducerBatch b):
+        """The broker refused b, a batch of several records, as too large (MESSAGE_TOO_LARGE):
+        re-encodes its records into smaller batches, puts them at the front of its partition's
+        queue in record order and returns them, oldest first (Java's splitAndReenqueue).
+
+        b must be drained and not yet requeued or completed. A piece holds at most batch.size
+        bytes and at most half of b's (a larger record goes
+        alone), so a piece the broker refuses again is split again, down to single records.
+        Compressed pieces are sized by b's measured compression ratio. The pieces take over b's
+        sequence range (same producer id and epoch), its creation time (delivery.timeout.ms
+        still counts from b's first record), its futures and callbacks and its buffer.memory;
+        b keeps no records and is finished only through its pieces (split_into). The topic's
+        compression estimate goes up to no compression (or b's ratio if worse)."""
+        cdef RecordBatchBuilder big = b.builder
+        cdef RecordBatchBuilder builder
+        cdef ColumnsHolder holder = ColumnsHolder()
+        cdef RecordColumns *c = &holder.cols
+        cdef PartitionQueue q = b.queue
+        cdef TopicState t
+        cdef ProducerBatch piece, last = None
+        cdef DeliveryFuture f
+        cdef list pieces = []
+        cdef Py_ssize_t n, pos = 0, r, limit, body, first_bytes, charged = 0, queued = 0
+        cdef int32_t seq
+        cdef double ratio = 1.0
+        if not b.in_flight or b.done or big is None or b.record_count < 2:
+            # queued (its queue still links it), finished, or one record: nothing to split
+            raise IllegalStateError(f"{b!r} cannot be split: only a drained, unfinished batch "
+                                    f"of several records can")
+        holder.fill_from_batch(big)
+        n = c.count
+        # The broker does not say its limit. Halving at each refusal (Java's KAFKA-8350 fix)
+        # finds it in log2(records) rounds at most, and never resends a batch as big as b.
+        limit = min(self._batch_size_bytes, big._size_bytes // 2)
+        if limit <= BATCH_HEADER_BYTES:
+            limit = BATCH_HEADER_BYTES + 1
+        if big._codec != CODEC_NONE:
+            # The pieces hold b's records: they are sized by what those really compressed to.
+            # The topic's later batches assume no compression until batches show better, as
+            # Java resets its estimator, so they are not built too big again.
+            if big._ratio > 0:
+                ratio = big._ratio
+            t = self._topics.get(b.topic)
+            if t is not None and t.compression_ratio < max(1.0, ratio):
+                t.compression_ratio = max(1.0, ratio)
+        seq = big._base_sequence
+        while pos < n:
+            body = record_body_size(0x7FFFFFFF, 0x7FFFFFFF, c.key_len[pos], c.value_len[pos],
+                                    c.headers_len[pos], c.header_count[pos])
+            first_bytes = BATCH_HEADER_BYTES + uvarint_size(zigzag32(<int32_t>body)) + body
+            builder = RecordBatchBuilder(
+                limit, max_bytes=self._max_request_size_bytes, compression=big._codec,
+                compression_level=big._level or None, ratio_estimate=ratio,
+                producer_id=big._producer_id, producer_epoch=big._producer_epoch,
+                base_sequence=seq, transactional=big._transactional,
+                initial_capacity=max(limit, first_bytes), pool=self._pool)
+            with nogil:
+                r = builder.append_columns(c, pos, n)
+            if r <= 0:
+                if r == APPEND_NO_MEMORY:
+                    raise MemoryError()
+                raise IllegalStateError(f"record {pos} of {b!r} does not fit in an empty batch")
+            builder.shrink_to_fit()
+            piece = ProducerBatch.__new__(ProducerBatch)
+            piece.topic = b.topic
+            piece.partition = b.partition
+            piece.queue = q
+            piece.builder = builder
+            piece.created_ms = b.created_ms
+            piece.closed = True
+            piece.record_count = <int32_t>r
+            piece.base_offset = -1
+            piece.log_append_time_ms = -1
+            piece.split_first = <int32_t>pos
+            piece.reserved_bytes = builder._capacity_bytes
+            if last is not None:
+                last.next = piece
+            last = piece
+            pieces.append(piece)
+            charged += builder._capacity_bytes
+            queued += builder._size_bytes
+            if seq >= 0:
+                seq = add_sequence(seq, <int32_t>r)
+            pos += r
+        # The pieces are complete: hand over b's callbacks, queue place and memory.
+        futs = b.callback_futures
+        b.callback_futures = None
+        if futs is not None:
+            for fut in futs:
+                f = <DeliveryFuture>fut
+                piece = piece_for(pieces, f.index)
+                f.index -= piece.split_first
+                f.batch = piece
+                if piece.callback_futures is None:
+                    piece.callback_futures = [f]
+                else:
+                    piece.callback_futures.append(f)
+        self.requeue_chain(q, <ProducerBatch>pieces[0], last, <int32_t>len(pieces))
+        q.queued_bytes += queued
+        for piece in pieces:
+            self._incomplete.add(piece)
+        self._incomplete.discard(b)
+        self._buffer_used_bytes += charged
+        self.release_memory(b.reserved_bytes)
+        b.reserved_bytes = 0
+        b.in_flight = False
+        b.closed = True
+        b.builder = None        # the buffer goes once the request's views of it are gone
+        b.split_into = pieces   # last: futures that follow it find the pieces complete
+        ev = b.done_event
+        if ev is not None:
+            ev.set()            # wakes wait(), which then waits for the pieces
+        return list(pieces)
 
     def expire(self, int64_t now, int64_t delivery_timeout_ms):
         """Removes and returns the queued batches that have waited delivery.timeout.ms since
