@@ -83,6 +83,9 @@ METRICS: dict[tuple[str, str], MetricInfo] = dict([
        True),
     _m(CLIENT, "record-retry-rate", "The average per-second number of retried record sends"),
     _m(CLIENT, "record-retry-total", "The total number of retried record sends", True),
+    _m(CLIENT, "batch-split-rate", "The average number of batch splits per second (batches "
+                                   "the broker refused as too large, resent in smaller ones)"),
+    _m(CLIENT, "batch-split-total", "The total number of batch splits", True),
     _m(CLIENT, "request-rate", "The number of produce requests sent per second"),
     _m(CLIENT, "request-total", "The total number of produce requests sent", True),
     _m(CLIENT, "request-latency-avg", "The average produce request latency in ms"),
@@ -377,7 +380,7 @@ class ProducerMetrics:
     Hooks: ``on_request`` when a produce request is handed to a connection (its batches are
     sealed), ``on_response`` when it is answered or failed, ``on_batch_done`` when a batch
     finally fails (success is counted at send time, as in Java), ``on_retry`` when a batch is
-    queued again."""
+    queued again, ``on_split`` when a batch the broker refused as too large is split."""
 
     def __init__(self, client_id: str, core: ProducerCore, client: NetworkClient, *,
                  partitioner: Any = None,
@@ -405,6 +408,7 @@ class ProducerMetrics:
         self._throttle = _Sampled(now)
         self._errors = _Sampled(now)
         self._retries = _Sampled(now)
+        self._splits = _Sampled(now)                   # one value (1) per split batch
         self._memory_wait = _Sampled(now)              # ns blocked, attributed when noticed
         self._memory_wait_seen_ns = 0
         self._in_flight = 0
@@ -481,6 +485,11 @@ class ProducerMetrics:
             self._retries.record(batch.record_count, now)
             self._topic(batch.topic, now).retries.record(batch.record_count, now)
 
+    def on_split(self, batch: ProducerBatch) -> None:
+        now = monotonic_ms()
+        with self._lock:
+            self._splits.record(1, now)
+
     def poll(self, now_ms: int) -> int:
         """Runs the stats callback when it is due; returns ms until it is due next (a day when
         there is none), for the sender's sleep."""
@@ -527,6 +536,8 @@ class ProducerMetrics:
                 "record-error-total": int(self._errors.total),
                 "record-retry-rate": self._retries.rate(now),
                 "record-retry-total": int(self._retries.total),
+                "batch-split-rate": self._splits.rate(now),
+                "batch-split-total": int(self._splits.total),
                 "request-rate": self._requests.rate(now, of_count=True),
                 "request-total": self._requests.total_count,
                 "request-latency-avg": self._latency.avg(now),

@@ -21,6 +21,7 @@ from .errors import (
     InvalidRecordError,
     KafkaError,
     KafkaTimeoutError,
+    MessageTooLargeError,
     OutOfOrderSequenceNumberError,
     ProtocolError,
     delivery_timeout,
@@ -295,6 +296,9 @@ class Sender:
                       s.client_id, b.record_count, b.topic, b.partition, error)
             self._succeed(b, -1, -1)
             return
+        if isinstance(error, MessageTooLargeError) and from_broker and b.record_count > 1 \
+                and self._split(b, error):
+            return
         if self._txn is not None and b.base_sequence >= 0 and from_broker:
             retriable = self._txn.can_retry(b, error, log_start_offset)
         else:
@@ -331,6 +335,29 @@ class Sender:
             else:
                 self._txn.on_expired(b)   # written or not? only later batches can tell
         self._fail(b, error, record_errors)
+
+    def _split(self, b: ProducerBatch, error: KafkaError) -> bool:
+        """The broker refused b as too large for the topic (its max.message.bytes, or a batch
+        that compressed worse than estimated): resend its records in smaller batches, as Java
+        does, rather than fail them all. Not a retry: it uses none of retries. False when b
+        could not be split (it then fails with the broker's error)."""
+        size, sequence = b.size_bytes, b.base_sequence
+        self._last_errors.pop(b, None)
+        try:
+            pieces = self._core.split_batch(b)
+        except Exception:   # noqa: BLE001 (logged; the batch fails with the broker's error)
+            _log.exception("[%s] could not split a batch of %d record(s) for %s-%d",
+                           self._s.client_id, b.record_count, b.topic, b.partition)
+            return False
+        if self._txn is not None and sequence >= 0:
+            self._txn.on_split(b, pieces)
+        if self._metrics is not None:
+            self._metrics.on_split(b)
+        _log.info("[%s] %s-%d refused a batch of %d record(s), %d bytes, as too large (%s); "
+                  "resending them in %d batches of at most %d bytes", self._s.client_id,
+                  b.topic, b.partition, b.record_count, size, error, len(pieces),
+                  max(p.size_bytes for p in pieces))
+        return True
 
     def _fail(self, b: ProducerBatch, error: KafkaError,
               record_errors: dict[int, KafkaError] | None = None) -> None:

@@ -673,6 +673,20 @@ class TransactionManager:
                 return True   # sent with the epoch before our own bump: resend with the new one
             return error.retriable
 
+    def on_split(self, big: ProducerBatch, pieces: list[ProducerBatch]) -> None:
+        """The broker refused ``big`` as too large and its records went into ``pieces``, which
+        carry its sequences: they replace it among the unfinished batches (Java's
+        removeInFlightBatch, then addInFlightBatch for each), so the lowest of them is the one
+        the drain lets go first, and later batches wait behind them."""
+        with self._lock:
+            entry = self._entry(big.queue)
+            if big in entry.in_flight:
+                entry.in_flight.remove(big)
+            self._reset_batches.discard(big)
+            entry.in_flight.extend(pieces)
+            entry.in_flight.sort(key=_sequence)
+            entry.sync()
+
     def on_failed(self, b: ProducerBatch, error: KafkaError, adjust_sequences: bool) -> None:
         """A batch failed for good (the broker rejected it, or it expired)."""
         with self._lock:

@@ -1,9 +1,11 @@
 """Splitting a batch the broker refused as too large (MESSAGE_TOO_LARGE), without a broker: the
-Cython core's split_batch() (re-encoding, queue order, memory, futures that follow the records).
-Pieces are decoded with kafka-python (an independent reader)."""
+Cython core's split_batch() (re-encoding, queue order, memory, futures that follow the records)
+and the TransactionManager's sequence bookkeeping for the pieces. Pieces are decoded with
+kafka-python (an independent reader)."""
 from __future__ import annotations
 
 import random
+import struct
 import threading
 
 import pytest
@@ -13,7 +15,10 @@ import kengine_ext as k
 from kengine.errors import (
     IllegalStateError,
     MessageTooLargeError,
+    NotLeaderOrFollowerError,
+    OutOfOrderSequenceNumberError,
 )
+from kengine.transactions import TransactionManager
 from tests.unit.test_accumulator import Core, drain_all
 
 CODECS = ["none", "gzip", "snappy", "lz4", "zstd"]
@@ -283,6 +288,109 @@ def test_pieces_keep_the_creation_time_for_delivery_timeout():
     assert core.oldest_queued_ms() == big.created_ms
     expired = core.expire(big.created_ms + 1000, 1000)
     assert expired == pieces
+
+
+# ---------------------------------------------------------------- sequences
+
+
+def manager(core):
+    return TransactionManager(core, client=None, metadata=None, client_id="test",
+                              transactional_id=None, transaction_timeout_ms=60000,
+                              retry_backoff_ms=100, max_block_ms=1000, wakeup=lambda: None)
+
+
+def header(core, batch):
+    return struct.unpack(">qhi", bytes(core.seal(batch))[43:57])
+
+
+def test_pieces_take_over_the_sequences_and_later_batches_wait_behind_them():
+    core = Core({"t": 1}, idempotent=True, linger_ms=0, batch_size=8192)
+    core._set_producer_identity(1000, 0)
+    tm = manager(core)
+    sent = []
+    for n in (40, 10):          # two batches in flight: sequences 0-39 and 40-49
+        for i in range(n):
+            core.send("t", b"%d" % i + b"." * 40, partition=0)
+        (b,) = drain_all(core)
+        tm.on_drained([b])
+        sent.append(b)
+    big, later = sent
+    q = core.topic_state("t").queues[0]
+    # big is refused as too large; later, out of order (the broker still expects 0)
+    pieces = core.split_batch(big)
+    tm.on_split(big, pieces)
+    assert [p.base_sequence for p in pieces][0] == 0
+    assert q.first_in_flight_sequence == 0
+    error = OutOfOrderSequenceNumberError("expected 0")
+    assert tm.can_retry(later, error, -1)
+    core.reenqueue(later, 0)
+    assert q.batches() == [*pieces, later]
+    core.send("t", b"new", partition=0)         # no sequence yet: behind everything
+    sequences = [p.base_sequence for p in [*pieces, later]]
+    assert sequences == [sum(x.record_count for x in pieces[:i]) for i in range(len(pieces))] \
+        + [40]
+    # one piece at a time: each is the lowest unfinished sequence when it goes
+    order = []
+    for expected in [*pieces, later]:
+        got = drain_once(core)
+        if expected is not later:
+            assert drain_once(core) == []       # the next one waits for this one
+        assert got == [expected]
+        tm.on_drained(got)
+        order.append(header(core, expected))
+        tm.on_success(expected, 0)
+        core.complete(expected, 0, -1)
+    assert order == [(1000, 0, seq) for seq in sequences]
+    (new,) = drain_once(core)
+    assert header(core, new) == (1000, 0, 50)
+
+
+def test_a_piece_that_fails_for_good_renumbers_the_rest_with_a_new_epoch():
+    core = Core({"t": 1}, idempotent=True, linger_ms=0, batch_size=8192)
+    core._set_producer_identity(1000, 0)
+    tm = manager(core)
+    for i in range(20):
+        core.send("t", b"%d" % i + b"." * 40, partition=0)
+    (big,) = drain_all(core)
+    tm.on_drained([big])
+    pieces = core.split_batch(big)
+    tm.on_split(big, pieces)
+    (first,) = drain_all(core)
+    tm.on_drained([first])
+    error = MessageTooLargeError("too large")
+    assert not tm.can_retry(first, error, -1)
+    tm.on_failed(first, error, adjust_sequences=True)
+    core.complete(first, error=error)
+    tm._bump_idempotent_epoch()
+    assert header(core, pieces[1]) == (1000, 1, 0)
+
+
+def test_a_retriable_error_on_a_piece_retries_it_in_sequence_order():
+    core = Core({"t": 1}, idempotent=True, linger_ms=0, batch_size=8192)
+    core._set_producer_identity(1000, 0)
+    tm = manager(core)
+    for i in range(20):
+        core.send("t", b"%d" % i + b"." * 40, partition=0)
+    (big,) = drain_all(core)
+    tm.on_drained([big])
+    pieces = core.split_batch(big)
+    tm.on_split(big, pieces)
+    (first,) = drain_all(core)
+    tm.on_drained([first])
+    assert tm.can_retry(first, NotLeaderOrFollowerError("moved"), -1)
+    core.reenqueue(first, 0)
+    assert core.topic_state("t").queues[0].batches() == pieces
+    assert drain_all(core) == [first]
+
+
+def test_split_batches_are_counted_in_metrics():
+    from tests.unit.test_metrics import Batch, make
+
+    m, _, _ = make()
+    m.on_split(Batch("a", 10, 1000, 0))
+    m.on_split(Batch("a", 5, 500, 0))
+    snap = m.snapshot()
+    assert snap["batch-split-total"] == 2 and snap["batch-split-rate"] > 0
 
 
 def test_the_split_records_decode_with_kengine_too():
