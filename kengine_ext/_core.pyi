@@ -290,6 +290,7 @@ class TopicState:
     queues: list[PartitionQueue]
     num_partitions: int
     compression_ratio: float
+    refused_bytes: int
     def __new__(cls, name: str) -> TopicState: ...
 
 @disjoint_base

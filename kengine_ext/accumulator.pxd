@@ -80,6 +80,8 @@ cdef class TopicState:
     cdef readonly list queues                # [PartitionQueue], index = partition
     cdef readonly int32_t num_partitions
     cdef readonly double compression_ratio   # GIL; compressed/uncompressed estimate (Java's estimator)
+    cdef readonly Py_ssize_t refused_bytes   # GIL; smallest batch (bytes) a broker refused as too
+                                             # large (its max.message.bytes is below); 0: none
     cdef readonly TopicPartitioner partitioning  # partitioner state (partitioner.pxd)
 
 

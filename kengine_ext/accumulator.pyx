@@ -1239,8 +1239,9 @@ cdef class ProducerCore:
         queue in record order and returns them, oldest first (Java's splitAndReenqueue).
 
         b must be drained and not yet requeued or completed. A piece holds at most batch.size
-        bytes and at most half of b's (a larger record goes
-        alone), so a piece the broker refuses again is split again, down to single records.
+        bytes and at most half of the smallest batch the topic was refused (a larger record
+        goes alone), so a piece the broker refuses again is split again, down to single
+        records.
         Compressed pieces are sized by b's measured compression ratio. The pieces take over b's
         sequence range (same producer id and epoch), its creation time (delivery.timeout.ms
         still counts from b's first record), its futures and callbacks and its buffer.memory;
@@ -1251,7 +1252,7 @@ cdef class ProducerCore:
         cdef ColumnsHolder holder = ColumnsHolder()
         cdef RecordColumns *c = &holder.cols
         cdef PartitionQueue q = b.queue
-        cdef TopicState t
+        cdef TopicState t = self._topics.get(b.topic)
         cdef ProducerBatch piece, last = None
         cdef DeliveryFuture f
         cdef list pieces = []
@@ -1264,9 +1265,16 @@ cdef class ProducerCore:
                                     f"of several records can")
         holder.fill_from_batch(big)
         n = c.count
-        # The broker does not say its limit. Halving at each refusal (Java's KAFKA-8350 fix)
-        # finds it in log2(records) rounds at most, and never resends a batch as big as b.
-        limit = min(self._batch_size_bytes, big._size_bytes // 2)
+        # The broker does not say its limit (the topic's max.message.bytes). Halving at each
+        # refusal (Java's KAFKA-8350 fix) finds it in log2(records) rounds at most; halving the
+        # smallest size the topic refused, not b's, spares the other pieces of an earlier split
+        # those rounds.
+        limit = big._size_bytes
+        if t is not None:
+            if t.refused_bytes == 0 or limit < t.refused_bytes:
+                t.refused_bytes = limit
+            limit = t.refused_bytes
+        limit = min(self._batch_size_bytes, limit // 2)
         if limit <= BATCH_HEADER_BYTES:
             limit = BATCH_HEADER_BYTES + 1
         if big._codec != CODEC_NONE:
@@ -1275,7 +1283,6 @@ cdef class ProducerCore:
             # Java resets its estimator, so they are not built too big again.
             if big._ratio > 0:
                 ratio = big._ratio
-            t = self._topics.get(b.topic)
             if t is not None and t.compression_ratio < max(1.0, ratio):
                 t.compression_ratio = max(1.0, ratio)
         seq = big._base_sequence

@@ -131,6 +131,31 @@ def test_the_topic_compression_estimate_goes_back_up_to_no_compression():
     assert state.compression_ratio == 1.0
 
 
+def test_later_splits_cut_to_half_the_smallest_size_the_topic_refused():
+    # max.message.bytes is the topic's: once a small batch was refused, the other pieces of
+    # an earlier split need not be refused at every size on the way down to it
+    core = Core({"t": 1}, batch_size=65536, linger_ms=0)
+    state = core.topic_state("t")
+    _, big = one_batch(core, n=400)
+    refused = big.size_bytes
+    first, sibling = core.split_batch(big)[:2]
+    assert state.refused_bytes == refused
+    head = first
+    for _ in range(3):            # the first piece is refused again and again
+        assert drain_once(core) == [head]
+        refused = head.size_bytes
+        head = core.split_batch(head)[0]
+        assert state.refused_bytes == refused
+    while True:
+        (p,) = drain_once(core)
+        if p is sibling:
+            break
+        core.complete(p, 0, -1)
+    assert sibling.size_bytes > 4 * state.refused_bytes
+    pieces = core.split_batch(sibling)
+    assert all(p.size_bytes <= state.refused_bytes // 2 for p in pieces)
+
+
 def test_a_lone_large_record_among_small_ones_ends_in_its_own_batch():
     core = Core({"t": 1}, batch_size=100_000, linger_ms=0)
     values = [b"a" * 50] * 10 + [b"B" * 5000] + [b"c" * 50] * 10
