@@ -12,9 +12,11 @@ keeps what it accepted in :attr:`FakeBroker.log`, and misbehaves on demand:
         producer = Producer(bootstrap_servers=broker.bootstrap_servers)
 
 A :class:`Fault` applies to the next request(s) of its API (Produce unless told otherwise);
-:class:`Chaos` draws random faults from a seeded generator for every request. Each client
-connection has its own thread and blocking socket: pipelined requests are answered in order,
-so latency on one delays the ones behind it, as on a real broker.
+:class:`Chaos` draws random faults from a seeded generator for every request;
+``max_message_bytes={"orders": 1000}`` refuses larger batches with MESSAGE_TOO_LARGE, as a
+topic's ``max.message.bytes`` does. Each client connection has its own thread and blocking
+socket: pipelined requests are answered in order, so latency on one delays the ones behind it,
+as on a real broker.
 """
 from __future__ import annotations
 
@@ -135,8 +137,12 @@ class FakeBroker:
     def __init__(self, topics: Mapping[str, int] | None = None, *, node_id: int = 0,
                  ssl_context: ssl.SSLContext | None = None,
                  sasl_mechanisms: tuple[str, ...] = (), sasl: SaslScript | None = None,
-                 sasl_session_lifetime_ms: int = 0, chaos: Chaos | None = None) -> None:
+                 sasl_session_lifetime_ms: int = 0, chaos: Chaos | None = None,
+                 max_message_bytes: Mapping[str, int] | None = None) -> None:
         self.node_id = node_id
+        #: topic -> its max.message.bytes: a larger batch is refused with MESSAGE_TOO_LARGE
+        #: before its sequence is looked at, as a broker does
+        self.max_message_bytes: dict[str, int] = dict(max_message_bytes or {})
         #: topic -> partition count; edit it (under ``lock``) to add topics
         self.topics: dict[str, int] = dict(topics or {"t": 1})
         self.topic_ids = {t: uuid.uuid4().bytes for t in self.topics}
@@ -448,6 +454,9 @@ class FakeBroker:
                     entry["record_errors"] = [
                         {"batch_index": i, "batch_index_error_message": m}
                         for i, m in (fault.record_errors if fault else ())]
+                elif max(_batch_sizes(bytes(p["records"] or b"")), default=0) > \
+                        self.max_message_bytes.get(name, 1 << 30):
+                    entry["error_code"] = 10   # MESSAGE_TOO_LARGE: nothing of it is written
                 else:
                     try:
                         batches = decode_batches(bytes(p["records"] or b""))
@@ -473,6 +482,16 @@ class FakeBroker:
             responses.append({"name": name, "topic_id": t.get("topic_id") or bytes(16),
                               "partition_responses": parts})
         return {"responses": responses, "throttle_time_ms": 0}
+
+
+def _batch_sizes(records: bytes) -> list[int]:
+    """The size of each batch of a Produce payload (baseOffset and batchLength included)."""
+    sizes, pos = [], 0
+    while pos + 12 <= len(records):
+        size = 12 + int.from_bytes(records[pos + 8:pos + 12], "big", signed=True)
+        sizes.append(size)
+        pos += max(size, 12)
+    return sizes
 
 
 @dataclass
