@@ -353,10 +353,10 @@ class Sender:
             self._txn.on_split(b, pieces)
         if self._metrics is not None:
             self._metrics.on_split(b)
-        _log.info("[%s] %s-%d refused a batch of %d record(s), %d bytes, as too large (%s); "
-                  "resending them in %d batches of at most %d bytes", self._s.client_id,
-                  b.topic, b.partition, b.record_count, size, error, len(pieces),
-                  max(p.size_bytes for p in pieces))
+        _log.info("[%s] the broker refused a batch of %d record(s) for %s-%d, %d bytes, as too "
+                  "large (%s); resending them in %d batches of at most %d bytes before "
+                  "compression", self._s.client_id, b.record_count, b.topic, b.partition, size,
+                  error, len(pieces), max(p.size_bytes for p in pieces))
         return True
 
     def _fail(self, b: ProducerBatch, error: KafkaError,

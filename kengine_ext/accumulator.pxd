@@ -86,8 +86,9 @@ cdef class TopicState:
 
 
 cdef class DeliveryFuture:
-    cdef ProducerBatch batch
-    cdef int32_t index                       # offset delta in the batch
+    cdef ProducerBatch batch                 # GIL; the record's batch; moved to the piece
+                                             # holding it after a split (resolve())
+    cdef int32_t index                       # GIL; offset delta in the batch
     cdef int32_t key_size
     cdef int32_t value_size
     cdef int64_t timestamp_ms
