@@ -196,7 +196,8 @@ class Producer(ProducerCore):
     @contextmanager
     def transaction(self) -> Iterator[Producer]:
         """``with producer.transaction(): ...`` commits when the block ends and aborts (then
-        re-raises) when it raises."""
+        re-raises) when it raises or when the commit raises TransactionAbortableError (a
+        record of the transaction failed)."""
         with self._transactions().transaction():
             yield self
 

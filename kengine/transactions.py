@@ -279,6 +279,13 @@ class TransactionManager:
             req.result.done(error)
         self._pending.clear()
 
+    def _abort_needed(self) -> TransactionAbortableError:
+        error = TransactionAbortableError(
+            f"the transaction failed and must be aborted with abort_transaction(): "
+            f"{self.last_error}")
+        error.__cause__ = self.last_error
+        return error
+
     def _fail_if_error(self) -> None:
         if self.state is S.FATAL_ERROR:
             assert self.last_error is not None
@@ -288,9 +295,7 @@ class TransactionManager:
                     f"producer (fenced); close this producer")
             raise self.last_error
         if self.state is S.ABORTABLE_ERROR:
-            raise TransactionAbortableError(
-                f"the transaction failed and must be aborted with abort_transaction(): "
-                f"{self.last_error}") from self.last_error
+            raise self._abort_needed()
 
     # ================================================================== user API
 
@@ -392,7 +397,8 @@ class TransactionManager:
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        """begin; commit when the block ends; abort (and re-raise) when it raises."""
+        """begin; commit when the block ends; abort (and re-raise) when it raises, or when
+        the commit finds the transaction failed (TransactionAbortableError)."""
         self.begin_transaction()
         try:
             yield
@@ -402,7 +408,11 @@ class TransactionManager:
             if not fatal:
                 self.abort_transaction()
             raise
-        self.commit_transaction()
+        try:
+            self.commit_transaction()
+        except TransactionAbortableError:
+            self.abort_transaction()
+            raise
 
     def _require_transactional(self, call: str) -> None:
         if not self.transactional:
@@ -481,11 +491,16 @@ class TransactionManager:
             return
         if isinstance(request, _EndTxn) and self._core.incomplete_batches():
             return   # EndTxn only once every batch of the transaction is finished
-        if self.state in (S.ABORTABLE_ERROR,) and not isinstance(
-                request, (_FindCoordinator, _EndTxn)):
+        if self.state is S.ABORTABLE_ERROR and (
+                not isinstance(request, (_FindCoordinator, _EndTxn))
+                or (isinstance(request, _EndTxn) and request.commit)):
+            # Only an abort may end a failed transaction: a commit waiting for the batches
+            # (one of which just failed for good) is never sent, or the records that did
+            # arrive would become visible without the failed ones.
             heapq.heappop(self._pending)
             assert self.last_error is not None
-            request.result.done(self.last_error)
+            request.result.done(self._abort_needed() if isinstance(request, _EndTxn)
+                                else self.last_error)
             return
         if isinstance(request, _EndTxn) and not self._transaction_started:
             heapq.heappop(self._pending)   # nothing reached the coordinator: nothing to end

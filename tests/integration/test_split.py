@@ -11,7 +11,7 @@ import random
 import pytest
 
 from kengine import Producer
-from kengine.errors import MessageTooLargeError
+from kengine.errors import MessageTooLargeError, TransactionAbortableError
 from tests.support.fake_broker import PRODUCE, FakeBroker, Fault
 from tests.support.readback import by_partition, read_all
 
@@ -194,3 +194,43 @@ def test_kafka_transaction_with_split_batches_commits_every_record_once(kafka, t
     records = by_partition(read_all(kafka.bootstrap_servers, topic, read_committed=True))
     for part in (0, 1):
         assert [r.value for r in records[part]] == sent[part]
+
+
+def test_kafka_a_record_failing_during_commit_fails_the_commit_and_abort_recovers(
+        kafka, topic_factory):
+    topic = topic_factory(kafka, config={"max.message.bytes": 4096})
+    small = values(b"c", 50, 8)
+    with Producer(bootstrap_servers=kafka.bootstrap_servers, transactional_id=topic,
+                  linger_ms=5000) as p:
+        p.init_transactions()
+        p.begin_transaction()
+        futures = [p.send(topic, v) for v in small[:25]]
+        oversized = p.send(topic, b"B" * 8000)    # fails only once commit flushes it
+        # the commit waits for every batch, sees one fail for good and is never sent: the 25
+        # records that did reach the log must not become visible without it
+        with pytest.raises(TransactionAbortableError, match="abort_transaction") as info:
+            p.commit_transaction()
+        assert isinstance(info.value.__cause__, MessageTooLargeError)
+        assert isinstance(oversized.exception(0), MessageTooLargeError)
+        assert all(f.done() for f in futures)
+        p.abort_transaction()
+        with p.transaction():
+            for v in small[25:]:
+                p.send(topic, v)
+    committed = read_all(kafka.bootstrap_servers, topic, read_committed=True)
+    assert [r.value for r in committed] == small[25:]
+
+
+def test_kafka_the_transaction_block_aborts_when_its_commit_finds_a_failed_record(
+        kafka, topic_factory):
+    topic = topic_factory(kafka, config={"max.message.bytes": 4096})
+    with Producer(bootstrap_servers=kafka.bootstrap_servers, transactional_id=topic,
+                  linger_ms=5000) as p:
+        p.init_transactions()
+        with pytest.raises(TransactionAbortableError), p.transaction():
+            p.send(topic, b"lost with its transaction")
+            p.send(topic, b"B" * 8000)
+        with p.transaction():      # aborted already: the producer carries on
+            p.send(topic, b"next")
+    committed = read_all(kafka.bootstrap_servers, topic, read_committed=True)
+    assert [r.value for r in committed] == [b"next"]
