@@ -13,7 +13,9 @@ acknowledged. A progress bar is drawn on stderr when it is a terminal.
 Payloads: ``--record-size`` sends random upper-case letters, like Java, drawn from a pool of
 pre-generated payloads rather than generated per record; ``--payload-file`` picks a payload
 of the file at random per record (seeded, so runs repeat); ``--payload-monotonic`` sends the
-record's index. Exit status 1 when any record failed.
+record's index. ``--transactional-id`` (or a transactional.id among the producer settings)
+sends in transactions, each committed once it is ``--transaction-duration-ms`` old (default
+3000), as Java's tool does. Exit status 1 when any record failed.
 """
 from __future__ import annotations
 
@@ -78,6 +80,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                    help="records left out of a second, steady-state summary (default: 0)")
     p.add_argument("--json", action="store_true",
                    help="print the summary as one JSON object on stdout")
+    p.add_argument("--transactional-id", metavar="TRANSACTIONAL-ID",
+                   help="produce in transactions with this transactional.id (also enabled by a "
+                        "transactional.id in --producer-props or --producer.config)")
+    p.add_argument("--transaction-duration-ms", type=int, metavar="TRANSACTION-DURATION",
+                   help="commit each transaction once it is this old (default with "
+                        "transactions: 3000)")
     p.add_argument("--bulk", action="store_true", help="send with send_many() in chunks")
     p.add_argument("--bulk-size", type=int, default=1000, metavar="N",
                    help="records per send_many() call with --bulk (default: 1000)")
@@ -96,6 +104,8 @@ def perf_config(args: argparse.Namespace) -> dict[str, Any]:
     props.update(parse_assignments(args.producer_props, "--producer-props"))
     if args.bootstrap_server:
         props["bootstrap.servers"] = args.bootstrap_server
+    if args.transactional_id:
+        props["transactional.id"] = args.transactional_id
     props.setdefault("client.id", "perf-producer-client")
     return producer_settings(props)
 
@@ -112,6 +122,8 @@ def _check(args: argparse.Namespace) -> None:
         raise UsageError("--throughput 0 would never send; -1 disables throttling")
     if args.bulk_size <= 0:
         raise UsageError("--bulk-size should be greater than zero")
+    if args.transaction_duration_ms is not None and args.transaction_duration_ms <= 0:
+        raise UsageError("--transaction-duration-ms should be greater than zero")
 
 
 # ------------------------------------------------------------------ payloads
@@ -171,6 +183,38 @@ class _Failures:
             self._report(f"kengine perf: {n} record(s) failed: {error}")
 
 
+class _Transactions:
+    """Java's tool's transactions: one begins with the first record sent after the previous
+    commit, and is committed once it is ``duration_ms`` old (checked after each send) and at
+    the end. Without a transactional.id every method does nothing."""
+
+    def __init__(self, producer: Any, duration_ms: int | None) -> None:
+        self._producer = producer
+        self.enabled = producer.config.get("transactional.id") is not None
+        self._duration_ms = duration_ms if duration_ms is not None else 3000
+        self._started_ms: int | None = None    # the open transaction's begin, wall clock
+        self.committed = 0
+
+    def init(self) -> None:
+        if self.enabled:
+            self._producer.init_transactions()
+
+    def before_send(self) -> None:
+        if self.enabled and self._started_ms is None:
+            self._producer.begin_transaction()
+            self._started_ms = wall_ms()
+
+    def after_send(self, now_ms: int) -> None:
+        if self._started_ms is not None and now_ms - self._started_ms >= self._duration_ms:
+            self.commit()
+
+    def commit(self) -> None:
+        if self._started_ms is not None:
+            self._started_ms = None
+            self._producer.commit_transaction()
+            self.committed += 1
+
+
 def run(args: argparse.Namespace) -> int:
     from ..producer import Producer
 
@@ -195,6 +239,16 @@ def run(args: argparse.Namespace) -> int:
     if args.warmup_records > 0:
         say(f"Warmup first {args.warmup_records} records. Steady state results will print "
             f"after the complete test summary.")
+    txn = _Transactions(producer, args.transaction_duration_ms)
+    try:
+        txn.init()      # before the clocks of the stats and the throttler start, as in Java
+    except KafkaError as e:
+        producer.close()
+        print(f"kengine perf: cannot initialize transactions: {e}", file=sys.stderr)
+        return 1
+    except BaseException:
+        producer.close()
+        raise
     stats = PerfStats(say)
     steady: list[PerfStats] = []      # the steady-state stats, once the warmup is over
     metrics: dict[str, Any] | None = None
@@ -202,7 +256,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         with status:
             send = _send_bulk if args.bulk else _send_each
-            send(args, producer, _payload_stream(args, pool), stats, steady, failures, say)
+            send(args, producer, txn, _payload_stream(args, pool), stats, steady, failures, say)
+            txn.commit()
             if args.print_metrics:
                 producer.flush()
                 metrics = producer.metrics()
@@ -220,6 +275,8 @@ def run(args: argparse.Namespace) -> int:
         out = {**summary, "failed": failures.count}
         if steady_summary is not None:
             out["steady_state_summary"] = steady_summary
+        if txn.enabled:
+            out["transactions_committed"] = txn.committed
         if metrics is not None:
             out["metrics"] = metrics
         print(json.dumps(_json_safe(out), indent=2))
@@ -227,6 +284,8 @@ def run(args: argparse.Namespace) -> int:
         print(PerfStats.total_line(summary))
         if steady_summary is not None:
             print(PerfStats.total_line(steady_summary))
+        if txn.enabled:
+            print(f"{txn.committed} transactions committed.")
         if metrics is not None:
             print(format_metrics(metrics))
     if failures.count:
@@ -241,9 +300,9 @@ def _progress(stats: PerfStats | None, total: int) -> str:
     return f"{progress_bar(done, total)} {done:,}/{total:,} records acknowledged"
 
 
-def _send_each(args: argparse.Namespace, producer: Any, payloads: Iterator[bytes],
-               stats: PerfStats, steady: list[PerfStats], failures: _Failures,
-               say: Callable[[str], None]) -> None:
+def _send_each(args: argparse.Namespace, producer: Any, txn: _Transactions,
+               payloads: Iterator[bytes], stats: PerfStats, steady: list[PerfStats],
+               failures: _Failures, say: Callable[[str], None]) -> None:
     """One send() per record with a delivery callback, as Java's tool does: a record's latency
     runs from send() (its timestamp) to its acknowledgement."""
     topic = args.topic
@@ -274,14 +333,18 @@ def _send_each(args: argparse.Namespace, producer: Any, payloads: Iterator[bytes
             steady.append(PerfStats(say, steady_state=True))
             stats.suppress_printing = True
             callback = acknowledged_steady
+        txn.before_send()
         send(topic, value, on_delivery=callback)
-        if throttled and throttler.should_throttle(i, wall_ms()):
-            throttler.throttle()
+        if throttled or txn.enabled:
+            now = wall_ms()
+            txn.after_send(now)
+            if throttled and throttler.should_throttle(i, now):
+                throttler.throttle()
 
 
-def _send_bulk(args: argparse.Namespace, producer: Any, payloads: Iterator[bytes],
-               stats: PerfStats, steady: list[PerfStats], failures: _Failures,
-               say: Callable[[str], None]) -> None:
+def _send_bulk(args: argparse.Namespace, producer: Any, txn: _Transactions,
+               payloads: Iterator[bytes], stats: PerfStats, steady: list[PerfStats],
+               failures: _Failures, say: Callable[[str], None]) -> None:
     """send_many() in chunks; a thread waits for each chunk's BulkFuture in order and
     records the chunk's records with the chunk's latency."""
     topic = args.topic
@@ -315,11 +378,14 @@ def _send_bulk(args: argparse.Namespace, producer: Any, payloads: Iterator[bytes
             else:
                 values = list(itertools.islice(payloads, k))
                 nbytes = sum(map(len, values))
+            txn.before_send()
             started = wall_ms()
             future = producer.send_many(topic, values)
             pending.put((started, future, k, nbytes, bool(steady)))
             sent += k
-            if throttled and throttler.should_throttle(sent, wall_ms()):
+            now = wall_ms()
+            txn.after_send(now)
+            if throttled and throttler.should_throttle(sent, now):
                 throttler.throttle(k)
         producer.flush()
     finally:

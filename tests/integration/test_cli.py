@@ -202,6 +202,42 @@ def test_perf_reports_failed_records_with_exit_status_1(kafka: KafkaCluster,
     assert TOTAL_LINE.search(run.stdout).group(1) == "0"
 
 
+def test_perf_in_transactions_commits_every_record(kafka: KafkaCluster,
+                                                   topic_factory: Any) -> None:
+    """Java's --transactional-id and --transaction-duration-ms: a commit each time a
+    transaction is that old, and a last one at the end; read_committed sees every record."""
+    topic = topic_factory(kafka, partitions=3)
+    run = kengine("perf", "--topic", topic, "--num-records", "6000", "--payload-monotonic",
+                  "--throughput", "3000", "--bootstrap-server", kafka.bootstrap_servers,
+                  "--transactional-id", f"perf-{topic}", "--transaction-duration-ms", "200")
+    assert run.returncode == 0, run.stderr
+    (committed,) = re.findall(r"^(\d+) transactions committed\.$", run.stdout, re.MULTILINE)
+    # about 2 s of records at 3,000/s: a commit every 200 ms or so (each commit also waits for
+    # its records' acknowledgements), and one at the end
+    assert 3 <= int(committed) <= 15
+    values = sorted(int(r.value) for r in read_all(kafka.bootstrap_servers, topic,
+                                                   read_committed=True, at_least=6000))
+    assert values == list(range(6000))
+
+
+def test_perf_bulk_transactional_id_from_producer_props(kafka: KafkaCluster,
+                                                       topic_factory: Any) -> None:
+    topic = topic_factory(kafka, partitions=2)
+    run = kengine("perf", "--topic", topic, "--num-records", "5000", "--payload-monotonic",
+                  "--throughput", "2500", "--bulk", "--bulk-size", "500", "--json",
+                  "--transaction-duration-ms", "500", "--producer-props",
+                  f"bootstrap.servers={kafka.bootstrap_servers}",
+                  f"transactional.id=perf-bulk-{topic}")
+    assert run.returncode == 0, run.stderr
+    out = json.loads(run.stdout)
+    # 2 s of send_many() calls of 50 records (throttled), a commit every 500 ms or so
+    assert out["records"] == 5000 and out["failed"] == 0
+    assert 2 <= out["transactions_committed"] <= 6
+    values = sorted(int(r.value) for r in read_all(kafka.bootstrap_servers, topic,
+                                                   read_committed=True, at_least=5000))
+    assert values == list(range(5000))
+
+
 # -- topics and local-kafka -------------------------------------------------------------------
 
 def test_topics_create_describe_list(kafka: KafkaCluster, topic_factory: Any) -> None:

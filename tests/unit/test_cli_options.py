@@ -107,6 +107,8 @@ def test_perf_settings(tmp_path: Path) -> None:
     assert cfg == {"bootstrap.servers": "file:1", "linger.ms": "4", "acks": "1",
                    "client.id": "perf-producer-client"}
     assert perf_config(perf_args("--bootstrap-server", "b:1"))["bootstrap.servers"] == "b:1"
+    assert perf_config(perf_args("--bootstrap-server", "b:1", "--transactional-id", "tx-1"))[
+        "transactional.id"] == "tx-1"
 
 
 @pytest.mark.parametrize("argv,message", [
@@ -121,6 +123,9 @@ def test_perf_settings(tmp_path: Path) -> None:
     (["perf", "--topic", "t", "--num-records", "5", "--record-size", "1",
       "--throughput", "-1", "--warmup-records", "5", "--bootstrap-server", "h:1"],
      "--warmup-records"),
+    (["perf", "--topic", "t", "--num-records", "5", "--record-size", "1",
+      "--throughput", "-1", "--transaction-duration-ms", "0", "--bootstrap-server", "h:1"],
+     "--transaction-duration-ms should be greater than zero"),
     (["produce", "--topic", "t"], "--bootstrap-server is required"),
 ])
 def test_bad_usage_exits_2_with_a_message(argv: list[str], message: str,
