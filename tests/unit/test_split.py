@@ -370,7 +370,8 @@ def test_pieces_take_over_the_sequences_and_later_batches_wait_behind_them():
     assert header(core, new) == (1000, 0, 50)
 
 
-def test_a_piece_that_fails_for_good_renumbers_the_rest_with_a_new_epoch():
+def split_and_send_first_piece():
+    """An idempotent partition whose one batch was split; the first piece is in flight."""
     core = Core({"t": 1}, idempotent=True, linger_ms=0, batch_size=8192)
     core._set_producer_identity(1000, 0)
     tm = manager(core)
@@ -382,6 +383,11 @@ def test_a_piece_that_fails_for_good_renumbers_the_rest_with_a_new_epoch():
     tm.on_split(big, pieces)
     (first,) = drain_all(core)
     tm.on_drained([first])
+    return core, tm, pieces, first
+
+
+def test_a_piece_that_fails_for_good_renumbers_the_rest_with_a_new_epoch():
+    core, tm, pieces, first = split_and_send_first_piece()
     error = MessageTooLargeError("too large")
     assert not tm.can_retry(first, error, -1)
     tm.on_failed(first, error, adjust_sequences=True)
@@ -391,17 +397,7 @@ def test_a_piece_that_fails_for_good_renumbers_the_rest_with_a_new_epoch():
 
 
 def test_a_retriable_error_on_a_piece_retries_it_in_sequence_order():
-    core = Core({"t": 1}, idempotent=True, linger_ms=0, batch_size=8192)
-    core._set_producer_identity(1000, 0)
-    tm = manager(core)
-    for i in range(20):
-        core.send("t", b"%d" % i + b"." * 40, partition=0)
-    (big,) = drain_all(core)
-    tm.on_drained([big])
-    pieces = core.split_batch(big)
-    tm.on_split(big, pieces)
-    (first,) = drain_all(core)
-    tm.on_drained([first])
+    core, tm, pieces, first = split_and_send_first_piece()
     assert tm.can_retry(first, NotLeaderOrFollowerError("moved"), -1)
     core.reenqueue(first, 0)
     assert core.topic_state("t").queues[0].batches() == pieces
