@@ -13,7 +13,7 @@ import pathlib
 import sys
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-DEFAULT_TSV = ROOT.parent / "shared" / "kafka-protocol" / "errors.tsv"
+DEFAULT_TSV = ROOT / "spec" / "kafka-protocol" / "errors.tsv"
 TARGET = ROOT / "kengine" / "errors.py"
 BEGIN = "# BEGIN GENERATED BROKER ERRORS (tools/gen_errors.py)"
 END = "# END GENERATED BROKER ERRORS"
@@ -74,14 +74,22 @@ def render(rows: list[dict[str, str]]) -> str:
     return "\n".join(out)
 
 
-def main() -> None:
-    tsv = pathlib.Path(sys.argv[1]) if len(sys.argv) > 1 else DEFAULT_TSV
+def read_rows(tsv: pathlib.Path = DEFAULT_TSV) -> list[dict[str, str]]:
+    """The error codes of ``tsv`` except 0 (NONE)."""
     with tsv.open(newline="") as f:
-        rows = [r for r in csv.DictReader(f, delimiter="\t") if int(r["code"]) != 0]
-    text = TARGET.read_text()
+        return [r for r in csv.DictReader(f, delimiter="\t") if int(r["code"]) != 0]
+
+
+def rewrite(text: str, rows: list[dict[str, str]]) -> str:
+    """``text`` (kengine/errors.py) with its generated block replaced by the table of rows."""
     head, _, rest = text.partition(BEGIN)
     _, _, tail = rest.partition(END)
-    TARGET.write_text(head + render(rows) + tail)
+    return head + render(rows) + tail
+
+
+def main() -> None:
+    rows = read_rows(pathlib.Path(sys.argv[1]) if len(sys.argv) > 1 else DEFAULT_TSV)
+    TARGET.write_text(rewrite(TARGET.read_text(), rows))
     print(f"wrote {len(rows)} broker errors into {TARGET.relative_to(ROOT)}")
 
 

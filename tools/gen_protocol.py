@@ -6,7 +6,7 @@ names, ``commonStructs`` resolved in place, defaults converted to Python values)
 in ``kengine_ext/protocol.pyx`` compiles per (message, version). Rerun after changing the spec
 or this file; ``tests/unit/test_protocol_schemas.py`` fails while the committed table is stale.
 
-    python tools/gen_protocol.py                      # spec from ../shared/kafka-protocol/messages
+    python tools/gen_protocol.py                      # spec from spec/kafka-protocol/messages
     python tools/gen_protocol.py --spec DIR --out FILE
     python tools/gen_protocol.py --check              # exit 1 if the committed file is stale
 """
@@ -33,12 +33,11 @@ class SpecError(ValueError):
 
 
 def default_spec_dir() -> Path:
-    """``$KENGINE_PROTOCOL_SPEC`` if set, else ``../shared/kafka-protocol/messages`` from the
-    repository root (where the project's reference data lives)."""
+    """``$KENGINE_PROTOCOL_SPEC`` if set, else the copy in ``spec/kafka-protocol/messages``."""
     env = os.environ.get("KENGINE_PROTOCOL_SPEC")
     if env:
         return Path(env)
-    return REPO_ROOT.parent / "shared" / "kafka-protocol" / "messages"
+    return REPO_ROOT / "spec" / "kafka-protocol" / "messages"
 
 
 def strip_comments(text: str) -> str:
@@ -329,7 +328,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--spec", type=Path, default=None,
                     help="folder of Kafka's *.json message schemas "
-                         "(default: $KENGINE_PROTOCOL_SPEC or ../shared/kafka-protocol/messages)")
+                         "(default: $KENGINE_PROTOCOL_SPEC or spec/kafka-protocol/messages)")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
     ap.add_argument("--check", action="store_true",
                     help="do not write; exit 1 if the output file is not what would be generated")
