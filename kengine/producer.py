@@ -19,7 +19,7 @@ from kengine_ext import ProducerCore, TopicState
 
 from . import config as _config
 from .deadletter import DeadLetterQueue
-from .errors import IllegalStateError, KafkaTimeoutError
+from .errors import IllegalStateError, KafkaError, KafkaTimeoutError
 from .metadata import Metadata, PartitionInfo
 from .metrics import ProducerMetrics
 from .network import NetworkClient
@@ -200,6 +200,17 @@ class Producer(ProducerCore):
         record of the transaction failed)."""
         with self._transactions().transaction():
             yield self
+
+    def _not_in_transaction(self) -> KafkaError:
+        refusal = self._txn.send_refusal() if self._txn is not None else None
+        return refusal if refusal is not None else super()._not_in_transaction()
+
+    def _records_refused(self, topic: str, count: int, first_index: int,
+                         first_error: KafkaError) -> None:
+        # send_many() sent the rest of its records; inside a transaction the refused ones
+        # would silently be missing from it: the transaction can only abort now.
+        if self._txn is not None and self._txn.transactional:
+            self._txn.on_records_refused(topic, count, first_index, first_error)
 
     def _transactions(self) -> TransactionManager:
         if self._txn is None or not self._txn.transactional:

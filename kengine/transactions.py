@@ -702,6 +702,28 @@ class TransactionManager:
             entry.in_flight.sort(key=_sequence)
             entry.sync()
 
+    def send_refusal(self) -> KafkaError | None:
+        """Why sends are refused now, when the transaction failed (abortable) or the producer
+        did (fatal); None otherwise."""
+        with self._lock:
+            if self.state is S.ABORTABLE_ERROR:
+                return self._abort_needed()
+            if self.state is S.FATAL_ERROR:
+                assert self.last_error is not None
+                return self.last_error
+            return None
+
+    def on_records_refused(self, topic: str, count: int, first_index: int,
+                           first_error: KafkaError) -> None:
+        """send_many() could not send some of a transaction's records (see ProducerCore)."""
+        with self._lock:
+            if self.state is S.IN_TRANSACTION:
+                error = type(first_error)(
+                    f"send_many() to {topic!r} refused {count} record(s) of the transaction, "
+                    f"the first: {first_error}")
+                error.__cause__ = first_error
+                self._abortable(error)
+
     def on_failed(self, b: ProducerBatch, error: KafkaError, adjust_sequences: bool) -> None:
         """A batch failed for good (the broker rejected it, or it expired)."""
         with self._lock:

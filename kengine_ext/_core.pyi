@@ -358,6 +358,9 @@ class ProducerCore:
                   headers: Sequence[_Headers | None] | None = None,
                   timestamps: Sequence[int | None] | None = None,
                   partition: int | None = None) -> BulkFuture: ...
+    def _not_in_transaction(self) -> KafkaError: ...
+    def _records_refused(self, topic: str, count: int, first_index: int,
+                         first_error: KafkaError) -> None: ...
     def _configure_core(self, *, linger_ms: int, batch_size: int, max_request_size: int,
                         buffer_memory: int, compression: _Codec, compression_level: int | None,
                         key_serializer: object, value_serializer: object, partitioner: object,

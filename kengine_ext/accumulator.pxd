@@ -110,6 +110,8 @@ cdef class BulkFuture:
     cdef readonly str topic
     cdef readonly Py_ssize_t record_count
     cdef list _segments   # [(ProducerBatch, first offset delta, int32 input indices as bytes)]
+    cdef dict _refused    # input index -> error, for records refused by the call; None if none
+    cdef int refuse(self, Py_ssize_t index, object error) except -1
 
 
 cdef class ProducerCore:
@@ -165,17 +167,21 @@ cdef class ProducerCore:
     cdef int enqueue(self, PartitionQueue q, ProducerBatch b) except -1
     cdef ProducerBatch requeue_chain(self, PartitionQueue q, ProducerBatch first,
                                      ProducerBatch last, int32_t count)
-    cdef int send_chunk(self, TopicState t, BulkFuture fut, object values, object raw_values,
-                        object keys, object headers, object timestamps, object partition,
-                        Py_ssize_t start, Py_ssize_t n) except -1
-    cdef int append_group(self, PartitionQueue q, BulkFuture fut, RecordColumns *cols,
-                          Py_ssize_t *order, Py_ssize_t start, Py_ssize_t lo,
-                          Py_ssize_t hi) except -1
+    cdef object send_chunk(self, TopicState t, BulkFuture fut, object values, object raw_values,
+                           object keys, object headers, object timestamps, object partition,
+                           Py_ssize_t start, Py_ssize_t n)
+    cdef object append_group(self, PartitionQueue q, BulkFuture fut, RecordColumns *cols,
+                             Py_ssize_t *order, Py_ssize_t start, Py_ssize_t lo, Py_ssize_t hi)
     cdef int add_segment(self, BulkFuture fut, ProducerBatch b, Py_ssize_t *order,
                          Py_ssize_t start, Py_ssize_t lo, Py_ssize_t count) except -1
     cdef int release_memory(self, Py_ssize_t nbytes) except -1
     cdef int maybe_wake_sender(self, int64_t ready_at_ms) except -1
     cdef object serialize(self, object obj, str topic, int kind, object serializer, str what)
+    cdef list serialize_all(self, object objs, str topic, int kind, object serializer, str what,
+                            BulkFuture fut)
+    cdef ColumnsHolder fill_refusing(self, BulkFuture fut, object values, object keys,
+                                     object headers, object timestamps, Py_ssize_t start,
+                                     Py_ssize_t n)
     cdef object refusal(self, str call)
     cdef Py_ssize_t batch_bytes_for(self, Py_ssize_t record_bytes) noexcept
     cdef bint sendable(self, ProducerBatch b, int64_t now) noexcept

@@ -443,8 +443,17 @@ cdef class BulkResult:
 
 cdef class BulkFuture:
     """The outcome of one send_many() call: ``result(timeout)`` waits for every batch the call
-    wrote into and returns a BulkResult listing per-record failures (it raises only when the
-    timeout passes). Per record it keeps no Python object, only int32 indices."""
+    wrote into and returns a BulkResult listing per-record failures, those the call refused
+    included (it raises only when the timeout passes). Per record it keeps no Python object,
+    only int32 indices."""
+
+    cdef int refuse(self, Py_ssize_t index, object error) except -1:
+        """Record ``index`` is not sent: the call could not encode or place it. The first
+        reason given for a record is the one kept."""
+        if self._refused is None:
+            self._refused = {}
+        self._refused.setdefault(index, error)
+        return 0
 
     def done(self) -> bool:
         for s in self._segments:
@@ -468,7 +477,7 @@ cdef class BulkFuture:
         cdef BulkResult r = BulkResult.__new__(BulkResult)
         r.topic = self.topic
         r.record_count = self.record_count
-        r.errors = {}
+        r.errors = dict(self._refused) if self._refused is not None else {}
         r._segments = segments
         for b, first, indices in segments:
             if b.error is None and b.record_errors is None:
@@ -559,8 +568,7 @@ cdef class ProducerCore:
         if self._closed:
             raise self.refusal("send()")
         if self._transactional and not self._in_transaction:
-            raise IllegalStateError("a transactional producer sends only inside a transaction: "
-                                    "call begin_transaction() first")
+            raise self._not_in_transaction()
         if topic is self._last_topic:
             t = self._last_state
         else:
@@ -576,7 +584,11 @@ cdef class ProducerCore:
         if timestamp_ms is None:
             ts = now_ms()
         else:
-            ts = timestamp_ms
+            try:   # an int or another integer (numpy's); not a float, which would lose its ms
+                ts = PyNumber_Index(timestamp_ms)
+            except TypeError:
+                raise SerializationError(f"timestamp_ms must be an int of epoch milliseconds, "
+                                         f"not {timestamp_ms!r}") from None
             if ts < 0:
                 raise ValueError(f"timestamp_ms must be epoch milliseconds >= 0, not {timestamp_ms}")
         hbytes = None
@@ -668,12 +680,17 @@ cdef class ProducerCore:
         values (and keys, headers, timestamps when given) are equal-length sequences. Records
         are partitioned like send() (keyed: murmur2; unkeyed: sticky; or the configured
         partitioner), grouped by partition with their order kept, and encoded into batches
-        with the byte work done without the GIL. Blocks like send() for buffer memory."""
+        with the byte work done without the GIL. Blocks like send() for buffer memory.
+
+        A record that cannot be sent (its serializer raised, a value or header that is not
+        bytes, larger than max.request.size, refused by the partitioner) fails alone: the
+        others are sent and the BulkResult lists its error under its index. Inside a
+        transaction such a refusal makes the transaction abortable, so that it cannot commit
+        without the record."""
         if self._closed:
             raise self.refusal("send_many()")
         if self._transactional and not self._in_transaction:
-            raise IllegalStateError("a transactional producer sends only inside a transaction: "
-                                    "call begin_transaction() first")
+            raise self._not_in_transaction()
         cdef Py_ssize_t n = len(values)
         for name, seq in (("keys", keys), ("headers", headers), ("timestamps", timestamps)):
             if seq is not None and len(seq) != n:
@@ -683,39 +700,62 @@ cdef class ProducerCore:
             t = self.topic_for_send(topic)
         if partition is not None and not (0 <= partition < t.num_partitions):
             t = self._refresh_for_partition(topic, partition)
-        raw_values = values   # what a Python partitioner sees
-        if self._value_kind > SER_STR:
-            values = [None if v is None else
-                      self.serialize(v, topic, self._value_kind, self._value_serializer, "value")
-                      for v in values]
-        if keys is not None and self._key_kind > SER_STR:
-            keys = [None if v is None else
-                    self.serialize(v, topic, self._key_kind, self._key_serializer, "key")
-                    for v in keys]
         cdef BulkFuture fut = BulkFuture.__new__(BulkFuture)
         fut.topic = topic
         fut.record_count = n
         fut._segments = []
-        cdef Py_ssize_t pos = 0, chunk
+        raw_values = values   # what a Python partitioner sees
+        if self._value_kind > SER_STR:
+            values = self.serialize_all(values, topic, self._value_kind, self._value_serializer,
+                                        "value", fut)
+        if keys is not None and self._key_kind > SER_STR:
+            keys = self.serialize_all(keys, topic, self._key_kind, self._key_serializer, "key",
+                                      fut)
+        cdef Py_ssize_t pos = 0, chunk, i
         while pos < n:
             chunk = min(BULK_CHUNK_RECORDS, n - pos)
-            self.send_chunk(t, fut, values, raw_values, keys, headers, timestamps, partition, pos,
-                            chunk)
+            timeout = self.send_chunk(t, fut, values, raw_values, keys, headers, timestamps,
+                                      partition, pos, chunk)
             pos += chunk
+            if timeout is not None:
+                for i in range(pos, n):   # waited max.block.ms once: no more waiting
+                    fut.refuse(i, timeout)
+                break
+        if fut._refused is not None:
+            fut._refused = dict(sorted(fut._refused.items()))   # by input index
+            index, error = next(iter(fut._refused.items()))
+            self._records_refused(topic, len(fut._refused), index, error)
         return fut
 
-    cdef int send_chunk(self, TopicState t, BulkFuture fut, object values, object raw_values,
-                        object keys, object headers, object timestamps, object partition,
-                        Py_ssize_t start, Py_ssize_t n) except -1:
+    def _not_in_transaction(self):
+        """The error a transactional producer's send raises outside an open transaction. The
+        Python Producer overrides this to tell a failed transaction from none begun."""
+        return IllegalStateError("a transactional producer sends only inside a transaction: "
+                                 "call begin_transaction() first")
+
+    def _records_refused(self, topic, count, first_index, first_error):
+        """send_many() refused ``count`` records, the first being ``first_index``. The Python
+        Producer overrides this: a transaction cannot commit without them."""
+
+    cdef object send_chunk(self, TopicState t, BulkFuture fut, object values, object raw_values,
+                           object keys, object headers, object timestamps, object partition,
+                           Py_ssize_t start, Py_ssize_t n):
+        """Sends records [start, start + n). Returns None, or the KafkaTimeoutError that stopped
+        it waiting for buffer.memory (every record from then on is refused with it)."""
         cdef ColumnsHolder holder = ColumnsHolder()
-        holder.fill(values, keys, headers, timestamps, start, start + n)
+        try:
+            holder.fill(values, keys, headers, timestamps, start, start + n)
+        except SerializationError:
+            holder = self.fill_refusing(fut, values, keys, headers, timestamps, start, n)
+        cdef dict refused = fut._refused
         cdef RecordColumns *c = &holder.cols
         cdef int32_t nparts = t.num_partitions, p, explicit = -1
-        cdef Py_ssize_t j, body, rec_bytes, lo, hi, r
+        cdef Py_ssize_t j, body, rec_bytes, lo, hi, r, sent
         cdef Partitioning pt = self._partitioning
         cdef bint sticky = False
         cdef PartitionQueue q
         cdef list new_batches = None   # partitions that opened a batch, for on_new_batch()
+        timeout = None
         cdef int32_t *parts = <int32_t *>PyMem_Malloc(n * sizeof(int32_t))
         cdef Py_ssize_t *counts = <Py_ssize_t *>PyMem_Malloc((nparts + 1) * sizeof(Py_ssize_t))
         cdef Py_ssize_t *grown
@@ -729,15 +769,21 @@ cdef class ProducerCore:
             if partition is not None:
                 explicit = partition
             for j in range(n):
+                if refused is not None and start + j in refused:
+                    parts[j] = -1
+                    continue
                 body = record_body_size(0x7FFFFFFF, 0x7FFFFFFF, c.key_len[j], c.value_len[j],
                                         c.headers_len[j] if c.headers_ptr != NULL else 0,
                                         c.header_count[j] if c.headers_ptr != NULL else 0)
                 rec_bytes = uvarint_size(zigzag32(<int32_t>body)) + body
                 if rec_bytes + BATCH_HEADER_BYTES > self._max_request_size_bytes:
-                    raise RecordTooLargeError(
+                    fut.refuse(start + j, RecordTooLargeError(
                         f"record {start + j} to {t.name!r} is {rec_bytes + BATCH_HEADER_BYTES} "
                         f"bytes when serialized, more than max.request.size "
-                        f"({self._max_request_size_bytes}); records from {start} on were not sent")
+                        f"({self._max_request_size_bytes}); it was not sent"))
+                    refused = fut._refused
+                    parts[j] = -1
+                    continue
                 if explicit >= 0:
                     p = explicit
                 elif pt.kind == PARTITIONER_DEFAULT and c.key_ptr[j] != NULL \
@@ -747,10 +793,16 @@ cdef class ProducerCore:
                     if pt.kind != PARTITIONER_PYTHON:
                         p = pt.choose(t, None, None, None, c.key_ptr[j], c.key_len[j], &sticky)
                     else:
-                        p = pt.choose(t, keys[start + j] if keys is not None else None,
-                                      raw_values[start + j],
-                                      headers[start + j] if headers is not None else None,
-                                      c.key_ptr[j], c.key_len[j], &sticky)
+                        try:
+                            p = pt.choose(t, keys[start + j] if keys is not None else None,
+                                          raw_values[start + j],
+                                          headers[start + j] if headers is not None else None,
+                                          c.key_ptr[j], c.key_len[j], &sticky)
+                        except PartitionerError as e:
+                            fut.refuse(start + j, indexed(e, start + j))
+                            refused = fut._refused
+                            parts[j] = -1
+                            continue
                         if p >= nparts:   # partitions were added while the partitioner ran
                             grown = <Py_ssize_t *>PyMem_Realloc(
                                 counts, (t.num_partitions + 1) * sizeof(Py_ssize_t))
@@ -764,30 +816,38 @@ cdef class ProducerCore:
                         # batch.size, charging each record's size bound.
                         pt.sticky_appended(t, <PartitionQueue>t.queues[p], rec_bytes, True)
                 parts[j] = p
-            # counting sort by partition, stable: each partition's records keep their order
+            # counting sort by partition, stable: each partition's records keep their order;
+            # refused records (partition -1) are left out
             for j in range(nparts + 1):
                 counts[j] = 0
             for j in range(n):
-                counts[parts[j] + 1] += 1
+                if parts[j] >= 0:
+                    counts[parts[j] + 1] += 1
             for j in range(nparts):
                 counts[j + 1] += counts[j]
+            sent = counts[nparts]
             for j in range(n):
-                order[counts[parts[j]]] = j
-                counts[parts[j]] += 1
-            grouped.regroup(holder, order, n)
+                if parts[j] >= 0:
+                    order[counts[parts[j]]] = j
+                    counts[parts[j]] += 1
+            grouped.regroup(holder, order, sent)
             lo = 0
-            while lo < n:
+            while lo < sent:
                 p = parts[order[lo]]
                 hi = lo
-                while hi < n and parts[order[hi]] == p:
+                while hi < sent and parts[order[hi]] == p:
                     hi += 1
                 q = <PartitionQueue>t.queues[p]
                 tail = q.tail
-                self.append_group(q, fut, &grouped.cols, order, start, lo, hi)
+                timeout = self.append_group(q, fut, &grouped.cols, order, start, lo, hi)
                 if pt.kind == PARTITIONER_PYTHON and q.tail is not tail:
                     if new_batches is None:
                         new_batches = []
                     new_batches.append(p)
+                if timeout is not None:
+                    for r in range(hi, sent):
+                        fut.refuse(start + order[r], timeout)
+                    break
                 lo = hi
             if new_batches is not None:
                 for p in new_batches:
@@ -796,14 +856,15 @@ cdef class ProducerCore:
             PyMem_Free(parts)
             PyMem_Free(counts)
             PyMem_Free(order)
-        return 0
+        return timeout
 
-    cdef int append_group(self, PartitionQueue q, BulkFuture fut, RecordColumns *cols,
-                          Py_ssize_t *order, Py_ssize_t start, Py_ssize_t lo,
-                          Py_ssize_t hi) except -1:
+    cdef object append_group(self, PartitionQueue q, BulkFuture fut, RecordColumns *cols,
+                             Py_ssize_t *order, Py_ssize_t start, Py_ssize_t lo, Py_ssize_t hi):
         """Appends grouped records [lo, hi) of one partition: first into its open batch, with
         the GIL held (a small call must not leave a half-empty batch behind), then into new
-        batches filled without the GIL before they join the queue."""
+        batches filled without the GIL before they join the queue. Returns None, or the
+        KafkaTimeoutError of a wait for buffer.memory that ran out of max.block.ms: the records
+        not appended by then are refused with it."""
         cdef ProducerBatch b = q.tail
         cdef Py_ssize_t r, need, reserved
         cdef int64_t now
@@ -821,7 +882,13 @@ cdef class ProducerCore:
             need = self._batch_size_bytes
             reserved = 0
             if self._memory_waiters > 0 or self._buffer_used_bytes + need > self._buffer_total_bytes:
-                reserved = self._wait_for_memory(need, q.topic)
+                try:
+                    reserved = self._wait_for_memory(need, q.topic)
+                except KafkaTimeoutError as e:
+                    timeout = e
+                    for r in range(lo, hi):
+                        fut.refuse(start + order[r], timeout)
+                    return timeout
             else:
                 self._buffer_used_bytes += need
                 reserved = need
@@ -842,7 +909,7 @@ cdef class ProducerCore:
             if lo < hi:
                 b.closed = True
             self.maybe_wake_sender(0 if b.closed else b.created_ms + self._linger_ms)
-        return 0
+        return None
 
     cdef int add_segment(self, BulkFuture fut, ProducerBatch b, Py_ssize_t *order,
                          Py_ssize_t start, Py_ssize_t lo, Py_ssize_t count) except -1:
@@ -876,6 +943,53 @@ cdef class ProducerCore:
             raise SerializationError(f"the {what} serializer failed for a record to {topic!r}: "
                                      f"{type(e).__name__}: {e}") from e
         return out
+
+    cdef list serialize_all(self, object objs, str topic, int kind, object serializer, str what,
+                            BulkFuture fut):
+        """send_many()'s serialization: a record whose serializer raises is refused alone (None
+        stands in for it)."""
+        cdef list out = []
+        cdef Py_ssize_t i = 0
+        for obj in objs:
+            if obj is None:
+                out.append(None)
+            else:
+                try:
+                    out.append(self.serialize(obj, topic, kind, serializer, what))
+                except SerializationError as e:
+                    fut.refuse(i, indexed(e, i))
+                    out.append(None)
+            i += 1
+        return out
+
+    cdef ColumnsHolder fill_refusing(self, BulkFuture fut, object values, object keys,
+                                     object headers, object timestamps, Py_ssize_t start,
+                                     Py_ssize_t n):
+        """The slow path of a chunk that fill() refused (a value or key that is not bytes, a
+        header that is not (str, bytes)): finds each such record, refuses it, and gathers the
+        chunk with empty records standing in for the refused ones (they are not sent)."""
+        vals = list(values[start:start + n])
+        ks = list(keys[start:start + n]) if keys is not None else None
+        hs = list(headers[start:start + n]) if headers is not None else None
+        tss = list(timestamps[start:start + n]) if timestamps is not None else None
+        cdef ColumnsHolder probe
+        cdef Py_ssize_t j
+        for j in range(n):
+            probe = ColumnsHolder()
+            try:
+                probe.fill(values, keys, headers, timestamps, start + j, start + j + 1)
+            except SerializationError as e:
+                fut.refuse(start + j, e)    # fill() names the record's index already
+                vals[j] = None
+                if ks is not None:
+                    ks[j] = None
+                if hs is not None:
+                    hs[j] = None
+                if tss is not None:
+                    tss[j] = None
+        cdef ColumnsHolder holder = ColumnsHolder()
+        holder.fill(vals, ks, hs, tss, 0, n)
+        return holder
 
     cdef TopicState topic_for_send(self, str topic):
         """Slow path: the topic's partitions are not known yet; the subclass fetches metadata,
@@ -994,10 +1108,10 @@ cdef class ProducerCore:
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:
                         raise KafkaTimeoutError(
-                            f"send() to {topic!r} waited {self._max_block_ms} ms (max.block.ms) "
+                            f"a send to {topic!r} waited {self._max_block_ms} ms (max.block.ms) "
                             f"for {need} bytes of buffer.memory ({self._buffer_total_bytes} bytes, "
-                            f"{self._buffer_used_bytes} in use by unsent records); the record "
-                            f"was not sent")
+                            f"{self._buffer_used_bytes} in use by unsent records); the records "
+                            f"it waited for were not sent")
                     self._memory_cond.wait(remaining)
                 self._buffer_used_bytes += need
             finally:

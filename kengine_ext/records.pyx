@@ -16,6 +16,7 @@ cimport cython
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE, PyBUF_READ, PyBUF_FORMAT, PyBUF_ND
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE, PyBytes_FromStringAndSize, PyBytes_CheckExact
 from cpython.unicode cimport PyUnicode_Check
+from cpython.number cimport PyNumber_Index
 from cpython.sequence cimport PySequence_Fast
 from cpython.object cimport PyObject
 from cpython.mem cimport PyMem_Malloc, PyMem_Realloc, PyMem_Free
@@ -169,6 +170,13 @@ cdef int borrow_bytes(object obj, const char **ptr, Py_ssize_t *length, Py_buffe
 
 cdef str describe_field(object what, Py_ssize_t index):
     return str(what) if index < 0 else f"{what} of record {index}"
+
+
+cdef object indexed(object error, Py_ssize_t index):
+    """``error`` again, of the same type, naming the input index of the record it is about."""
+    out = type(error)(f"record {index}: {error}")
+    out.__cause__ = error.__cause__
+    return out
 
 
 cdef object encode_headers(object headers, int32_t *count):
@@ -802,8 +810,6 @@ cdef class ColumnsHolder:
         cdef RecordColumns *c = &self.cols
         self.allocate(n, with_headers, with_ts)
         c.default_timestamp_ms = now_ms()
-        # Slices hold references to every object we point into, so no other thread can free
-        # them while the bytes are copied without the GIL.
         # Slices (made into lists or tuples) hold references to every object we point into,
         # so no other thread can free one while the bytes are copied without the GIL.
         vals = PySequence_Fast(values[start:stop], "values must be a sequence")
@@ -841,7 +847,10 @@ cdef class ColumnsHolder:
             if with_headers:
                 h = hs[j]
                 if h:
-                    hb = encode_headers(h, &hc)
+                    try:
+                        hb = encode_headers(h, &hc)
+                    except SerializationError as e:
+                        raise indexed(e, i) from None
                     self._keep.append(hb)
                     c.headers_ptr[j] = PyBytes_AS_STRING(hb)
                     c.headers_len[j] = PyBytes_GET_SIZE(hb)
@@ -852,7 +861,17 @@ cdef class ColumnsHolder:
                     c.header_count[j] = 0
             if with_ts:
                 t = tss[j]
-                c.timestamp_ms[j] = c.default_timestamp_ms if t is None else <int64_t>t
+                if t is None:
+                    c.timestamp_ms[j] = c.default_timestamp_ms
+                else:
+                    try:   # an int or another integer (numpy's); not a float, which
+                        c.timestamp_ms[j] = <int64_t>PyNumber_Index(t)   # would lose its ms
+                    except (TypeError, OverflowError):
+                        c.timestamp_ms[j] = -1
+                    if c.timestamp_ms[j] < 0:
+                        raise SerializationError(
+                            f"timestamp of record {i} must be an int of epoch milliseconds "
+                            f">= 0 or None, not {t!r}") from None
         return 0
 
 

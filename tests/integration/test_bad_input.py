@@ -17,6 +17,7 @@ from kengine.errors import (
     ProducerClosedError,
     RecordTooLargeError,
     SerializationError,
+    TransactionAbortableError,
 )
 from tests.support.readback import read_all
 
@@ -94,6 +95,57 @@ def test_bad_send(kafka, topic_factory, case, settings, call, error_type, messag
         assert str(info.value) == message.format(topic=topic)
         p.send(topic, b"after", partition=1).result(30)    # the producer carries on
     assert_earlier_delivered(kafka, topic, earlier)
+
+
+def test_send_many_fails_bad_records_alone_and_delivers_the_rest(kafka, topic_factory):
+    topic = topic_factory(kafka, partitions=2)
+    values = [b"v0", 3.5, b"v2", b"x" * 2000, b"v4", b"v5"]
+    headers = [None, None, [(b"k", b"v")], None, None, [("k", b"v")]]
+    timestamps = [None, None, None, None, 1.5, 1_700_000_000_000]
+    with producer(kafka, linger_ms=50, max_request_size=1000) as p:
+        earlier = send_earlier(p, topic)
+        result = p.send_many(topic, values, headers=headers, timestamps=timestamps,
+                             partition=1).result(30)
+    assert {i: (type(e), str(e)) for i, e in result.errors.items()} == {
+        1: (SerializationError, "value of record 1 must be bytes, str, a buffer-protocol object "
+                                "or None, not float; configure a serializer for other types"),
+        2: (SerializationError, "record 2: header key b'k' must be str, not bytes"),
+        3: (RecordTooLargeError, f"[MESSAGE_TOO_LARGE (10)] record 3 to '{topic}' is 2078 bytes "
+                                 f"when serialized, more than max.request.size (1000); it was "
+                                 f"not sent"),
+        4: (SerializationError, "timestamp of record 4 must be an int of epoch milliseconds "
+                                ">= 0 or None, not 1.5"),
+    }
+    md = result.metadata()
+    assert [m.offset if m else None for m in md] == [0, None, None, None, None, 1]
+    on_1 = [r for r in read_all(kafka.bootstrap_servers, topic) if r.partition == 1]
+    assert [(r.value, r.headers) for r in on_1] == [(b"v0", []), (b"v5", [("k", b"v")])]
+    assert on_1[1].timestamp_ms == 1_700_000_000_000
+    assert_earlier_delivered(kafka, topic, earlier)
+
+
+def test_a_transaction_with_a_refused_record_cannot_commit(kafka, topic):
+    with Producer(bootstrap_servers=kafka.bootstrap_servers,
+                  transactional_id=f"refusal-{topic}", linger_ms=5) as p:
+        p.init_transactions()
+        p.begin_transaction()
+        result = p.send_many(topic, [b"a", 7, b"c"]).result(30)
+        assert sorted(result.errors) == [1]
+        with pytest.raises(TransactionAbortableError) as info:
+            p.send(topic, b"more")
+        assert str(info.value) == (
+            "[TRANSACTION_ABORTABLE (120)] the transaction failed and must be aborted with "
+            "abort_transaction(): send_many() "
+            f"to '{topic}' refused 1 record(s) of the transaction, the first: value of record 1 "
+            "must be bytes, str, a buffer-protocol object or None, not int; configure a "
+            "serializer for other types")
+        with pytest.raises(TransactionAbortableError):
+            p.commit_transaction()
+        p.abort_transaction()
+        with p.transaction():    # the producer recovers
+            p.send_many(topic, [b"d", b"e"])
+    assert [r.value for r in read_all(kafka.bootstrap_servers, topic, read_committed=True,
+                                      at_least=2)] == [b"d", b"e"]
 
 
 def test_send_after_close(kafka, topic):

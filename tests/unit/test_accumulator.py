@@ -365,11 +365,102 @@ def test_send_many_large_call_spans_batches_and_respects_batch_size():
     assert fut.result(1).ok
 
 
-def test_send_many_validates_lengths_and_record_sizes():
-    core = Core({"t": 1}, max_request_size=1000)
+def test_send_many_refuses_mismatched_lengths_as_a_whole():
+    core = Core({"t": 1})
     with pytest.raises(ValueError, match="keys has 1 entries for 2 values"):
         core.send_many("t", [b"a", b"b"], keys=[b"k"])
-    with pytest.raises(RecordTooLargeError, match="record 1"):
-        core.send_many("t", [b"a", b"x" * 2000])
-    with pytest.raises(SerializationError, match="value of record 1"):
-        core.send_many("t", [b"a", 7])
+    assert core.queued_batch_count == 0
+
+
+class Refusals(Core):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.refused = []
+
+    def _records_refused(self, topic, count, first_index, first_error):
+        self.refused.append((topic, count, first_index, type(first_error)))
+
+
+def test_send_many_refuses_bad_records_alone_and_sends_the_rest_in_order():
+    core = Refusals({"t": 1}, max_request_size=1000, linger_ms=0)
+    values = [b"v0", b"x" * 2000, b"v2", 7, b"v4", b"v5", b"v6"]
+    headers = [None, None, None, None, [(b"not-str", b"h")], [("ok", b"h")], None]
+    fut = core.send_many("t", values, keys=[b"k%d" % i for i in range(7)], headers=headers)
+    (batch,) = drain_all(core)
+    assert records_of(core, batch) == [(b"k0", b"v0", []), (b"k2", b"v2", []),
+                                       (b"k5", b"v5", [("ok", b"h")]), (b"k6", b"v6", [])]
+    core.complete(batch, 500, -1)
+    res = fut.result(timeout=1)
+    assert sorted(res.errors) == [1, 3, 4]
+    assert isinstance(res.errors[1], RecordTooLargeError)
+    assert str(res.errors[1]).endswith("record 1 to 't' is 2080 bytes when serialized, more "
+                                       "than max.request.size (1000); it was not sent")
+    assert isinstance(res.errors[3], SerializationError)
+    assert str(res.errors[3]).startswith("value of record 3 must be bytes, str, a buffer")
+    assert isinstance(res.errors[4], SerializationError)
+    assert str(res.errors[4]) == "record 4: header key b'not-str' must be str, not bytes"
+    md = res.metadata()
+    assert [m.offset if m else None for m in md] == [500, None, 501, None, None, 502, 503]
+    assert core.refused == [("t", 3, 1, RecordTooLargeError)]
+
+
+def test_send_many_refusals_keep_their_index_past_the_first_chunk():
+    core = Refusals({"t": 2}, linger_ms=0, batch_size=1 << 16, buffer_memory=1 << 24)
+    n = 10_000   # three chunks of at most 4,096 records
+    values = [b"%d" % i for i in range(n)]
+    values[5] = 5
+    values[4500] = 4500.0
+    values[9999] = None   # a null value is a record, not a refusal
+    fut = core.send_many("t", values, keys=[b"%d" % i for i in range(n)])
+    batches = drain_all(core)
+    sent = [v for b in batches for (_, v, _) in records_of(core, b)]
+    assert sorted(sent, key=lambda v: -1 if v is None else int(v)) == \
+        [None] + [b"%d" % i for i in range(n - 1) if i not in (5, 4500)]
+    for b in batches:
+        core.complete(b, 0, -1)
+    res = fut.result(timeout=1)
+    assert sorted(res.errors) == [5, 4500]
+    assert "value of record 4500 must be bytes" in str(res.errors[4500])
+    assert core.refused == [("t", 2, 5, SerializationError)]
+
+
+def test_send_many_a_serializer_that_raises_fails_that_record_only():
+    def serializer(value):
+        if value == "bad":
+            raise ValueError("no")
+        return value.encode()
+
+    core = Refusals({"t": 1}, value_serializer=serializer, linger_ms=0)
+    fut = core.send_many("t", ["a", "bad", "c"])
+    (batch,) = drain_all(core)
+    assert [v for (_, v, _) in records_of(core, batch)] == [b"a", b"c"]
+    core.complete(batch, 0, -1)
+    (error,) = fut.result(timeout=1).errors.values()
+    assert isinstance(error, SerializationError)
+    assert str(error) == "record 1: the value serializer failed for a record to 't': " \
+                         "ValueError: no"
+    assert isinstance(error.__cause__, ValueError)
+
+
+def test_send_many_out_of_buffer_memory_refuses_the_rest_after_one_wait():
+    core = Refusals({"t": 1}, batch_size=1024, buffer_memory=4096, max_block_ms=200)
+    n = 6000   # two chunks, far more than four batches of 1 KiB hold
+    started = time.monotonic()
+    fut = core.send_many("t", [b"v%05d" % i for i in range(n)], partition=0)
+    assert time.monotonic() - started < 2    # one wait of max.block.ms, not one per chunk
+    queued = sum(b.record_count for b in core.topic_state("t").queues[0].batches())
+    assert 0 < queued < n
+    for b in drain_all(core):
+        core.complete(b, 0, -1)
+    res = fut.result(timeout=1)
+    assert sorted(res.errors) == list(range(queued, n))   # the first ones went, in order
+    assert all(isinstance(e, KafkaTimeoutError) for e in res.errors.values())
+    assert "waited 200 ms (max.block.ms)" in str(res.errors[n - 1])
+    assert core.refused == [("t", n - queued, queued, KafkaTimeoutError)]
+
+
+def test_send_many_where_every_record_is_refused_is_done_at_once():
+    core = Refusals({"t": 1})
+    fut = core.send_many("t", [1, 2])
+    assert fut.done() and core.queued_batch_count == 0
+    assert sorted(fut.result(timeout=0).errors) == [0, 1]

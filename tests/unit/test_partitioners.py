@@ -426,15 +426,30 @@ def test_send_many_calls_the_python_partitioner_with_raw_values_in_order():
     assert sorted(set(rec.new_batches)) == [("t", 0), ("t", 1), ("t", 2)]
 
 
-def test_send_many_stops_at_a_partitioner_error_naming_it():
+def test_send_many_fails_only_the_records_a_partitioner_refuses():
     class Bad:
         def partition(self, topic, key, value, headers, num_partitions, available):
-            return 7
+            if value == b"b":
+                return 7
+            if value == b"c":
+                raise RuntimeError("boom")
+            return 1
 
     core = Core(partitioner=Bad())
-    with pytest.raises(PartitionerError, match="returned partition 7"):
-        core.send_many("t", [b"a", b"b"])
-    assert core.queued_batch_count == 0
+    fut = core.send_many("t", [b"a", b"b", b"c", b"d"])
+    assert [b.record_count for q in core.topic_state("t").queues for b in q.batches()] == [2]
+    errors = fut.result(timeout=0).errors if fut.done() else None
+    assert errors is None   # the batch of records 0 and 3 is still pending
+    for q in core.topic_state("t").queues:
+        for b in q.batches():
+            core.complete(b, 0, -1)
+    errors = fut.result(timeout=1).errors
+    assert sorted(errors) == [1, 2]
+    assert all(isinstance(e, PartitionerError) for e in errors.values())
+    assert str(errors[1]).startswith("record 1: partitioner ")
+    assert "returned partition 7" in str(errors[1])
+    assert "raised for a record to 't': RuntimeError: boom" in str(errors[2])
+    assert isinstance(errors[2].__cause__, RuntimeError)
 
 
 def test_the_core_refuses_unknown_built_in_names_and_objects_without_partition():
