@@ -2,25 +2,10 @@
 errors.tsv (spec/kafka-protocol), and they classify errors as the table says."""
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 from kengine import errors
+from tests.support.tools import REPO, load_tool
 
-REPO = Path(__file__).resolve().parents[2]
-
-
-def _load_generator():
-    spec = importlib.util.spec_from_file_location("gen_errors", REPO / "tools" / "gen_errors.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-gen = _load_generator()
+gen = load_tool("gen_errors")
 ROWS = gen.read_rows()
 
 

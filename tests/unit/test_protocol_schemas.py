@@ -2,28 +2,14 @@
 generator reads that JSON the way Kafka means it."""
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
 
 from kengine_ext import schemas
+from tests.support.tools import REPO, load_tool
 
-REPO = Path(__file__).resolve().parents[2]
-
-
-def _load_generator():
-    spec = importlib.util.spec_from_file_location("gen_protocol",
-                                                  REPO / "tools" / "gen_protocol.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-gen = _load_generator()
+gen = load_tool("gen_protocol")
 
 
 def test_committed_table_matches_the_spec() -> None:
