@@ -682,11 +682,12 @@ cdef class ProducerCore:
         partitioner), grouped by partition with their order kept, and encoded into batches
         with the byte work done without the GIL. Blocks like send() for buffer memory.
 
-        A record that cannot be sent (its serializer raised, a value or header that is not
-        bytes, larger than max.request.size, refused by the partitioner) fails alone: the
-        others are sent and the BulkResult lists its error under its index. Inside a
-        transaction such a refusal makes the transaction abortable, so that it cannot commit
-        without the record."""
+        A record that cannot be sent (its serializer raised, a value, header or timestamp of
+        the wrong type, larger than max.request.size, refused by the partitioner) fails alone:
+        the others are sent and the BulkResult lists its error under its index. A wait for
+        buffer.memory that runs out of max.block.ms refuses every record not appended by then.
+        Inside a transaction a refusal makes the transaction abortable, so that it cannot
+        commit without the record."""
         if self._closed:
             raise self.refusal("send_many()")
         if self._transactional and not self._in_transaction:
