@@ -197,7 +197,11 @@ def test_metadata_errors_fail_send_at_once():
 
 
 def test_seeded_chaos_with_retriable_faults_delivers_everything():
-    chaos = Chaos(seed=8, rate=0.4, max_latency_ms=200)
+    # Without "corrupt": garbled bytes can decode into a well-formed answer carrying an error
+    # code nobody sent (136, say), which fails its records as the broker's word would; the
+    # next test holds the producer to a typed outcome under those.
+    chaos = Chaos(seed=8, rate=0.4, max_latency_ms=200,
+                  kinds=("error", "drop", "truncate", "latency", "throttle"))
     with FakeBroker({"a": 3, "b": 2}, chaos=chaos) as broker:
         with producer(broker, delivery_timeout_ms=120_000, request_timeout_ms=1000,
                       batch_size=512) as p:
@@ -228,7 +232,9 @@ def test_seeded_chaos_with_fatal_errors_finishes_every_record_with_a_typed_outco
         outcomes = [f.exception(timeout=120) for f in futures]
     assert all(e is None or isinstance(e, (BrokerError, KafkaTimeoutError)) for e in outcomes)
     assert any(e is None for e in outcomes) and any(e is not None for e in outcomes)
-    assert {type(e) for e in outcomes if isinstance(e, BrokerError)} <= {
+    # the injected fatal codes fail records with their own types; a garbled answer ("corrupt")
+    # may fail some with whatever error code it decodes to, typed all the same
+    assert {type(e) for e in outcomes if isinstance(e, BrokerError)} & {
         TopicAuthorizationFailedError, MessageTooLargeError, InvalidRecordError}
 
 
