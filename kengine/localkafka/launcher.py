@@ -42,7 +42,7 @@ from .config import (
 )
 from .distribution import KafkaDistribution, ensure_kafka
 from .errors import BrokerStartError, LocalKafkaError
-from .node import NodeProcess, pid_is_node
+from .node import NodeProcess, node_still_exiting, pid_is_node
 from .probe import ClusterMetadata, PartitionInfo, TopicInfo, fetch_metadata
 from .security import Acl
 
@@ -507,7 +507,7 @@ class KafkaCluster:
                 except ProcessLookupError:
                     pass
                 deadline = time.monotonic() + 30
-                while pid_is_node(pid, props) and time.monotonic() < deadline:
+                while node_still_exiting(pid, props) and time.monotonic() < deadline:
                     time.sleep(0.05)
                 killed.append(pid)
             pidfile.unlink(missing_ok=True)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from ..errors import IllegalStateError, KafkaTimeoutError
 
-__all__ = ["NodeProcess", "pid_is_node"]
+__all__ = ["NodeProcess", "node_still_exiting", "pid_is_node"]
 
 _SETPRIV = shutil.which("setpriv")
 
@@ -34,6 +34,20 @@ def pid_is_node(pid: int, properties: Path) -> bool:
     except OSError:
         return False
     return state not in ("Z", "X") and os.fsencode(str(properties)) in cmdline
+
+
+def node_still_exiting(pid: int, properties: Path) -> bool:
+    """Whether ``pid`` is still the node's JVM or what is left of it after a SIGKILL: the kernel
+    empties a dying process's command line before the process is gone (a zombie), and a port
+    or data directory is free only then."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        state = _proc_state(pid)
+    except OSError:
+        return False
+    if state in ("Z", "X"):
+        return False
+    return cmdline == b"" or os.fsencode(str(properties)) in cmdline.split(b"\0")
 
 
 def _proc_state(pid: int) -> str:
@@ -185,7 +199,7 @@ class NodeProcess:
                     f"node {self.node_id} (pid {self.pid}) still alive after {timeout:.0f} s"
                 ) from None
         deadline = time.monotonic() + timeout
-        while self.pid is not None and pid_is_node(self.pid, self.properties):
+        while self.pid is not None and node_still_exiting(self.pid, self.properties):
             if time.monotonic() > deadline:
                 raise KafkaTimeoutError(
                     f"node {self.node_id} (pid {self.pid}) still alive after {timeout:.0f} s")

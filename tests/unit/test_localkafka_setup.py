@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import struct
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +23,7 @@ from kengine.localkafka.config import (
     node_properties,
     write_properties,
 )
+from kengine.localkafka.node import node_still_exiting, pid_is_node
 from kengine.localkafka.probe import fetch_metadata
 
 
@@ -173,3 +177,18 @@ def test_cluster_ids_never_start_with_a_dash():
     ids = [_new_cluster_id() for _ in range(5000)]   # ~78 would start with '-' by chance
     assert not [i for i in ids if i.startswith("-")]
     assert all(len(i) == 22 for i in ids)
+
+
+def test_a_node_counts_as_running_until_its_process_is_gone(tmp_path: Path) -> None:
+    props = tmp_path / "server.properties"
+    other = tmp_path / "other.properties"
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", str(props)])
+    try:
+        assert pid_is_node(proc.pid, props) and node_still_exiting(proc.pid, props)
+        assert not pid_is_node(proc.pid, other) and not node_still_exiting(proc.pid, other)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)   # reaped: no /proc entry left
+        assert not node_still_exiting(proc.pid, props)
+    finally:
+        proc.kill()
+        proc.wait()
