@@ -10,6 +10,7 @@ import struct
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -184,6 +185,9 @@ def test_a_node_counts_as_running_until_its_process_is_gone(tmp_path: Path) -> N
     other = tmp_path / "other.properties"
     proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", str(props)])
     try:
+        deadline = time.monotonic() + 10
+        while not pid_is_node(proc.pid, props) and time.monotonic() < deadline:
+            time.sleep(0.01)   # between fork and exec the child shows the parent's command line
         assert pid_is_node(proc.pid, props) and node_still_exiting(proc.pid, props)
         assert not pid_is_node(proc.pid, other) and not node_still_exiting(proc.pid, other)
         proc.send_signal(signal.SIGKILL)
