@@ -95,6 +95,7 @@ cdef class DeliveryFuture:
     cdef object callbacks                    # None, a callable, or a list of callables
 
     cdef ProducerBatch resolve(self)
+    cdef ProducerBatch settle(self, object timeout)
     cdef object metadata(self)
     cdef int fire(self) except -1
 

@@ -338,9 +338,9 @@ cdef class DeliveryFuture:
     def done(self) -> bool:
         return self.resolve().done
 
-    def result(self, timeout=None):
-        """The record's RecordMetadata; raises its error, or KafkaTimeoutError when it is not
-        known within timeout seconds (the record stays in flight)."""
+    cdef ProducerBatch settle(self, object timeout):
+        """The finished batch holding the record, after waiting up to timeout seconds; raises
+        KafkaTimeoutError when it is not finished by then (the record stays in flight)."""
         cdef ProducerBatch b = self.resolve()
         if not b.done:
             if not b.wait(timeout):
@@ -348,21 +348,19 @@ cdef class DeliveryFuture:
                     f"the record to {b.topic}-{b.partition} was not acknowledged within "
                     f"{timeout} s; it is still being delivered")
             b = self.resolve()   # split while we waited: the piece with the record is done
-        err = b.record_error(self.index)
+        return b
+
+    def result(self, timeout=None):
+        """The record's RecordMetadata; raises its error, or KafkaTimeoutError when it is not
+        known within timeout seconds (the record stays in flight)."""
+        err = self.settle(timeout).record_error(self.index)
         if err is not None:
             raise err
         return self.metadata()
 
     def exception(self, timeout=None):
         """The record's error, or None if it was delivered."""
-        cdef ProducerBatch b = self.resolve()
-        if not b.done:
-            if not b.wait(timeout):
-                raise KafkaTimeoutError(
-                    f"the record to {b.topic}-{b.partition} was not acknowledged within "
-                    f"{timeout} s")
-            b = self.resolve()
-        return b.record_error(self.index)
+        return self.settle(timeout).record_error(self.index)
 
     def add_callback(self, fn):
         """Calls fn(error, metadata) when the outcome is known (now, if it already is)."""
