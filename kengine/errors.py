@@ -27,9 +27,16 @@ __all__ = [
 
 
 class KafkaError(Exception):
-    """Base class of every error raised by kengine."""
+    """Base class of every error raised by kengine.
+
+    ``maybe_written`` answers, for a record whose delivery failed, whether it may be in the log
+    all the same: True when an attempt may have been written (its answer was lost, it was in
+    flight when ``delivery.timeout.ms`` passed, or the broker wrote it but could not replicate
+    it in time); resending such a record may duplicate it. False when no attempt was written
+    (the broker refused every one, or none was sent)."""
 
     retriable: ClassVar[bool] = False
+    maybe_written: bool = False
 
 
 class AuthorizationError(KafkaError):

@@ -82,6 +82,7 @@ class Producer(ProducerCore):
             transactional=transactional_id is not None,
             wakeup=self._client.wakeup,
             max_block_ms=cfg["max.block.ms"],
+            client_id=self._client_id,
         )
         self._metadata = Metadata(
             self, self._client, client_id=self._client_id,

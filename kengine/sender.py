@@ -6,6 +6,7 @@ tests can drive the sender deterministically; ``start()`` runs it on a daemon th
 """
 from __future__ import annotations
 
+import copy
 import logging
 import random
 import threading
@@ -18,6 +19,7 @@ from kengine_ext import ProducerBatch, monotonic_ms
 from .connection import API
 from .errors import (
     ConcurrentTransactionsError,
+    DuplicateSequenceNumberError,
     InvalidRecordError,
     KafkaError,
     KafkaTimeoutError,
@@ -42,7 +44,9 @@ _log = logging.getLogger("kengine.sender")
 
 # Longest the loop sleeps with nothing scheduled: bounds the delay of work nobody woke it for.
 _MAX_POLL_MS = 1000
-_DUPLICATE_SEQUENCE_NUMBER = 46
+# Produce answers given after the leader appended the batch: the records may be in the log
+# (REQUEST_TIMED_OUT: not replicated within timeout.ms; NOT_ENOUGH_REPLICAS_AFTER_APPEND).
+_WRITTEN_BUT_REFUSED = frozenset({7, 20})
 _CONCURRENT_TXN_BACKOFF_MS = 20
 
 
@@ -62,17 +66,26 @@ class SenderSettings:
 class Sender:
     def __init__(self, core: ProducerCore, client: NetworkClient, metadata: Metadata,
                  settings: SenderSettings, metrics: ProducerMetrics | None = None,
-                 txn: TransactionManager | None = None) -> None:
+                 txn: TransactionManager | None = None,
+                 clock: Callable[[], int] = monotonic_ms) -> None:
         self._core = core
-        #: idempotence / transactions: producer id, sequences, coordinator requests
+        #: idempotence: sequence rules, told of every answer and expiry (None without it)
+        self._seqs = core.sequences
+        #: idempotence / transactions: producer id/epoch, coordinator requests
         self._txn = txn
         self._client = client
         self._metadata = metadata
         self._s = settings
         self._metrics = metrics
+        #: monotonic ms (tests step a fake one; batch creation times come from the real one,
+        #: so a fake clock may only run ahead of it)
+        self._clock = clock
         #: batches inside an unanswered produce request -> the error of their last attempt
         self._in_flight: dict[ProducerBatch, KafkaError | None] = {}
         self._last_errors: dict[ProducerBatch, KafkaError] = {}
+        #: unfinished batches an attempt of which may have been written (an answer lost, or
+        #: written but refused): their failure says so (KafkaError.maybe_written)
+        self._maybe_written: set[ProducerBatch] = set()
         self._throttled_until_ms: dict[int, int] = {}
         # Earliest moment a batch can pass delivery.timeout.ms: expiry scans wait for it.
         # Queued batches expire from a C scan of queue heads; in-flight ones from _in_flight.
@@ -129,7 +142,7 @@ class Sender:
     # ------------------------------------------------------------------ one step
 
     def run_once(self) -> None:
-        now = monotonic_ms()
+        now = self._clock()
         core = self._core
         fatal = self._client.fatal_error
         if fatal is not None:
@@ -163,8 +176,6 @@ class Sender:
             if sendable:
                 drained = core.drain(sendable, self._s.max_request_size, now)
                 for node, batches in drained.items():
-                    if txn is not None:
-                        txn.on_drained(batches)
                     self._send_produce(node, batches, now)
         if now >= self._next_expiry_ms:
             self._expire(now)
@@ -219,12 +230,13 @@ class Sender:
 
     def _on_produce_response(self, node: int, sent: dict[tuple[str, int], ProducerBatch],
                              sent_ms: int, resp: Any, error: KafkaError | None) -> None:
-        now = monotonic_ms()
+        now = self._clock()
         if self._metrics is not None:
             self._metrics.on_response(node, now - sent_ms, resp, error)
         if error is not None:
             # the connection failed or timed out: every batch may or may not have been written
             self._metadata.request_update()
+            self._maybe_written.update(sent.values())
             for b in sent.values():
                 self._retry_or_fail(b, error, now, None, from_broker=False)
             return
@@ -250,12 +262,21 @@ class Sender:
                     continue   # a partition we did not ask about: ignore it
                 b = sent.pop(tp)
                 code = p["error_code"]
-                if code == 0 or (code == _DUPLICATE_SEQUENCE_NUMBER and b.base_sequence >= 0):
-                    # an idempotent retry of a batch the broker already has: success
+                if code == 0 or (code == DuplicateSequenceNumberError.code
+                                 and self._seqs is not None
+                                 and self._seqs.duplicate_is_written(b)):
+                    # DUPLICATE_SEQUENCE_NUMBER: an earlier attempt with these very sequences
+                    # was written (a broker that no longer has its offset says so; Kafka's own
+                    # answers a retry with the offset instead)
                     self._succeed(b, p["base_offset"], p["log_append_time_ms"])
                     continue
                 err = error_for_code(code, p.get("error_message"), topic=b.topic,
                                      partition=b.partition, broker=node)
+                if code in _WRITTEN_BUT_REFUSED:
+                    self._maybe_written.add(b)
+                elif b in self._maybe_written and self._seqs is not None \
+                        and self._seqs.refusal_proves_unwritten(b, err):
+                    self._maybe_written.discard(b)
                 record_errors: dict[int, KafkaError] | None = None
                 if p.get("record_errors"):
                     record_errors = {
@@ -277,8 +298,9 @@ class Sender:
     def _succeed(self, b: ProducerBatch, base_offset: int, log_append_time_ms: int) -> None:
         self._in_flight.pop(b, None)
         self._last_errors.pop(b, None)
-        if self._txn is not None and b.base_sequence >= 0:
-            self._txn.on_success(b, base_offset)
+        self._maybe_written.discard(b)
+        if self._seqs is not None:
+            self._sequences_lost(self._seqs.on_success(b, base_offset))
         if self._metrics is not None:
             self._metrics.on_batch_done(b, None)
         self._core.complete(b, base_offset, log_append_time_ms)
@@ -290,17 +312,11 @@ class Sender:
         if b.done:
             return  # already expired by delivery.timeout.ms
         s = self._s
-        if self._txn is not None and self._txn.proven_written(b):
-            _log.info("[%s] %d record(s) for %s-%d were written (later sequences were "
-                      "acknowledged) although their own answer was %s; offset unknown",
-                      s.client_id, b.record_count, b.topic, b.partition, error)
-            self._succeed(b, -1, -1)
-            return
         if isinstance(error, MessageTooLargeError) and from_broker and b.record_count > 1 \
                 and self._split(b, error):
             return
-        if self._txn is not None and b.base_sequence >= 0 and from_broker:
-            retriable = self._txn.can_retry(b, error, log_start_offset)
+        if self._seqs is not None and from_broker:
+            retriable = self._seqs.can_retry(b, error, log_start_offset)
         else:
             retriable = error.retriable
         if (retriable and record_errors is None and b.attempts <= s.retries
@@ -329,11 +345,10 @@ class Sender:
             self._core.reenqueue(b, now + backoff,
                                  isinstance(error, OutOfOrderSequenceNumberError))
             return
-        if self._txn is not None and b.base_sequence >= 0:
-            if from_broker:
-                self._txn.on_failed(b, error, adjust_sequences=True)
-            else:
-                self._txn.on_expired(b)   # written or not? only later batches can tell
+        if self._seqs is not None:
+            # without an answer from the broker: written or not? only later batches can tell
+            self._sequences_lost(self._seqs.on_failed(b, error, True) if from_broker
+                                 else self._seqs.on_expired(b))
         self._fail(b, error, record_errors)
 
     def _split(self, b: ProducerBatch, error: KafkaError) -> bool:
@@ -341,7 +356,7 @@ class Sender:
         that compressed worse than estimated): resend its records in smaller batches, as Java
         does, rather than fail them all. Not a retry: it uses none of retries. False when b
         could not be split (it then fails with the broker's error)."""
-        size, sequence = b.size_bytes, b.base_sequence
+        size = b.size_bytes
         self._last_errors.pop(b, None)
         try:
             pieces = self._core.split_batch(b)
@@ -349,10 +364,13 @@ class Sender:
             _log.exception("[%s] could not split a batch of %d record(s) for %s-%d",
                            self._s.client_id, b.record_count, b.topic, b.partition)
             return False
-        if self._txn is not None and sequence >= 0:
-            self._txn.on_split(b, pieces)
+        if self._seqs is not None:
+            self._seqs.on_split(b, pieces)
         if self._metrics is not None:
             self._metrics.on_split(b)
+        if b in self._maybe_written:   # an earlier attempt of the whole batch may be in the log
+            self._maybe_written.discard(b)
+            self._maybe_written.update(pieces)
         _log.info("[%s] the broker refused a batch of %d record(s) for %s-%d, %d bytes, as too "
                   "large (%s); resending them in %d batches of at most %d bytes before "
                   "compression", self._s.client_id, b.record_count, b.topic, b.partition, size,
@@ -363,8 +381,15 @@ class Sender:
               record_errors: dict[int, KafkaError] | None = None) -> None:
         self._in_flight.pop(b, None)
         self._last_errors.pop(b, None)
+        maybe_written = b in self._maybe_written
+        self._maybe_written.discard(b)
+        if error.maybe_written != maybe_written:
+            error = copy.copy(error)   # errors may be shared by the batches of a request
+            error.maybe_written = maybe_written
         _log.warning("[%s] %d record(s) for %s-%d failed: %s", self._s.client_id,
                      b.record_count, b.topic, b.partition, error)
+        if self._txn is not None:
+            self._txn.on_batch_failed(error)
         if self._metrics is not None:
             self._metrics.on_batch_done(b, error)
         if self.on_batch_failed is not None:
@@ -380,15 +405,16 @@ class Sender:
     def _expire(self, now: int) -> None:
         limit = self._s.delivery_timeout_ms
         for b in self._core.expire(now, limit):
-            if self._txn is not None and b.base_sequence >= 0:
-                self._txn.on_expired(b)   # sent before, waiting for a retry
+            if self._seqs is not None:
+                self._sequences_lost(self._seqs.on_expired(b))   # if sent before
             self._fail(b, self._timeout_error(b, now))
         for b in [b for b in self._in_flight if now - b.created_ms >= limit]:
             # The request may still succeed; the record's outcome is no longer reported as
             # success (Java does the same). A late response finds the batch done.
-            if self._txn is not None and b.base_sequence >= 0:
-                self._txn.on_expired(b)
-            self._fail(b, self._timeout_error(b, now, in_flight=True))
+            if self._seqs is not None:
+                self._sequences_lost(self._seqs.on_expired(b))
+            self._maybe_written.add(b)
+            self._fail(b, self._timeout_error(b, now))
         oldest = min((b.created_ms for b in self._in_flight), default=None)
         oldest_queued = self._core.oldest_queued_ms()
         if oldest_queued >= 0 and (oldest is None or oldest_queued < oldest):
@@ -396,12 +422,12 @@ class Sender:
         # batches created from now on cannot expire before now + limit
         self._next_expiry_ms = (now if oldest is None else oldest) + limit
 
-    def _timeout_error(self, b: ProducerBatch, now: int,
-                       in_flight: bool = False) -> KafkaTimeoutError:
+    def _timeout_error(self, b: ProducerBatch, now: int) -> KafkaTimeoutError:
         last = self._last_errors.get(b)
         cause = f"; last error: {last}" if last is not None else ""
-        unknown = ("; the batch was in flight, so it may or may not have been written"
-                   if in_flight or b.attempts > 0 else "")
+        unknown = ("; an attempt may have been written, so the records may be in the log "
+                   "(maybe_written)" if b in self._maybe_written else
+                   "; no attempt was written" if b.attempts > 0 else "; never sent")
         message = (f"{b.record_count} record(s) for {b.topic}-{b.partition} expired: "
                    f"{now - b.created_ms} ms passed since the batch was created "
                    f"(delivery.timeout.ms={self._s.delivery_timeout_ms}){cause}{unknown}")
@@ -418,8 +444,13 @@ class Sender:
         self._metadata.fail_waiters(fatal)  # type: ignore[arg-type]
         self._client.poll(_MAX_POLL_MS)
 
+    def _sequences_lost(self, error: KafkaError | None) -> None:
+        """A transactional producer's sequences cannot account for a sent batch."""
+        if error is not None and self._txn is not None:
+            self._txn.on_sequences_lost(error)
+
     def _fail_everything(self, error: KafkaError) -> None:
-        for b in self._core.take_all_queued():
-            self._fail(b, error)
-        for b in list(self._in_flight):
+        for b in [*self._core.take_all_queued(), *self._in_flight]:
+            if self._seqs is not None:
+                self._seqs.on_abandoned(b)
             self._fail(b, error)

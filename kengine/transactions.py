@@ -6,11 +6,10 @@ Two threads meet here: user threads call the transactional API (``init_transacti
 sends the coordinator requests one at a time (``poll()``), and reports what happened to every
 batch that carried sequence numbers. Everything below is guarded by ``self._lock``.
 
-Sequence numbers are assigned in the Cython drain (``ProducerCore.sequence_for_drain``) from
-fields of each ``PartitionQueue`` that this module maintains: ``first_in_flight_sequence`` (only
-the lowest unfinished batch may be retried, so retries reach the broker in order),
-``unresolved`` (no new sequences while the fate of a sent batch is unknown) and the
-producer id/epoch the partition's sequences belong to.
+Sequence numbers are not kept here: ``kengine_ext.Sequences`` (sequences.pyx) owns them and
+every rule about them, on the sender thread. This module sets the producer id and epoch it
+hands out (after InitProducerId, an idempotent epoch bump, or EndTxn v5), bumps the epoch when
+the sequences ask for it, and turns the failures the sender reports into transaction states.
 """
 from __future__ import annotations
 
@@ -19,12 +18,12 @@ import heapq
 import itertools
 import logging
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from kengine_ext import PartitionQueue, ProducerBatch, monotonic_ms
+from kengine_ext import PartitionQueue, monotonic_ms
 
 from .connection import API
 from .errors import (
@@ -38,7 +37,6 @@ from .errors import (
     KafkaError,
     KafkaTimeoutError,
     NotCoordinatorError,
-    OutOfOrderSequenceNumberError,
     ProducerFencedError,
     TopicAuthorizationFailedError,
     TransactionAbortableError,
@@ -50,7 +48,7 @@ from .errors import (
 )
 
 if TYPE_CHECKING:
-    from kengine_ext import ProducerCore
+    from kengine_ext import ProducerCore, Sequences
 
     from .metadata import Metadata
     from .network import NetworkClient
@@ -176,28 +174,6 @@ class _Request:
         return False
 
 
-class _PartitionSequences:
-    """Sequence bookkeeping of one partition (Java's TxnPartitionEntry)."""
-
-    __slots__ = ("queue", "in_flight", "last_acked_sequence", "last_acked_offset",
-                 "unresolved_next", "producer")
-
-    def __init__(self, queue: PartitionQueue) -> None:
-        self.queue = queue
-        #: (producer id, epoch) the sequences below belong to; a new one starts them over
-        self.producer: tuple[int, int] = (-1, -1)
-        #: batches sent at least once and not finished, by base sequence
-        self.in_flight: list[ProducerBatch] = []
-        self.last_acked_sequence = -1
-        self.last_acked_offset = -1
-        self.unresolved_next: int | None = None
-
-    def sync(self) -> None:
-        self.queue.first_in_flight_sequence = (
-            self.in_flight[0].base_sequence if self.in_flight else -1)
-        self.queue.unresolved = self.unresolved_next is not None
-
-
 class TransactionManager:
     def __init__(self, core: ProducerCore, client: NetworkClient, metadata: Metadata, *,
                  client_id: str, transactional_id: str | None, transaction_timeout_ms: int,
@@ -214,10 +190,14 @@ class TransactionManager:
         self._lock = threading.RLock()
         self.state = TxnState.UNINITIALIZED
         self.last_error: KafkaError | None = None
-        self._partitions: dict[PartitionQueue, _PartitionSequences] = {}
-        self._reset_batches: set[ProducerBatch] = set()   # renumbered since last sent
-        self._rewrite: set[PartitionQueue] = set()        # partitions awaiting an epoch bump
+        # the producer id/epoch and the sequences (their rules run on the sender thread)
+        if core.sequences is None:
+            raise IllegalStateError("a TransactionManager needs a core built with idempotence")
+        self._sequences: Sequences = core.sequences
+        #: transactional: the next transaction needs a new epoch (set under self._lock)
         self._epoch_bump_required = False
+        #: abort_transaction() asked the sender thread to drop the batches never sent
+        self._drop_unsent = False
         self._pending: list[tuple[int, int, _Request]] = []   # heap of (priority, n, request)
         self._seq = itertools.count()
         self._in_flight: _Request | None = None
@@ -362,7 +342,7 @@ class TransactionManager:
             self._transition(S.ABORTING)
             self._core._set_in_transaction(False)
             self._new_partitions.clear()
-            self._abort_queued_batches()
+            self._drop_unsent = True   # done by the sender thread: it owns the queues
             return self._end_transaction(commit=False)
 
         self._core.begin_flush()
@@ -426,10 +406,13 @@ class TransactionManager:
         self._enqueue(_EndTxn(result, commit))
         return result
 
-    def _abort_queued_batches(self) -> None:
+    def _drop_unsent_batches(self) -> None:
+        """Sender thread: fail the aborted transaction's records that were never sent. Those
+        sent before (waiting for a retry) still go: their sequences are taken, and the abort
+        marker discards them."""
         err = TransactionAbortedError(
             "the transaction was aborted before this record was sent")
-        for batch in self._core.take_all_queued():
+        for batch in self._core.take_unsent_queued():
             self._core.complete(batch, error=err)
 
     def close(self) -> None:
@@ -450,8 +433,11 @@ class TransactionManager:
         with self._lock:
             if self.state is S.FATAL_ERROR:
                 return False
+            if self._drop_unsent:
+                self._drop_unsent = False
+                self._drop_unsent_batches()
             if not self.transactional:
-                if self._epoch_bump_required:
+                if self._sequences.epoch_bump_requested and self._core.producer_id >= 0:
                     self._bump_idempotent_epoch()
                 if self.state is S.UNINITIALIZED and self._core.producer_id < 0:
                     self._transition(S.INITIALIZING)
@@ -585,7 +571,7 @@ class TransactionManager:
 
     def _set_identity(self, producer_id: int, epoch: int) -> None:
         _log.info("[%s] producer id %d, epoch %d", self.client_id, producer_id, epoch)
-        self._core._set_producer_identity(producer_id, epoch)
+        self._sequences.set_identity(producer_id, epoch)
 
     def _complete_transaction(self) -> None:
         self._core.reset_txn_partitions()
@@ -602,105 +588,19 @@ class TransactionManager:
 
     # ================================================================== sender thread: batches
 
-    def _entry(self, q: PartitionQueue) -> _PartitionSequences:
-        entry = self._partitions.get(q)
-        if entry is None:
-            entry = self._partitions[q] = _PartitionSequences(q)
-        return entry
-
-    def on_drained(self, batches: Iterable[ProducerBatch]) -> None:
+    def on_batch_failed(self, error: KafkaError) -> None:
+        """A batch failed for good (an answer, or delivery.timeout.ms): fencing and
+        authorization errors end the producer; in a transaction, any failure makes it
+        abortable (Java's maybeTransitionToErrorState)."""
         with self._lock:
-            for b in batches:
-                self._reset_batches.discard(b)
-                entry = self._entry(b.queue)
-                producer = _producer_of(b)
-                if producer != entry.producer and not entry.in_flight:
-                    # the drain started this partition's sequences over for a new producer id
-                    # or epoch (a bump, or a transaction v2 ending): forget the old ones
-                    entry.producer = producer
-                    entry.last_acked_sequence = -1
-                    entry.unresolved_next = None
-                if b not in entry.in_flight:
-                    entry.in_flight.append(b)
-                    entry.in_flight.sort(key=_sequence)
-                entry.sync()
+            self._maybe_transition_to_error(error)
 
-    def on_success(self, b: ProducerBatch, base_offset: int) -> None:
+    def on_sequences_lost(self, error: KafkaError) -> None:
+        """The sequences cannot account for a batch this transaction sent (kengine_ext
+        Sequences): abort, with a new epoch after that."""
         with self._lock:
-            entry = self._entry(b.queue)
-            last = b.base_sequence + b.record_count - 1
-            if last > entry.last_acked_sequence:
-                entry.last_acked_sequence = last
-            if base_offset >= 0:
-                entry.last_acked_offset = max(entry.last_acked_offset,
-                                              base_offset + b.record_count - 1)
-            self._remove(entry, b)
-            self._maybe_resolve(entry)
-
-    def proven_written(self, b: ProducerBatch) -> bool:
-        """Whether the broker has acknowledged sequences after all of b's (same producer id and
-        epoch): it accepts a producer's sequences only in order, so b was written even though
-        its own answer was lost. Such a batch would otherwise be retried in vain once it fell
-        out of the broker's cache of the last five batches."""
-        with self._lock:
-            entry = self._partitions.get(b.queue)
-            if entry is None or b in self._reset_batches or b.base_sequence < 0 \
-                    or _producer_of(b) != entry.producer:
-                return False
-            last = b.base_sequence + b.record_count - 1
-            return last <= entry.last_acked_sequence and last <= _INT32_MAX
-
-    def can_retry(self, b: ProducerBatch, error: KafkaError, log_start_offset: int) -> bool:
-        """Java's TransactionManager.canRetry, for errors about sequences and producer ids;
-        any other error: whether it is retriable."""
-        with self._lock:
-            entry = self._entry(b.queue)
-            reset = b in self._reset_batches
-            if isinstance(error, UnknownProducerIdError):
-                if log_start_offset == -1 or reset:
-                    return True
-                if entry.last_acked_offset < log_start_offset:
-                    # the log's head was deleted (retention) and with it our producer state
-                    if self.transactional:
-                        self._start_sequences_at_beginning(entry)
-                    else:
-                        self._request_epoch_bump(b.queue)
-                    return True
-                if not self.transactional:
-                    self._request_epoch_bump(b.queue)
-                    return True
-                return False
-            if isinstance(error, OutOfOrderSequenceNumberError):
-                if entry.unresolved_next is None and (
-                        reset or b.base_sequence - entry.last_acked_sequence != 1):
-                    return True   # not the next batch: an earlier one is being retried
-                if not self.transactional:
-                    if entry.unresolved_next is None or entry.unresolved_next == b.base_sequence:
-                        _log.error(
-                            "[%s] broker reports a sequence gap on %s-%d before sequence %d: "
-                            "records acknowledged earlier may have been lost by the broker "
-                            "(unclean leader election?); bumping the epoch to continue",
-                            self.client_id, b.topic, b.partition, b.base_sequence)
-                        self._request_epoch_bump(b.queue)
-                    return True
-                return False
-            if isinstance(error, InvalidProducerEpochError) and reset and not self.transactional:
-                return True   # sent with the epoch before our own bump: resend with the new one
-            return error.retriable
-
-    def on_split(self, big: ProducerBatch, pieces: list[ProducerBatch]) -> None:
-        """The broker refused ``big`` as too large and its records went into ``pieces``, which
-        carry its sequences: they replace it among the unfinished batches (Java's
-        removeInFlightBatch, then addInFlightBatch for each), so the lowest of them is the one
-        the drain lets go first, and later batches wait behind them."""
-        with self._lock:
-            entry = self._entry(big.queue)
-            if big in entry.in_flight:
-                entry.in_flight.remove(big)
-            self._reset_batches.discard(big)
-            entry.in_flight.extend(pieces)
-            entry.in_flight.sort(key=_sequence)
-            entry.sync()
+            self._epoch_bump_required = True
+            self._abortable(error)
 
     def send_refusal(self) -> KafkaError | None:
         """Why sends are refused now, when the transaction failed (abortable) or the producer
@@ -724,42 +624,6 @@ class TransactionManager:
                 error.__cause__ = first_error
                 self._abortable(error)
 
-    def on_failed(self, b: ProducerBatch, error: KafkaError, adjust_sequences: bool) -> None:
-        """A batch failed for good (the broker rejected it, or it expired)."""
-        with self._lock:
-            self._maybe_transition_to_error(error)
-            entry = self._entry(b.queue)
-            self._remove(entry, b)
-            if self.state is S.FATAL_ERROR:
-                return
-            if isinstance(error, OutOfOrderSequenceNumberError) and not self.transactional:
-                self._request_epoch_bump(b.queue)
-            elif isinstance(error, UnknownProducerIdError):
-                self._partitions.pop(b.queue, None)   # the broker forgot us: start from 0
-                b.queue.seq_producer_id = -1
-                b.queue.first_in_flight_sequence = -1
-                b.queue.unresolved = False
-            elif adjust_sequences and b.base_sequence >= 0:
-                if not self.transactional:
-                    self._request_epoch_bump(b.queue)
-                else:
-                    self._close_sequence_gap(entry, b)
-            self._maybe_resolve(entry)
-
-    def on_expired(self, b: ProducerBatch) -> None:
-        """A batch that was sent expired before an answer: did the broker write it? Until later
-        batches tell, no new sequence goes to its partition."""
-        with self._lock:
-            entry = self._entry(b.queue)
-            nxt = b.base_sequence + b.record_count
-            entry.unresolved_next = nxt if entry.unresolved_next is None else \
-                max(entry.unresolved_next, nxt)
-            self._remove(entry, b)
-            if self.transactional:
-                self._maybe_transition_to_error(KafkaTimeoutError(
-                    f"a batch for {b.topic}-{b.partition} expired while in flight"))
-            self._maybe_resolve(entry)
-
     def _maybe_transition_to_error(self, error: KafkaError) -> None:
         # A topic authorization failure is per record (abortable in a transaction); cluster
         # and transactional-id authorization, fencing and version mismatches are fatal.
@@ -771,94 +635,22 @@ class TransactionManager:
                 self._epoch_bump_required = True
             self._abortable(error)
 
-    def _remove(self, entry: _PartitionSequences, b: ProducerBatch) -> None:
-        if b in entry.in_flight:
-            entry.in_flight.remove(b)
-        self._reset_batches.discard(b)
-        entry.sync()
-
-    def _maybe_resolve(self, entry: _PartitionSequences) -> None:
-        """Java's maybeResolveSequences, for one partition."""
-        if entry.unresolved_next is None or entry.in_flight:
-            return
-        if entry.queue.next_sequence - entry.last_acked_sequence == 1:
-            entry.unresolved_next = None   # later batches succeeded: the expired one was written
-        elif self.transactional:
-            self._epoch_bump_required = True
-            self._abortable(KafkaError(
-                "some records sent in this transaction were never acknowledged; abort the "
-                "transaction (it is safe to continue after that)"))
-            entry.unresolved_next = None
-        else:
-            _log.info("[%s] no batch of %s-%d in flight, last acknowledged sequence %d, next %d: "
-                      "bumping the epoch", self.client_id, entry.queue.topic,
-                      entry.queue.partition, entry.last_acked_sequence, entry.queue.next_sequence)
-            self._request_epoch_bump(entry.queue)
-            entry.unresolved_next = None
-        entry.sync()
-
-    def _request_epoch_bump(self, q: PartitionQueue) -> None:
-        self._epoch_bump_required = True
-        self._rewrite.add(q)
-
     def _bump_idempotent_epoch(self) -> None:
-        """KIP-360 for the idempotent producer: a new epoch, then the partitions that hit a
-        sequence problem renumber their unfinished batches from 0."""
+        """KIP-360 for the idempotent producer: a new epoch, with which the partitions whose
+        sequences parted from the broker's start over at 0 (Sequences.set_identity)."""
         pid, epoch = self._core.producer_id, self._core.producer_epoch
         if epoch >= _EPOCH_MAX:
             # the epoch is exhausted: a fresh producer id (every partition restarts at 0)
             self._set_identity(-1, -1)
             self.state = S.UNINITIALIZED
-            self._partitions.clear()
         else:
             self._set_identity(pid, epoch + 1)
-            for q in self._rewrite:
-                self._start_sequences_at_beginning(self._entry(q))
-        self._rewrite.clear()
-        self._epoch_bump_required = False
-
-    def _start_sequences_at_beginning(self, entry: _PartitionSequences) -> None:
-        pid, epoch = self._core.producer_id, self._core.producer_epoch
-        seq = 0
-        for b in entry.in_flight:
-            builder = b.builder_or_none
-            if builder is not None:
-                builder.set_producer_state(pid, epoch, seq)
-                self._reset_batches.add(b)
-            seq += b.record_count
-        q = entry.queue
-        q.seq_producer_id, q.seq_producer_epoch, q.next_sequence = pid, epoch, seq
-        entry.producer = (pid, epoch)
-        entry.last_acked_sequence = -1
-        entry.unresolved_next = None
-        entry.sync()
-
-    def _close_sequence_gap(self, entry: _PartitionSequences, failed: ProducerBatch) -> None:
-        """Transactional: a batch the broker rejected for good leaves a hole in the sequence;
-        pull the later batches down over it (Java's adjustSequencesDueToFailedBatch)."""
-        count = failed.record_count
-        for b in entry.in_flight:
-            if b.base_sequence > failed.base_sequence and b.builder_or_none is not None:
-                b.builder_or_none.set_producer_state(b.builder_or_none.producer_id,
-                                                     b.builder_or_none.producer_epoch,
-                                                     b.base_sequence - count)
-        entry.queue.next_sequence = max(0, entry.queue.next_sequence - count)
-        entry.sync()
 
     def fail_all(self, error: KafkaError) -> None:
         """The producer is going down (or hit a fatal error): wake every waiter."""
         with self._lock:
             if self.state is not S.FATAL_ERROR:
                 self._fatal(error)
-
-
-def _sequence(b: ProducerBatch) -> int:
-    return b.base_sequence
-
-
-def _producer_of(b: ProducerBatch) -> tuple[int, int]:
-    builder = b.builder_or_none
-    return (-1, -1) if builder is None else (builder.producer_id, builder.producer_epoch)
 
 
 def _normalise_offsets(offsets: Mapping[Any, Any]) -> dict[tuple[str, int], tuple[int, str | None]]:
@@ -946,8 +738,6 @@ class _InitProducerId(_Request):
         code = body["error_code"]
         if code == 0:
             tm._set_identity(body["producer_id"], body["producer_epoch"])
-            tm._partitions.clear()
-            tm._reset_batches.clear()
             tm._transition(S.READY)
             self.result.done()
             return

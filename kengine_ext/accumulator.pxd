@@ -5,6 +5,10 @@
 # the GIL the lock between user threads (send) and the sender thread (ready/drain/complete).
 from libc.stdint cimport int16_t, int32_t, int64_t, uint64_t
 
+# sequences.pxd (included after this file)
+cdef class PartitionSequences
+cdef class Sequences
+
 
 cdef class RecordMetadata:
     cdef readonly str topic
@@ -43,6 +47,11 @@ cdef class ProducerBatch:
     cdef readonly list split_into            # GIL
     cdef int32_t split_first                 # offset delta, in the batch it was split from, of
                                              # its first record; 0 for a batch not from a split
+    # Idempotence: written only by sequences.pyx, on the sender thread. The producer id, epoch
+    # and base sequence themselves are the builder's (what its bytes carry).
+    cdef int seq_status                      # SEQ_NONE / SEQ_UNFINISHED / SEQ_FINISHED
+    cdef bint seq_reassign                   # its next attempt gets a new sequence
+    cdef int32_t identity_attempts           # attempts sent with its current id/epoch/sequence
 
     cdef int finish(self, int64_t base_offset, int64_t log_append_time_ms, object error,
                     object record_errors) except -1
@@ -66,12 +75,7 @@ cdef class PartitionQueue:
     cdef readonly int32_t batch_count        # GIL; batches queued (not yet drained)
     cdef readonly int64_t queued_bytes       # GIL; bytes in queued batches (adaptive partitioning)
     cdef public bint muted                   # GIL; not drained while set
-    # Idempotence (maintained with kengine/transactions.py; see drain()):
-    cdef public int32_t next_sequence        # GIL; base sequence of the next new batch
-    cdef public int64_t seq_producer_id      # GIL; producer id/epoch next_sequence belongs to
-    cdef public int16_t seq_producer_epoch
-    cdef public int32_t first_in_flight_sequence  # GIL; lowest sequence sent but not finished, -1: none
-    cdef public bint unresolved              # GIL; a sent batch's fate is unknown: no new sequences
+    cdef readonly PartitionSequences sequences   # idempotence (sequences.pyx is its only writer)
     cdef public int txn_state                # GIL; transactional: TXN_* (is it in the transaction?)
 
 
@@ -121,7 +125,7 @@ cdef class ProducerCore:
     cdef TopicState _last_state              # GIL; ... and its state: skips the dict lookup
     cdef BufferPool _pool                    # batch.size buffers for reuse
     cdef list _queues                        # GIL; every PartitionQueue, for ready/drain scans
-    cdef Py_ssize_t _drain_start             # GIL; round-robin start of the next drain
+    cdef dict _drain_starts                  # GIL; node -> where its next drain starts
     cdef set _incomplete                     # GIL; batches not yet finished (flush waits on them)
     cdef int64_t _linger_ms
     cdef Py_ssize_t _batch_size_bytes
@@ -151,8 +155,8 @@ cdef class ProducerCore:
     cdef int64_t _sender_wake_at_ms          # GIL; when it wakes by itself (monotonic ms)
     cdef bint _idempotent
     cdef bint _transactional
-    cdef int64_t _producer_id                # GIL; -1 until InitProducerId
-    cdef int16_t _producer_epoch
+    cdef readonly Sequences sequences        # producer id/epoch and sequence rules; None unless
+                                             # idempotent (sender thread, sequences.pyx)
     cdef bint _in_transaction                # GIL; transactional sends are allowed
     cdef bint _implicit_txn_partitions       # transactions v2: Produce adds partitions itself
     cdef list _txn_new_partitions            # GIL; queues that joined the current transaction
@@ -186,4 +190,3 @@ cdef class ProducerCore:
     cdef object refusal(self, str call)
     cdef Py_ssize_t batch_bytes_for(self, Py_ssize_t record_bytes) noexcept
     cdef bint sendable(self, ProducerBatch b, int64_t now) noexcept
-    cdef bint sequence_for_drain(self, PartitionQueue q, ProducerBatch b)

@@ -250,9 +250,7 @@ cdef class PartitionQueue:
         self.partition = partition
         self.leader_id = -1
         self.leader_epoch = -1
-        self.seq_producer_id = -1
-        self.seq_producer_epoch = -1
-        self.first_in_flight_sequence = -1
+        self.sequences = PartitionSequences(topic, partition)
 
     def batches(self) -> list:
         """The queued batches, oldest first (a snapshot)."""
@@ -505,8 +503,7 @@ cdef class ProducerCore:
         self._txn_new_partitions = []
         self._incomplete = set()
         self._memory_cond = threading.Condition()
-        self._producer_id = -1
-        self._producer_epoch = -1
+        self._drain_starts = {}
         self._linger_ms = 5
         self._batch_size_bytes = 16384
         self._max_request_size_bytes = 1048576
@@ -521,7 +518,7 @@ cdef class ProducerCore:
                         compression_level, key_serializer, value_serializer, partitioner,
                         bint ignore_keys, bint idempotent, bint transactional, wakeup,
                         max_block_ms, bint adaptive_partitioning=True,
-                        int64_t availability_timeout_ms=0):
+                        int64_t availability_timeout_ms=0, str client_id=""):
         self._linger_ms = linger_ms
         # batch.size 0 disables batching: a batch that only ever takes its first record
         self._batch_size_bytes = max(batch_size, BATCH_HEADER_BYTES + 1)
@@ -536,6 +533,8 @@ cdef class ProducerCore:
                                                availability_timeout_ms, batch_size)
         self._idempotent = idempotent
         self._transactional = transactional
+        self.sequences = Sequences(transactional=transactional, client_id=client_id) \
+            if idempotent else None
         self._wakeup = wakeup
         self._max_block_ms = max_block_ms
 
@@ -1195,77 +1194,77 @@ cdef class ProducerCore:
 
     def drain(self, nodes, Py_ssize_t max_request_size, int64_t now):
         """Takes the sendable head batch of each partition led by one of `nodes`, at most
-        max_request_size bytes per node (a lone larger batch still goes), starting from a
-        rotating partition so that none starves. Returns {node: [ProducerBatch]}; the batches
-        are the caller's, in flight, until complete() or reenqueue()."""
+        max_request_size bytes per node (a lone larger batch still goes). Each node has its own
+        rotating start: the next drain for a node begins at the first of its partitions left
+        out for lack of room, so none starves however many partitions it leads. Returns
+        {node: [ProducerBatch]}; the batches are the caller's, in flight, until complete() or
+        reenqueue(). With idempotence, a batch gets its sequence here, once it is certain to
+        go (sequences.pyx)."""
         cdef dict out = {}
         cdef dict sizes = {}
-        cdef Py_ssize_t n = len(self._queues), k, size, used
+        cdef dict starts = {}
+        cdef dict skipped = {}
+        cdef Py_ssize_t n = len(self._queues), i, size, used, start
+        cdef int pass_
         cdef PartitionQueue q
         cdef ProducerBatch b
+        cdef Sequences seqs = self.sequences
+        cdef PyObject *found
         self._partitioning.nodes_ready(nodes, now, True)   # the sender can send to every one
         if n == 0 or not nodes:
             return out
-        if self._idempotent and self._producer_id < 0:
+        if seqs is not None and seqs.producer_id < 0:
             return out   # no producer id yet: sequences cannot be assigned
-        for k in range(n):
-            q = <PartitionQueue>self._queues[(self._drain_start + k) % n]
-            b = q.head
-            if b is None or q.muted or q.leader_id < 0 or q.leader_id not in nodes:
-                continue
-            if not self.sendable(b, now):
-                continue
-            if self._idempotent and not self.sequence_for_drain(q, b):
-                continue
-            size = b.builder.estimated_size_c()
-            used = sizes.get(q.leader_id, 0)
-            if used > 0 and used + size > max_request_size:
-                continue
-            q.head = b.next
-            if q.head is None:
-                q.tail = None
-            b.next = None
-            b.closed = True
-            b.in_flight = True
-            b.attempts += 1
-            q.batch_count -= 1
-            q.queued_bytes -= b.builder._uncompressed_bytes if b.builder._built else b.builder._size_bytes
-            if q.queued_bytes < 0:
-                q.queued_bytes = 0
-            sizes[q.leader_id] = used + size
-            lst = out.get(q.leader_id)
-            if lst is None:
-                out[q.leader_id] = [b]
-            else:
-                lst.append(b)
-        self._drain_start = (self._drain_start + 1) % n
+        for node in nodes:
+            starts[node] = self._drain_starts.get(node, 0) % n
+        # Two passes visit each node's partitions in its own rotation: from its start to the
+        # end, then from the beginning to its start.
+        for pass_ in range(2):
+            for i in range(n):
+                q = <PartitionQueue>self._queues[i]
+                b = q.head
+                if b is None or q.muted or q.leader_id < 0:
+                    continue
+                found = PyDict_GetItem(starts, q.leader_id)
+                if found is NULL:
+                    continue   # not a node we send to now
+                start = <Py_ssize_t><object>found
+                if (i >= start) == (pass_ == 1):
+                    continue   # this partition's turn is in the other pass
+                if not self.sendable(b, now):
+                    continue
+                if self._transactional and q.txn_state != TXN_ADDED:
+                    continue   # AddPartitionsToTxn for it is not acknowledged yet
+                if seqs is not None and not seqs.may_drain(q, b):
+                    continue
+                size = b.builder.estimated_size_c()
+                used = sizes.get(q.leader_id, 0)
+                if used > 0 and used + size > max_request_size:
+                    if q.leader_id not in skipped:
+                        skipped[q.leader_id] = i
+                    continue
+                q.head = b.next
+                if q.head is None:
+                    q.tail = None
+                b.next = None
+                b.closed = True
+                b.in_flight = True
+                b.attempts += 1
+                q.batch_count -= 1
+                q.queued_bytes -= b.builder._uncompressed_bytes if b.builder._built else b.builder._size_bytes
+                if q.queued_bytes < 0:
+                    q.queued_bytes = 0
+                if seqs is not None:
+                    seqs.on_drain(q, b)
+                sizes[q.leader_id] = used + size
+                lst = out.get(q.leader_id)
+                if lst is None:
+                    out[q.leader_id] = [b]
+                else:
+                    lst.append(b)
+        for node, start in starts.items():
+            self._drain_starts[node] = skipped.get(node, (start + 1) % n)
         return out
-
-    cdef bint sequence_for_drain(self, PartitionQueue q, ProducerBatch b):
-        """Idempotence rules for draining the head batch b of q (those of Java's
-        RecordAccumulator.shouldStopDrainBatchesForPartition). Assigns the batch its producer id,
-        epoch and base sequence the first time it is drained; they stay for every retry."""
-        cdef RecordBatchBuilder builder = b.builder
-        if self._transactional and q.txn_state != TXN_ADDED:
-            return False   # AddPartitionsToTxn for it is not acknowledged yet
-        if builder._base_sequence >= 0:
-            # A retry: only the lowest unfinished sequence may go, so the broker sees the
-            # partition's batches in order again (one request at a time while recovering).
-            return q.first_in_flight_sequence < 0 or builder._base_sequence == q.first_in_flight_sequence
-        if q.unresolved:
-            return False   # the fate of an earlier batch is unknown: wait until it is settled
-        if q.seq_producer_id != self._producer_id or q.seq_producer_epoch != self._producer_epoch:
-            if q.first_in_flight_sequence >= 0:
-                return False   # batches of the previous epoch are still unfinished
-            # a new producer id or epoch starts every partition's sequence at 0
-            q.seq_producer_id = self._producer_id
-            q.seq_producer_epoch = self._producer_epoch
-            q.next_sequence = 0
-        builder._producer_id = self._producer_id
-        builder._producer_epoch = self._producer_epoch
-        builder._base_sequence = q.next_sequence
-        q.next_sequence = add_sequence(q.next_sequence, b.record_count)
-        return True
 
     def seal(self, ProducerBatch b):
         """Compresses the batch and writes its CRC (codecs and CRC run without the GIL), once;
@@ -1328,12 +1327,15 @@ cdef class ProducerCore:
         """Puts `count` linked batches, first to last, back at the front of q; returns the
         queued batch they went behind (one of an earlier sequence), or None."""
         cdef ProducerBatch prev = None, cur = q.head
-        cdef int32_t seq = -1 if first.builder is None else first.builder._base_sequence
-        if seq >= 0:
+        cdef Py_ssize_t order = -1 if self.sequences is None else self.sequences.order_of(first)
+        cdef Py_ssize_t o
+        if order >= 0:
             # Idempotence: retries go back in sequence order, ahead of batches without one,
             # whatever order their responses came back in.
-            while cur is not None and cur.builder is not None and \
-                    0 <= cur.builder._base_sequence < seq:
+            while cur is not None:
+                o = self.sequences.order_of(cur)
+                if o < 0 or o > order:
+                    break
                 prev = cur
                 cur = cur.next
         last.next = cur
@@ -1513,6 +1515,38 @@ cdef class ProducerCore:
             q.queued_bytes = 0
         return out
 
+    def take_unsent_queued(self):
+        """Removes and returns every queued batch that was never sent (an aborted transaction
+        drops them). Batches sent before stay: their sequences are taken, so they go out and
+        are answered (the abort marker then discards them), as Java does."""
+        cdef list out = []
+        cdef PartitionQueue q
+        cdef ProducerBatch b, keep
+        for q in self._queues:
+            keep = None
+            b = q.head
+            while b is not None and b.seq_status != SEQ_NONE:
+                keep = b
+                b = b.next
+            if b is None:
+                continue
+            if keep is None:
+                q.head = q.tail = None
+            else:
+                keep.next = None
+                q.tail = keep
+            while b is not None:
+                out.append(b)
+                q.batch_count -= 1
+                q.queued_bytes -= b.builder._uncompressed_bytes if b.builder._built else b.builder._size_bytes
+                nxt = b.next
+                b.next = None
+                b.closed = True
+                b = nxt
+            if q.head is None or q.queued_bytes < 0:
+                q.queued_bytes = 0
+        return out
+
     def incomplete_batches(self) -> list:
         return list(self._incomplete)
 
@@ -1598,10 +1632,6 @@ cdef class ProducerCore:
         cdef PartitionQueue q
         return sum(q.batch_count for q in self._queues)
 
-    def _set_producer_identity(self, int64_t producer_id, int producer_epoch):
-        self._producer_id = producer_id
-        self._producer_epoch = <int16_t>producer_epoch
-
     def _set_in_transaction(self, bint value):
         self._in_transaction = value
 
@@ -1624,8 +1654,9 @@ cdef class ProducerCore:
 
     @property
     def producer_id(self) -> int:
-        return self._producer_id
+        """The producer id (-1 until InitProducerId answered, or without idempotence)."""
+        return -1 if self.sequences is None else self.sequences.producer_id
 
     @property
     def producer_epoch(self) -> int:
-        return self._producer_epoch
+        return -1 if self.sequences is None else self.sequences.producer_epoch

@@ -3,7 +3,8 @@
 
 It answers ApiVersions, Metadata, Produce and InitProducerId (and SaslHandshake /
 SaslAuthenticate when given a SASL script) as a single-node cluster leading every partition,
-keeps what it accepted in :attr:`FakeBroker.log`, and misbehaves on demand:
+keeps what it accepted in :attr:`FakeBroker.partitions` (with the idempotent producer state a
+Kafka leader keeps: tests/support/broker_model.py), and misbehaves on demand:
 
     with FakeBroker({"orders": 3}) as broker:
         broker.inject(Fault(error_code=6, times=2),        # NOT_LEADER_OR_FOLLOWER twice
@@ -36,6 +37,7 @@ from typing_extensions import Self
 
 from kengine.errors import KafkaError, UnsupportedVersionError
 from kengine_ext import decode_batches, decode_request, encode_response, supported_versions
+from tests.support.broker_model import PartitionLog, StoredRecord
 
 __all__ = ["Chaos", "FakeBroker", "Fault", "SaslScript", "Seen", "StoredRecord"]
 
@@ -109,18 +111,6 @@ SaslScript = Callable[[str, bytes, int], "tuple[int, bytes, str | None, bool]"]
 
 
 @dataclass(frozen=True)
-class StoredRecord:
-    key: bytes | None
-    value: bytes | None
-    headers: list[tuple[str, bytes | None]]
-    timestamp: int
-    producer_id: int
-    base_sequence: int
-    epoch: int = -1
-    sequence: int = -1          # the record's own sequence: base + its offset delta
-
-
-@dataclass(frozen=True)
 class Seen:
     """One request the broker read."""
 
@@ -146,12 +136,9 @@ class FakeBroker:
         #: topic -> partition count; edit it (under ``lock``) to add topics
         self.topics: dict[str, int] = dict(topics or {"t": 1})
         self.topic_ids = {t: uuid.uuid4().bytes for t in self.topics}
-        #: what was written, per (topic, partition), in offset order
-        self.log: dict[tuple[str, int], list[StoredRecord]] = defaultdict(list)
-        #: idempotent producer state per partition, as a broker keeps it (ProducerStateManager):
-        #: producer id -> [epoch, last sequence, [(first seq, last seq, base offset)] of the
-        #: last 5 batches]
-        self.producers: dict[tuple[str, int], dict[int, list[Any]]] = defaultdict(dict)
+        #: what was written per (topic, partition), in offset order, with the idempotent
+        #: producer state its leader keeps (tests/support/broker_model.py: Kafka's checks)
+        self.partitions: dict[tuple[str, int], PartitionLog] = defaultdict(PartitionLog)
         self.seen: list[Seen] = []
         #: guards topics, log, seen and the fault queue
         self.lock = threading.Lock()
@@ -191,13 +178,14 @@ class FakeBroker:
 
     def records(self, topic: str, partition: int = 0) -> list[StoredRecord]:
         with self.lock:
-            return list(self.log.get((topic, partition), ()))
+            log = self.partitions.get((topic, partition))
+            return [] if log is None else list(log.records)
 
     def values(self, topic: str) -> list[bytes | None]:
         """Every value written to ``topic``, partition by partition, in offset order."""
         with self.lock:
-            return [r.value for (t, p), recs in sorted(self.log.items()) if t == topic
-                    for r in recs]
+            return [r.value for (t, p), log in sorted(self.partitions.items()) if t == topic
+                    for r in log.records]
 
     def requests(self, api_key: int = PRODUCE) -> list[Seen]:
         with self.lock:
@@ -407,33 +395,6 @@ class FakeBroker:
                 "brokers": [{"node_id": self.node_id, "host": self.host, "port": self.port,
                              "rack": None}]}
 
-    def _check_sequence(self, topic: str, partition: int, batch: Any,
-                        next_offset: int) -> tuple[int, int | None]:
-        """The broker's idempotence checks for one batch (call with the lock held):
-        (error code, None) to reject it, (0, original offset) for a duplicate of one of the
-        last five batches, (0, None) to append it (its state is recorded)."""
-        pid = batch.producer_id
-        if pid < 0:
-            return 0, None
-        first, count = batch.base_sequence, len(batch.records)
-        last = (first + count - 1) & 0x7FFFFFFF
-        state = self.producers[(topic, partition)].get(pid)
-        if state is not None and batch.producer_epoch < state[0]:
-            return 47, None                                   # INVALID_PRODUCER_EPOCH
-        if state is None or batch.producer_epoch > state[0]:
-            if first != 0:
-                return 45, None                               # OUT_OF_ORDER_SEQUENCE_NUMBER
-            state = self.producers[(topic, partition)][pid] = [batch.producer_epoch, -1, []]
-        else:
-            for seen_first, seen_last, offset in state[2]:
-                if (seen_first, seen_last) == (first, last):
-                    return 0, offset                          # a duplicate: its first offset
-            if first != (state[1] + 1) & 0x7FFFFFFF:
-                return 45, None
-        state[1] = last
-        state[2] = [*state[2][-4:], (first, last, next_offset)]
-        return 0, None
-
     def _produce(self, body: dict[str, Any], version: int, fault: Fault | None,
                  write: bool) -> dict[str, Any]:
         responses = []
@@ -464,20 +425,13 @@ class FakeBroker:
                         entry["error_code"] = 2   # CORRUPT_MESSAGE
                     else:
                         with self.lock:
-                            log = self.log[(name, index)]
-                            entry["base_offset"] = len(log)
-                            for b in batches:
-                                code, offset = self._check_sequence(name, index, b, len(log))
-                                if code or offset is not None:
-                                    entry["error_code"] = code
-                                    entry["base_offset"] = -1 if offset is None else offset
+                            log = self.partitions[(name, index)]
+                            for b in batches:   # a client sends one batch per partition
+                                code, base = log.append(b)
+                                entry["error_code"] = code
+                                entry["base_offset"] = base
+                                if code:
                                     break
-                                for r in b.records:
-                                    delta = r.offset - b.base_offset
-                                    log.append(StoredRecord(
-                                        r.key, r.value, r.headers, r.timestamp, b.producer_id,
-                                        b.base_sequence, b.producer_epoch,
-                                        b.base_sequence + delta if b.base_sequence >= 0 else -1))
                 parts.append(entry)
             responses.append({"name": name, "topic_id": t.get("topic_id") or bytes(16),
                               "partition_responses": parts})

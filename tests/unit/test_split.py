@@ -18,7 +18,6 @@ from kengine.errors import (
     NotLeaderOrFollowerError,
     OutOfOrderSequenceNumberError,
 )
-from kengine.transactions import TransactionManager
 from tests.unit.test_accumulator import Core, drain_all
 
 CODECS = ["none", "gzip", "snappy", "lz4", "zstd"]
@@ -57,7 +56,7 @@ def complete_in_order(core, pieces, base_offset):
 def test_pieces_hold_the_same_records_in_order_with_their_sequences(codec):
     core = Core({"t": 1}, batch_size=8192, linger_ms=0, compression=codec,
                 idempotent=True, transactional=False)
-    core._set_producer_identity(42, 3)
+    core.sequences.set_identity(42, 3)
     _, big = one_batch(core, n=80)
     _, records = decoded(core, big)
     refused_bytes = big.size_bytes
@@ -318,87 +317,84 @@ def test_pieces_keep_the_creation_time_for_delivery_timeout():
 # ---------------------------------------------------------------- sequences
 
 
-def manager(core):
-    return TransactionManager(core, client=None, metadata=None, client_id="test",
-                              transactional_id=None, transaction_timeout_ms=60000,
-                              retry_backoff_ms=100, max_block_ms=1000, wakeup=lambda: None)
-
-
 def header(core, batch):
     return struct.unpack(">qhi", bytes(core.seal(batch))[43:57])
 
 
+def ack(core, b, offset=0):
+    core.sequences.on_success(b, offset)
+    core.complete(b, offset, -1)
+
+
 def test_pieces_take_over_the_sequences_and_later_batches_wait_behind_them():
     core = Core({"t": 1}, idempotent=True, linger_ms=0, batch_size=8192)
-    core._set_producer_identity(1000, 0)
-    tm = manager(core)
+    core.sequences.set_identity(1000, 0)
+    core.send("t", b"first", partition=0)
+    (first,) = drain_all(core)
+    ack(core, first)                           # the broker knows this producer now
     sent = []
-    for n in (40, 10):          # two batches in flight: sequences 0-39 and 40-49
+    for n in (40, 10):          # two batches in flight: sequences 1-40 and 41-50
         for i in range(n):
             core.send("t", b"%d" % i + b"." * 40, partition=0)
-        (b,) = drain_all(core)
-        tm.on_drained([b])
+        (b,) = drain_once(core)
         sent.append(b)
     big, later = sent
     q = core.topic_state("t").queues[0]
-    # big is refused as too large; later, out of order (the broker still expects 0)
+    # big is refused as too large; later, out of order (the broker still expects 1)
     pieces = core.split_batch(big)
-    tm.on_split(big, pieces)
-    assert [p.base_sequence for p in pieces][0] == 0
-    assert q.first_in_flight_sequence == 0
-    error = OutOfOrderSequenceNumberError("expected 0")
-    assert tm.can_retry(later, error, -1)
+    core.sequences.on_split(big, pieces)
+    assert pieces[0].base_sequence == 1
+    assert q.sequences.batches() == [*pieces, later]
+    error = OutOfOrderSequenceNumberError("expected 1")
+    assert core.sequences.can_retry(later, error, -1)
     core.reenqueue(later, 0)
     assert q.batches() == [*pieces, later]
     core.send("t", b"new", partition=0)         # no sequence yet: behind everything
     sequences = [p.base_sequence for p in [*pieces, later]]
-    assert sequences == [sum(x.record_count for x in pieces[:i]) for i in range(len(pieces))] \
-        + [40]
-    # one piece at a time: each is the lowest unfinished sequence when it goes
+    assert sequences == [1 + sum(x.record_count for x in pieces[:i])
+                         for i in range(len(pieces))] + [41]
+    # one piece at a time: each is the oldest unfinished batch when it goes
     order = []
     for expected in [*pieces, later]:
         got = drain_once(core)
         if expected is not later:
             assert drain_once(core) == []       # the next one waits for this one
         assert got == [expected]
-        tm.on_drained(got)
         order.append(header(core, expected))
-        tm.on_success(expected, 0)
-        core.complete(expected, 0, -1)
+        ack(core, expected)
     assert order == [(1000, 0, seq) for seq in sequences]
     (new,) = drain_once(core)
-    assert header(core, new) == (1000, 0, 50)
+    assert header(core, new) == (1000, 0, 51)
 
 
 def split_and_send_first_piece():
     """An idempotent partition whose one batch was split; the first piece is in flight."""
     core = Core({"t": 1}, idempotent=True, linger_ms=0, batch_size=8192)
-    core._set_producer_identity(1000, 0)
-    tm = manager(core)
+    core.sequences.set_identity(1000, 0)
     for i in range(20):
         core.send("t", b"%d" % i + b"." * 40, partition=0)
     (big,) = drain_all(core)
-    tm.on_drained([big])
     pieces = core.split_batch(big)
-    tm.on_split(big, pieces)
+    core.sequences.on_split(big, pieces)
     (first,) = drain_all(core)
-    tm.on_drained([first])
-    return core, tm, pieces, first
+    return core, pieces, first
 
 
 def test_a_piece_that_fails_for_good_renumbers_the_rest_with_a_new_epoch():
-    core, tm, pieces, first = split_and_send_first_piece()
+    core, pieces, first = split_and_send_first_piece()
     error = MessageTooLargeError("too large")
-    assert not tm.can_retry(first, error, -1)
-    tm.on_failed(first, error, adjust_sequences=True)
+    assert not core.sequences.can_retry(first, error, -1)
+    core.sequences.on_failed(first, error, True)
     core.complete(first, error=error)
-    tm._bump_idempotent_epoch()
-    assert header(core, pieces[1]) == (1000, 1, 0)
+    assert core.sequences.epoch_bump_requested
+    core.sequences.set_identity(1000, 1)
+    (second,) = drain_all(core)
+    assert second is pieces[1] and header(core, second) == (1000, 1, 0)
 
 
 def test_a_retriable_error_on_a_piece_retries_it_in_sequence_order():
-    core, tm, pieces, first = split_and_send_first_piece()
-    assert tm.can_retry(first, NotLeaderOrFollowerError("moved"), -1)
+    core, pieces, first = split_and_send_first_piece()
+    assert core.sequences.can_retry(first, NotLeaderOrFollowerError("moved"), -1)
     core.reenqueue(first, 0)
     assert core.topic_state("t").queues[0].batches() == pieces
     assert drain_all(core) == [first]
