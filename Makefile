@@ -5,7 +5,9 @@
 #   make build        editable install (first time), then an incremental in-place extension build
 #   make jars         resolve the Kafka jars with Maven, once (~/.cache/kengine or $KENGINE_KAFKA_HOME)
 #   make test         all of the above, then pytest; PYTEST_ARGS="-k harness -x" narrows it
-#   make kafka        start a detached local Kafka (KAFKA_BROKERS=3 for three nodes), print its address
+#   make kafka        start a detached local Kafka (KAFKA_BROKERS=3 for three nodes, KAFKA_VERSION=3.9
+#                     for another release), print its address; after `make kafka-stop` it comes
+#                     back with the same ports and data (KAFKA_FRESH=1: a new, empty one)
 #   make kafka-status / kafka-stop
 #   make demo         a local Kafka (left running), a topic, and `kengine perf`: 1,000,000
 #                     records of 100 bytes, one send() per record, then send_many() in chunks
@@ -15,6 +17,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 KAFKA_WORKDIR ?= $(CURDIR)/.local-kafka
 KAFKA_BROKERS ?= 1
+KAFKA_VERSION ?=
+KAFKA_FRESH ?=
 PYTEST_ARGS ?=
 DEMO_TOPIC ?= kengine-demo
 DEMO_PARTITIONS ?= 3
@@ -48,7 +52,8 @@ jars: $(INSTALL_STAMP)
 	$(PY) -m kengine.localkafka fetch
 
 kafka: build jars
-	$(PY) -m kengine.localkafka start --workdir $(KAFKA_WORKDIR) --brokers $(KAFKA_BROKERS)
+	$(PY) -m kengine.localkafka start --workdir $(KAFKA_WORKDIR) --brokers $(KAFKA_BROKERS) \
+		$(if $(KAFKA_VERSION),--kafka-version $(KAFKA_VERSION)) $(if $(KAFKA_FRESH),--fresh)
 
 kafka-status: $(INSTALL_STAMP)
 	$(PY) -m kengine.localkafka status --workdir $(KAFKA_WORKDIR)
