@@ -157,6 +157,17 @@ _LOG4J1_BRIDGE = """    <dependency>
   </dependencies>"""
 
 
+# Kafka 3.x's tools bring log4j 1 and its slf4j binding: with log4j2's binding beside it, slf4j
+# would pick one of the two at random. Excluded, every log line goes through log4j2.
+_LOG4J1_EXCLUSIONS = """<version>${kafka.version}</version>
+      <exclusions>
+        <exclusion><groupId>org.slf4j</groupId><artifactId>slf4j-log4j12</artifactId></exclusion>
+        <exclusion><groupId>org.slf4j</groupId><artifactId>slf4j-reload4j</artifactId></exclusion>
+        <exclusion><groupId>log4j</groupId><artifactId>log4j</artifactId></exclusion>
+        <exclusion><groupId>ch.qos.reload4j</groupId><artifactId>reload4j</artifactId></exclusion>
+      </exclusions>"""
+
+
 def render_pom(version: str | None = None) -> str:
     """The pom resolving Kafka ``version``: the checked-in one with its version replaced."""
     version = resolve_version(version)
@@ -167,6 +178,7 @@ def render_pom(version: str | None = None) -> str:
                         1)
     if _version_tuple(version) < (4,):
         text = text.replace("  </dependencies>", _LOG4J1_BRIDGE, 1)
+        text = text.replace("<version>${kafka.version}</version>", _LOG4J1_EXCLUSIONS)
     return text
 
 

@@ -421,11 +421,30 @@ class KafkaCluster:
 
     def start(self, node: int, *, wait: bool = True, timeout: float = 120.0) -> None:
         """Start a stopped or killed ``node`` on its storage and ports; wait until ready."""
+        if self.zookeeper_id is not None and node != self.zookeeper_id:
+            self._wait_registration_gone(node, timeout)
         self._start_nodes([node])
         if node == self.zookeeper_id:
             self._wait_zookeeper(timeout)
         elif wait:
             self.wait_ready(node, timeout)
+
+    def _wait_registration_gone(self, node: int, timeout: float) -> None:
+        """A ZooKeeper-mode broker that was killed stays registered until its ZooKeeper session
+        expires (zookeeper.session.timeout.ms); started before that, it finds its id taken and
+        exits. Wait until the running brokers no longer list it."""
+        others = [n for n in self._answering_candidates() if n != node]
+        deadline = time.monotonic() + timeout
+        while others:
+            try:
+                if node not in self.metadata(others[0]).broker_ids:
+                    return
+            except OSError:
+                return   # nobody to ask: the start itself will tell
+            if time.monotonic() > deadline:
+                raise KafkaTimeoutError(f"broker {node} still registered in ZooKeeper "
+                                        f"{timeout:.0f} s after it stopped")
+            time.sleep(_POLL_S)
 
     def restart(self, node: int, *, timeout: float = 120.0) -> None:
         """Stop ``node`` (SIGTERM) if running, then start it again and wait until ready."""
