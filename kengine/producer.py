@@ -88,6 +88,7 @@ class Producer(ProducerCore):
             max_age_ms=cfg["metadata.max.age.ms"],
             refresh_backoff_ms=cfg["retry.backoff.ms"],
             refresh_backoff_max_ms=cfg["retry.backoff.max.ms"],
+            max_idle_ms=cfg["metadata.max.idle.ms"],
         )
         self._txn: TransactionManager | None = None
         if idempotent:
