@@ -110,6 +110,7 @@ class Connection:
         on_ready: Callable[[Connection], None] | None = None,
         on_close: Callable[[Connection, KafkaError | None], None] | None = None,
         client_software: tuple[str, str] = ("kengine", "0.1.0"),
+        address: tuple[int, Any] | None = None,
     ) -> None:
         self.node_id = node_id
         self.host, self.port = host, port
@@ -147,20 +148,25 @@ class Connection:
         self._in = bytearray()             # received bytes not yet parsed
         self._raw: socket.socket | None = None
         self.sock: socket.socket | None = None
+        #: (family, sockaddr) connected to: given (resolved by the network client, which tries
+        #: each address of a name in turn), or the first one the name resolves to
+        self.address = address
         self._open_socket(send_buffer_bytes, receive_buffer_bytes)
 
     # ------------------------------------------------------------------ set-up
 
     def _open_socket(self, sndbuf: int, rcvbuf: int) -> None:
-        try:
-            infos = socket.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM)
-        except socket.gaierror as e:
-            self._fail_setup(NetworkError(
-                f"cannot resolve broker address {self.host}:{self.port}: {e.strerror}",
-                node=self.node_id))
-            return
-        family, kind, proto, _, addr = infos[0]
-        sock = socket.socket(family, kind, proto)
+        if self.address is None:
+            try:
+                infos = socket.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM)
+            except socket.gaierror as e:
+                self._fail_setup(NetworkError(
+                    f"cannot resolve broker address {self.host}:{self.port}: {e.strerror}",
+                    node=self.node_id))
+                return
+            self.address = (infos[0][0], infos[0][4])
+        family, addr = self.address
+        sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setblocking(False)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if sndbuf > 0:

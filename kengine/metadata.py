@@ -42,6 +42,8 @@ _log = logging.getLogger("kengine.metadata")
 
 _LEGAL_TOPIC_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
 _ZERO_UUID = bytes(16)
+# KIP-1102: a Metadata response (v13+) telling the client to start again from bootstrap.servers
+_REBOOTSTRAP_REQUIRED = 129
 
 
 def validate_topic_name(topic: str) -> None:
@@ -79,7 +81,8 @@ class _TopicInfo:
 class Metadata:
     def __init__(self, core: ProducerCore, client: NetworkClient, *, client_id: str,
                  max_age_ms: int, refresh_backoff_ms: int,
-                 refresh_backoff_max_ms: int, max_idle_ms: int = 300_000) -> None:
+                 refresh_backoff_max_ms: int, max_idle_ms: int = 300_000,
+                 rebootstrap: bool = True, rebootstrap_trigger_ms: int = 300_000) -> None:
         self._core = core
         self._client = client
         self._client_id = client_id
@@ -87,6 +90,10 @@ class Metadata:
         self._backoff_ms = refresh_backoff_ms
         self._backoff_max_ms = refresh_backoff_max_ms
         self._max_idle_ms = max_idle_ms
+        self._rebootstrap = rebootstrap
+        self._rebootstrap_trigger_ms = rebootstrap_trigger_ms
+        #: when a wanted refresh started going without success (None: the last one worked)
+        self._unanswered_since_ms: int | None = None
         # Guards everything below: user threads (await_topic) and the sender thread.
         self._cond = threading.Condition()
         self._topics: dict[str, _TopicInfo] = {}           # topics the producer uses
@@ -182,6 +189,11 @@ class Metadata:
         with self._cond:
             for t in topics:
                 self._last_used_ms[t] = now_ms
+                if t not in self._topics:
+                    # dropped as idle, but the core still knew its partitions, so send() did
+                    # not wait for it: refresh it again from now on, starting at once
+                    self._topics[t] = _TopicInfo()
+                    self._new_topics.add(t)
 
     @property
     def topic_count(self) -> int:
@@ -211,6 +223,14 @@ class Metadata:
         in use (a full update), or for the new topics alone when only they are due."""
         if self.time_to_next_update_ms(now_ms) > 0:
             return
+        if self._unanswered_since_ms is None:
+            self._unanswered_since_ms = now_ms
+        elif self._rebootstrap and \
+                now_ms - self._unanswered_since_ms >= self._rebootstrap_trigger_ms:
+            # KIP-1102: brokers may still accept connections yet not answer metadata
+            self._unanswered_since_ms = now_ms
+            self._client.rebootstrap(f"no metadata for metadata.recovery.rebootstrap.trigger.ms "
+                                     f"({self._rebootstrap_trigger_ms} ms)")
         node = self._client.least_loaded_node(now_ms)
         if node is None:
             return
@@ -263,6 +283,10 @@ class Metadata:
         now_ms = monotonic_ms()
         self._in_flight = False
         asked_new, self._in_flight_new = self._in_flight_new, set()
+        if error is None and body.get("error_code") == _REBOOTSTRAP_REQUIRED:
+            error = KafkaError("the broker answered REBOOTSTRAP_REQUIRED")
+            if self._rebootstrap:
+                self._client.rebootstrap("the broker answered REBOOTSTRAP_REQUIRED")
         if error is not None:
             self._failures += 1
             delay = min(self._backoff_max_ms, self._backoff_ms * 2 ** min(self._failures - 1, 20))
@@ -273,6 +297,7 @@ class Metadata:
             _log.debug("[%s] metadata request failed: %s", self._client_id, error)
             return
         self._failures = 0
+        self._unanswered_since_ms = None
         if self._in_flight_full:
             self._next_attempt_ms = now_ms + self._backoff_ms
         self.apply(body, now_ms, partial=not self._in_flight_full)
@@ -287,7 +312,7 @@ class Metadata:
                           body.get("cluster_id"), ", ".join(
                               f"{n} at {h}:{p}" for n, (h, p, _) in sorted(brokers.items())))
             self.brokers = brokers
-            self._client.set_brokers({n: (h, p) for n, (h, p, _) in brokers.items()})
+            self._client.replace_brokers({n: (h, p) for n, (h, p, _) in brokers.items()})
         self.cluster_id = body.get("cluster_id")
         self.controller_id = body.get("controller_id", -1)
         retry_soon = False

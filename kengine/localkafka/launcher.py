@@ -119,6 +119,8 @@ class KafkaCluster:
     * ``dedicated_controller``: run the KRaft controller as a node of its own (id
       :attr:`controller_id`) and the ``brokers`` as broker-only nodes, so that brokers can be
       killed without losing the controller quorum (ISR shrinking, NOT_ENOUGH_REPLICAS tests).
+    * ``first_node_id``: node ids are ``first_node_id`` .. ``first_node_id + brokers - 1``
+      (KRaft; a cluster that replaces another with new node ids).
     * ``kafka_version``: the Kafka release to run (default
       :data:`~kengine.localkafka.KAFKA_VERSION`; "3.9" means the matrix's 3.9.x). Releases
       before 3.3 run in ZooKeeper mode: node 0 (:attr:`zookeeper_id`) is a ZooKeeper server
@@ -144,6 +146,7 @@ class KafkaCluster:
         startup_timeout: float = 180.0,
         dedicated_controller: bool = False,
         kafka_version: str | None = None,
+        first_node_id: int = 1,
     ) -> None:
         if brokers < 1:
             raise ConfigError("brokers", brokers, "a cluster needs at least one node")
@@ -151,6 +154,10 @@ class KafkaCluster:
         _check_listeners(self.listeners)
         self._dist: KafkaDistribution = ensure_kafka(kafka_home, version=kafka_version)
         zookeeper = self._dist.mode == "zookeeper"
+        if first_node_id < 1 or (zookeeper and first_node_id != 1):
+            raise ConfigError("first_node_id", first_node_id,
+                              "1 or more (KRaft), 1 in ZooKeeper mode")
+        self._first_node_id = first_node_id
         if zookeeper and dedicated_controller:
             raise ConfigError("dedicated_controller", True,
                               f"False with Kafka {self._dist.version}: a ZooKeeper-mode cluster "
@@ -173,7 +180,8 @@ class KafkaCluster:
         self._layouts: dict[int, NodeLayout] = {}
         self._nodes: dict[int, NodeProcess] = {}   # every JVM, the dedicated controller too
         #: node id of the dedicated controller, None when every node is broker + controller
-        self.controller_id: int | None = brokers + 1 if dedicated_controller else None
+        self.controller_id: int | None = (first_node_id + brokers if dedicated_controller
+                                          else None)
         #: node id of the ZooKeeper server (0) of a ZooKeeper-mode cluster, else None
         self.zookeeper_id: int | None = 0 if zookeeper else None
         self._closed = False
@@ -646,7 +654,7 @@ class KafkaCluster:
         ports = _free_ports(self.host, count * len(names))
         self._layouts.clear()
         for i in range(count):
-            n = i + 1
+            n = i + self._first_node_id
             node_dir = self.workdir / f"node-{n}"
             shutil.rmtree(node_dir, ignore_errors=True)
             (node_dir / "logs").mkdir(parents=True)
