@@ -27,7 +27,7 @@ from typing import Any
 
 import pytest
 
-from kengine.localkafka import KafkaCluster, SecureBrokers
+from kengine.localkafka import KAFKA_VERSION, KafkaCluster, SecureBrokers
 from kengine.localkafka.distribution import resolve_version
 
 SCRAM_USERS = {"alice": "alice-secret"}
@@ -113,9 +113,14 @@ def compat_kafka(tmp_path_factory: pytest.TempPathFactory,
 
 
 @pytest.fixture(scope="session")
-def compat_cluster(tmp_path_factory: pytest.TempPathFactory,
+def compat_cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
                    kafka_version: str) -> Iterator[KafkaCluster]:
-    """Three brokers of the run's version: replication factor 3, min.insync.replicas=2."""
+    """Three brokers of the run's version: replication factor 3, min.insync.replicas=2. On the
+    default version that is the whole suite's ``kafka_cluster``: a second three-broker
+    cluster beside it would only load the machine."""
+    if kafka_version == KAFKA_VERSION:
+        yield request.getfixturevalue("kafka_cluster")
+        return
     with KafkaCluster(3, tmp_path_factory.mktemp("compat-cluster"), kafka_version=kafka_version,
                       broker_config={"min.insync.replicas": 2}) as cluster:
         yield cluster
@@ -123,6 +128,7 @@ def compat_cluster(tmp_path_factory: pytest.TempPathFactory,
 
 @pytest.fixture(autouse=True)
 def _heal_compat_cluster(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After a test that killed a broker of ``compat_cluster``, bring it back."""
     yield
     cluster = getattr(request.node, "funcargs", {}).get("compat_cluster")
     if isinstance(cluster, KafkaCluster):
