@@ -351,6 +351,11 @@ class Metadata:
                     epoch = p.get("leader_epoch", -1)
                     if p["error_code"] and leader >= 0 and p["error_code"] != 9:
                         leader = -1   # LEADER_NOT_AVAILABLE and the like
+                    if leader >= 0 and brokers and leader not in brokers:
+                        # a leader the response does not list (fenced, going away): unknown,
+                        # as in Java, so the partition waits for the next answer instead of
+                        # for a broker the client no longer has an address for
+                        leader = -1
                     if state is not None and index < state.num_partitions:
                         q = state.queues[index]
                         if 0 <= epoch < q.leader_epoch:
