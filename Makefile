@@ -5,7 +5,13 @@
 #   make build        editable install (first time), then an incremental in-place extension build
 #   make jars         resolve the Kafka jars with Maven, once (~/.cache/kengine or $KENGINE_KAFKA_HOME)
 #   make test         all of the above, then pytest; PYTEST_ARGS="-k harness -x" narrows it
-#   make kafka        start a detached local Kafka (KAFKA_BROKERS=3 for three nodes), print its address
+#   make jars-matrix  the jars of every Kafka version the compatibility suite runs on
+#   make compat       the compatibility suite (tests/compat) on KAFKA_VERSION, or on every
+#                     version of the matrix but the default (which `make test` covers);
+#                     COMPAT_RESULTS=DIR writes DIR/<version>.json for python -m tests.compat.table
+#   make kafka        start a detached local Kafka (KAFKA_BROKERS=3 for three nodes, KAFKA_VERSION=3.9
+#                     for another release), print its address; after `make kafka-stop` it comes
+#                     back with the same ports and data (KAFKA_FRESH=1: a new, empty one)
 #   make kafka-status / kafka-stop
 #   make demo         a local Kafka (left running), a topic, and `kengine perf`: 1,000,000
 #                     records of 100 bytes, one send() per record, then send_many() in chunks
@@ -15,6 +21,10 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 KAFKA_WORKDIR ?= $(CURDIR)/.local-kafka
 KAFKA_BROKERS ?= 1
+KAFKA_VERSION ?=
+KAFKA_FRESH ?=
+COMPAT_VERSIONS ?= 4.0.2 3.9.1 3.0.2
+COMPAT_RESULTS ?=
 PYTEST_ARGS ?=
 DEMO_TOPIC ?= kengine-demo
 DEMO_PARTITIONS ?= 3
@@ -24,7 +34,7 @@ DEMO_RECORD_SIZE ?= 100
 SETUP_STAMP := $(VENV)/.kengine-setup
 INSTALL_STAMP := $(VENV)/.kengine-editable
 
-.PHONY: test setup build jars kafka kafka-status kafka-stop demo clean
+.PHONY: test setup build jars jars-matrix compat kafka kafka-status kafka-stop demo clean
 
 test: build jars
 	@# pytest exits 5 when it collected no test: a suite that ran nothing has failed
@@ -47,8 +57,22 @@ build: $(INSTALL_STAMP)
 jars: $(INSTALL_STAMP)
 	$(PY) -m kengine.localkafka fetch
 
+jars-matrix: $(INSTALL_STAMP)
+	$(PY) -m kengine.localkafka fetch --kafka-version matrix
+
+# One pytest run per version (each starts that version's brokers); exit 5 (no test ran) fails.
+compat: build
+	@for v in $(or $(KAFKA_VERSION),$(COMPAT_VERSIONS)); do \
+		echo "== compatibility suite on Kafka $$v"; \
+		$(PY) -m pytest tests/compat --kafka-version $$v \
+			$(if $(COMPAT_RESULTS),--compat-results $(COMPAT_RESULTS)) $(PYTEST_ARGS); rc=$$?; \
+		if [ $$rc -eq 5 ]; then echo "make compat: pytest ran no test" >&2; fi; \
+		[ $$rc -eq 0 ] || exit $$rc; \
+	done
+
 kafka: build jars
-	$(PY) -m kengine.localkafka start --workdir $(KAFKA_WORKDIR) --brokers $(KAFKA_BROKERS)
+	$(PY) -m kengine.localkafka start --workdir $(KAFKA_WORKDIR) --brokers $(KAFKA_BROKERS) \
+		$(if $(KAFKA_VERSION),--kafka-version $(KAFKA_VERSION)) $(if $(KAFKA_FRESH),--fresh)
 
 kafka-status: $(INSTALL_STAMP)
 	$(PY) -m kengine.localkafka status --workdir $(KAFKA_WORKDIR)

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from . import java_settings
 from .errors import ConfigError
 
 __all__ = ["Setting", "SETTINGS", "ProducerConfig", "resolve", "describe"]
@@ -410,11 +411,26 @@ SETTINGS: dict[str, Setting] = {
         _setting("reconnect.backoff.ms", 50, _int(0), "first wait before reconnecting to a broker"),
         _setting("reconnect.backoff.max.ms", 1000, _int(0),
                  "upper bound of the exponential reconnect backoff"),
+        _setting("client.dns.lookup", "use_all_dns_ips",
+                 _choice("use_all_dns_ips", "resolve_canonical_bootstrap_servers_only"),
+                 "use_all_dns_ips: try every address a broker's name resolves to, in turn; "
+                 "resolve_canonical_bootstrap_servers_only: also expand each bootstrap name "
+                 "to the canonical names of its addresses (e.g. behind a load balancer)"),
+        _setting("metadata.recovery.strategy", "rebootstrap", _choice("rebootstrap", "none"),
+                 "KIP-899: when no known broker can be reached (or the cluster answers with "
+                 "no brokers), start again from bootstrap.servers (rebootstrap) or keep "
+                 "trying the known brokers (none)"),
+        _setting("metadata.recovery.rebootstrap.trigger.ms", 300000, _int(0),
+                 "rebootstrap: how long metadata may go without a successful refresh (while "
+                 "one is wanted) before the producer starts again from bootstrap.servers"),
         _setting("send.buffer.bytes", 131072, _int(-1), "SO_SNDBUF (-1: OS default)"),
         _setting("receive.buffer.bytes", 32768, _int(-1), "SO_RCVBUF (-1: OS default)"),
         # -- metadata
         _setting("metadata.max.age.ms", 300000, _int(0),
                  "refresh metadata at least this often, even without errors"),
+        _setting("metadata.max.idle.ms", 300000, _int(5000),
+                 "stop refreshing a topic nothing was sent to for this long (a later send "
+                 "fetches it again)"),
         # -- batching and memory
         _setting("acks", -1, _acks,
                  "0: no response; 1: the leader wrote it; all: every in-sync replica has it"),
@@ -524,6 +540,10 @@ def _normalise_keys(config: Mapping[str, Any] | None, kwargs: Mapping[str, Any])
     for source in (config or {}), kwargs:
         for key, value in source.items():
             name = key if key in SETTINGS else key.replace("_", ".")
+            mapped = java_settings.translate(name, value)   # Java names; Java-only refused
+            if mapped is not None:
+                merged.update(mapped)
+                continue
             if name not in SETTINGS:
                 near = difflib.get_close_matches(name, list(SETTINGS), n=1)
                 hint = f"; did you mean {near[0]!r}?" if near else ""

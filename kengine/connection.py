@@ -79,6 +79,9 @@ class _InFlight:
 
 
 _SIZE = struct.Struct(">i")
+# The newest ApiVersions version kengine speaks (v4: Kafka 3.9+); older brokers answer it with
+# UNSUPPORTED_VERSION and their own range, and the connection asks again at their version.
+_API_VERSIONS_MAX = 4
 # Record batches at least this large go to the socket as views of their own buffers (sendmsg)
 # instead of being copied into the request's buffer.
 _ZERO_COPY_MIN_BYTES = 2048
@@ -107,6 +110,7 @@ class Connection:
         on_ready: Callable[[Connection], None] | None = None,
         on_close: Callable[[Connection, KafkaError | None], None] | None = None,
         client_software: tuple[str, str] = ("kengine", "0.1.0"),
+        address: tuple[int, Any] | None = None,
     ) -> None:
         self.node_id = node_id
         self.host, self.port = host, port
@@ -119,6 +123,8 @@ class Connection:
         self.broker_ranges: dict[int, tuple[int, int]] = {}
         #: cluster-wide finalized feature levels (ApiVersions v3+), e.g. transaction.version
         self.finalized_features: dict[str, int] = {}
+        #: the ApiVersions version of the request that set this connection up
+        self.api_versions_version = _API_VERSIONS_MAX
         self.last_activity_ms = now_ms
         #: monotonic ms after which the connection retires (SASL session lifetime), or None
         self.retire_at_ms: int | None = None
@@ -142,20 +148,25 @@ class Connection:
         self._in = bytearray()             # received bytes not yet parsed
         self._raw: socket.socket | None = None
         self.sock: socket.socket | None = None
+        #: (family, sockaddr) connected to: given (resolved by the network client, which tries
+        #: each address of a name in turn), or the first one the name resolves to
+        self.address = address
         self._open_socket(send_buffer_bytes, receive_buffer_bytes)
 
     # ------------------------------------------------------------------ set-up
 
     def _open_socket(self, sndbuf: int, rcvbuf: int) -> None:
-        try:
-            infos = socket.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM)
-        except socket.gaierror as e:
-            self._fail_setup(NetworkError(
-                f"cannot resolve broker address {self.host}:{self.port}: {e.strerror}",
-                node=self.node_id))
-            return
-        family, kind, proto, _, addr = infos[0]
-        sock = socket.socket(family, kind, proto)
+        if self.address is None:
+            try:
+                infos = socket.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM)
+            except socket.gaierror as e:
+                self._fail_setup(NetworkError(
+                    f"cannot resolve broker address {self.host}:{self.port}: {e.strerror}",
+                    node=self.node_id))
+                return
+            self.address = (infos[0][0], infos[0][4])
+        family, addr = self.address
+        sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setblocking(False)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if sndbuf > 0:
@@ -229,11 +240,16 @@ class Connection:
 
     def _start_api_versions(self) -> None:
         self.state = ConnectionState.API_VERSIONS
-        name, version = self._client_software
-        self._send_api_versions(4, {"client_software_name": name,
-                                    "client_software_version": version})
+        self._send_api_versions(_API_VERSIONS_MAX)
 
-    def _send_api_versions(self, version: int, body: dict[str, Any]) -> None:
+    def _send_api_versions(self, version: int) -> None:
+        #: the ApiVersions version asked with, for the negotiation report
+        self.api_versions_version = version
+        name, software_version = self._client_software
+        # v3+ carries the client's name and version; a broker refuses a v3+ request without
+        # them (INVALID_REQUEST), so a retry at a lower version keeps them
+        body = ({"client_software_name": name, "client_software_version": software_version}
+                if version >= 3 else {})
         self.send_internal(API.API_VERSIONS, version, body, self._on_api_versions)
 
     def _on_api_versions(self, body: Any, error: KafkaError | None) -> None:
@@ -241,9 +257,11 @@ class Connection:
             return  # the connection is closing with that error already
         code = body["error_code"]
         ranges = {k["api_key"]: (k["min_version"], k["max_version"]) for k in body["api_keys"]}
-        if code == 35 and ranges.get(API.API_VERSIONS):  # UNSUPPORTED_VERSION: retry lower
-            lo, hi = ranges[API.API_VERSIONS]
-            self._send_api_versions(min(hi, 4) if hi < 4 else 0, {})
+        if code == 35 and self.api_versions_version > 0:
+            # UNSUPPORTED_VERSION: the broker answered in v0 and listed its own ApiVersions
+            # range; retry at its highest version (as Java does), or v0 if it listed none
+            lo, hi = ranges.get(API.API_VERSIONS, (0, 0))
+            self._send_api_versions(max(0, min(hi, self.api_versions_version - 1)))
             return
         if code:
             self.close(error_for_code(code, node=self.node_id, api="ApiVersions"))

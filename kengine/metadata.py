@@ -4,6 +4,13 @@ The sender thread refreshes it (on a schedule, on demand, and after errors that 
 stale) and pushes each topic's leaders into the Cython accumulator, which is what the hot path
 and the drain read. User threads only wait here, in ``await_topic()``, when they send to a
 topic whose partitions are not known yet.
+
+A topic the producer has not seen is fetched at once, in a request for the new topics alone
+(Java's partial update): not after ``retry.backoff.ms``, which only spaces out refreshes of
+what is known and retries after errors. Topics that become new while a request is in flight
+go out together in the next one. A topic nothing was sent to for ``metadata.max.idle.ms`` is
+dropped from the refreshes, so a producer that wrote to 10,000 topics once does not ask for
+all of them every ``metadata.max.age.ms`` forever.
 """
 from __future__ import annotations
 
@@ -35,6 +42,8 @@ _log = logging.getLogger("kengine.metadata")
 
 _LEGAL_TOPIC_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
 _ZERO_UUID = bytes(16)
+# KIP-1102: a Metadata response (v13+) telling the client to start again from bootstrap.servers
+_REBOOTSTRAP_REQUIRED = 129
 
 
 def validate_topic_name(topic: str) -> None:
@@ -72,13 +81,19 @@ class _TopicInfo:
 class Metadata:
     def __init__(self, core: ProducerCore, client: NetworkClient, *, client_id: str,
                  max_age_ms: int, refresh_backoff_ms: int,
-                 refresh_backoff_max_ms: int) -> None:
+                 refresh_backoff_max_ms: int, max_idle_ms: int = 300_000,
+                 rebootstrap: bool = True, rebootstrap_trigger_ms: int = 300_000) -> None:
         self._core = core
         self._client = client
         self._client_id = client_id
         self._max_age_ms = max_age_ms
         self._backoff_ms = refresh_backoff_ms
         self._backoff_max_ms = refresh_backoff_max_ms
+        self._max_idle_ms = max_idle_ms
+        self._rebootstrap = rebootstrap
+        self._rebootstrap_trigger_ms = rebootstrap_trigger_ms
+        #: when a wanted refresh started going without success (None: the last one worked)
+        self._unanswered_since_ms: int | None = None
         # Guards everything below: user threads (await_topic) and the sender thread.
         self._cond = threading.Condition()
         self._topics: dict[str, _TopicInfo] = {}           # topics the producer uses
@@ -88,10 +103,18 @@ class Metadata:
         self.cluster_id: str | None = None
         self.controller_id: int = -1
         self._update_requested = True
+        #: topics a send waits for that no response has answered yet: asked for at once
+        self._new_topics: set[str] = set()
+        #: monotonic ms a send last waited for, or a request carried, each topic (sender
+        #: thread writes, user threads write in await_topic; under _cond)
+        self._last_used_ms: dict[str, int] = {}
         self._in_flight = False
+        self._in_flight_full = True
+        self._in_flight_new: set[str] = set()   # the new topics the request in flight asks
         self._last_refresh_ms = 0
         self._failures = 0
-        self._next_attempt_ms = 0
+        self._next_attempt_ms = 0    # refreshes of known topics are spaced by retry.backoff.ms
+        self._failed_until_ms = 0    # after a failed request: no request at all before this
         self._version = 0     # bumped by every applied response, for waiters
 
     # ------------------------------------------------------------------ user threads
@@ -101,6 +124,8 @@ class Metadata:
         """Blocks until `topic` has partitions (and `partition` exists, if given) or
         max_block_ms passes. An explicit partition forces one fresh metadata response first,
         because partitions may have been added."""
+        from kengine_ext import monotonic_ms
+
         validate_topic_name(topic)
         deadline = time.monotonic() + max_block_ms / 1000.0
         with self._cond:
@@ -108,7 +133,10 @@ class Metadata:
             if info is None:
                 self._topics[topic] = _TopicInfo()
             self._topic_errors.pop(topic, None)
-            self._update_requested = True
+            self._last_used_ms[topic] = monotonic_ms()
+            # asked for at once, alone (with other new topics); a response answering it
+            # bumps _version, which an explicit partition waits for
+            self._new_topics.add(topic)
             start_version = self._version
             while True:
                 state = self._core.topic_state(topic)
@@ -155,20 +183,54 @@ class Metadata:
                 for t in topics:
                     self._topics.setdefault(t, _TopicInfo())
 
+    def touch(self, topics: Any, now_ms: int) -> None:
+        """The sender sent records of ``topics`` (per request, never per record): they are in
+        use, so metadata.max.idle.ms does not drop them."""
+        with self._cond:
+            for t in topics:
+                self._last_used_ms[t] = now_ms
+                if t not in self._topics:
+                    # dropped as idle, but the core still knew its partitions, so send() did
+                    # not wait for it: refresh it again from now on, starting at once
+                    self._topics[t] = _TopicInfo()
+                    self._new_topics.add(t)
+
+    @property
+    def topic_count(self) -> int:
+        """Topics whose metadata the producer keeps and refreshes."""
+        with self._cond:
+            return len(self._topics)
+
     # ------------------------------------------------------------------ sender thread
 
     def time_to_next_update_ms(self, now_ms: int) -> int:
         if self._in_flight:
             return 1 << 30
-        wait_backoff = max(0, self._next_attempt_ms - now_ms)
+        failed = max(0, self._failed_until_ms - now_ms)
+        if self._new_topics:
+            return failed    # a send is waiting: no spacing after the last success
+        wait_backoff = max(failed, self._next_attempt_ms - now_ms)
         if self._update_requested:
             return wait_backoff
         return max(wait_backoff, self._last_refresh_ms + self._max_age_ms - now_ms)
 
+    def _full_update_due(self, now_ms: int) -> bool:
+        return (self._update_requested and now_ms >= self._next_attempt_ms) or \
+            now_ms >= self._last_refresh_ms + self._max_age_ms
+
     def maybe_update(self, now_ms: int) -> None:
-        """Sends a Metadata request when one is due and a broker can take it."""
+        """Sends a Metadata request when one is due and a broker can take it: for every topic
+        in use (a full update), or for the new topics alone when only they are due."""
         if self.time_to_next_update_ms(now_ms) > 0:
             return
+        if self._unanswered_since_ms is None:
+            self._unanswered_since_ms = now_ms
+        elif self._rebootstrap and \
+                now_ms - self._unanswered_since_ms >= self._rebootstrap_trigger_ms:
+            # KIP-1102: brokers may still accept connections yet not answer metadata
+            self._unanswered_since_ms = now_ms
+            self._client.rebootstrap(f"no metadata for metadata.recovery.rebootstrap.trigger.ms "
+                                     f"({self._rebootstrap_trigger_ms} ms)")
         node = self._client.least_loaded_node(now_ms)
         if node is None:
             return
@@ -181,34 +243,68 @@ class Metadata:
         if version is None:
             return
         with self._cond:
-            topics = sorted(self._topics)
-            self._update_requested = False
+            full = self._full_update_due(now_ms)
+            if full:
+                self._drop_idle_topics(now_ms)
+                topics = sorted(self._topics)
+                self._update_requested = False
+            else:
+                topics = sorted(self._new_topics)
+            self._in_flight_new = set(self._new_topics)
+            self._new_topics.clear()
         body: dict[str, Any] = {
             "topics": [{"name": t, "topic_id": _ZERO_UUID} for t in topics],
             # As Java's producer: let the broker decide (auto.create.topics.enable)
             "allow_auto_topic_creation": True,
         }
         self._in_flight = True
+        self._in_flight_full = full
         self._client.send(node, 3, body, self._on_response, now_ms=now_ms)
+
+    def _drop_idle_topics(self, now_ms: int) -> None:
+        """metadata.max.idle.ms: forget topics nothing was sent to for that long and with no
+        records waiting (under _cond). A later send() to one fetches it again, as a new one."""
+        horizon = now_ms - self._max_idle_ms
+        for name in [t for t, used in self._last_used_ms.items() if used < horizon]:
+            state = self._core.topic_state(name)
+            if state is not None and any(q.batch_count for q in state.queues):
+                continue
+            del self._last_used_ms[name]
+            info = self._topics.pop(name, None)
+            self._topic_errors.pop(name, None)
+            if info is not None and info.topic_id != _ZERO_UUID:
+                self._topic_names_by_id.pop(info.topic_id, None)
+            _log.debug("[%s] topic %r unused for metadata.max.idle.ms (%d ms): no longer "
+                       "refreshed", self._client_id, name, self._max_idle_ms)
 
     def _on_response(self, body: Any, error: KafkaError | None) -> None:
         from kengine_ext import monotonic_ms
 
         now_ms = monotonic_ms()
         self._in_flight = False
+        asked_new, self._in_flight_new = self._in_flight_new, set()
+        if error is None and body.get("error_code") == _REBOOTSTRAP_REQUIRED:
+            error = KafkaError("the broker answered REBOOTSTRAP_REQUIRED")
+            if self._rebootstrap:
+                self._client.rebootstrap("the broker answered REBOOTSTRAP_REQUIRED")
         if error is not None:
             self._failures += 1
             delay = min(self._backoff_max_ms, self._backoff_ms * 2 ** min(self._failures - 1, 20))
-            self._next_attempt_ms = now_ms + delay
+            self._failed_until_ms = now_ms + delay
             with self._cond:
                 self._update_requested = True
+                self._new_topics |= asked_new   # still waited for: ask again after the backoff
             _log.debug("[%s] metadata request failed: %s", self._client_id, error)
             return
         self._failures = 0
-        self._next_attempt_ms = now_ms + self._backoff_ms
-        self.apply(body, now_ms)
+        self._unanswered_since_ms = None
+        if self._in_flight_full:
+            self._next_attempt_ms = now_ms + self._backoff_ms
+        self.apply(body, now_ms, partial=not self._in_flight_full)
 
-    def apply(self, body: dict[str, Any], now_ms: int) -> None:
+    def apply(self, body: dict[str, Any], now_ms: int, *, partial: bool = False) -> None:
+        """Takes a Metadata response in. A ``partial`` one answered new topics only: it does
+        not count as the periodic refresh of the others."""
         brokers = {b["node_id"]: (b["host"], b["port"], b.get("rack")) for b in body["brokers"]}
         if brokers:
             if brokers != self.brokers:
@@ -216,7 +312,7 @@ class Metadata:
                           body.get("cluster_id"), ", ".join(
                               f"{n} at {h}:{p}" for n, (h, p, _) in sorted(brokers.items())))
             self.brokers = brokers
-            self._client.set_brokers({n: (h, p) for n, (h, p, _) in brokers.items()})
+            self._client.replace_brokers({n: (h, p) for n, (h, p, _) in brokers.items()})
         self.cluster_id = body.get("cluster_id")
         self.controller_id = body.get("controller_id", -1)
         retry_soon = False
@@ -255,6 +351,11 @@ class Metadata:
                     epoch = p.get("leader_epoch", -1)
                     if p["error_code"] and leader >= 0 and p["error_code"] != 9:
                         leader = -1   # LEADER_NOT_AVAILABLE and the like
+                    if leader >= 0 and brokers and leader not in brokers:
+                        # a leader the response does not list (fenced, going away): unknown,
+                        # as in Java, so the partition waits for the next answer instead of
+                        # for a broker the client no longer has an address for
+                        leader = -1
                     if state is not None and index < state.num_partitions:
                         q = state.queues[index]
                         if 0 <= epoch < q.leader_epoch:
@@ -269,7 +370,8 @@ class Metadata:
                 self._log_changes(name, info.partitions, infos)
                 info.partitions = infos
                 self._core.update_topic(name, leaders)
-            self._last_refresh_ms = now_ms
+            if not partial:
+                self._last_refresh_ms = now_ms
             self._version += 1
             if retry_soon:
                 self._update_requested = True

@@ -89,6 +89,9 @@ class Producer(ProducerCore):
             max_age_ms=cfg["metadata.max.age.ms"],
             refresh_backoff_ms=cfg["retry.backoff.ms"],
             refresh_backoff_max_ms=cfg["retry.backoff.max.ms"],
+            max_idle_ms=cfg["metadata.max.idle.ms"],
+            rebootstrap=cfg["metadata.recovery.strategy"] == "rebootstrap",
+            rebootstrap_trigger_ms=cfg["metadata.recovery.rebootstrap.trigger.ms"],
         )
         self._txn: TransactionManager | None = None
         if idempotent:

@@ -207,6 +207,7 @@ class Sender:
             self._in_flight[b] = None
             self._next_expiry_ms = min(self._next_expiry_ms,
                                        b.created_ms + self._s.delivery_timeout_ms)
+        self._metadata.touch(by_topic, now)   # in use: metadata.max.idle.ms keeps them
         cap = self._txn.produce_version_cap() if self._txn is not None else None
         if cap is not None:
             version = min(version, cap)

@@ -903,8 +903,10 @@ class _TxnOffsetCommit(_Request):
                         err.name == "REQUEST_TIMED_OUT":
                     tm._coordinators.pop((_GROUP, self.group.group_id), None)
                     retry = True
-                elif isinstance(err, (UnknownTopicOrPartitionError,
-                                      CoordinatorLoadInProgressError)):
+                elif err.retriable:
+                    # as Java: an unknown topic, a loading coordinator, CONCURRENT_TRANSACTIONS
+                    # (transactions v2: the previous transaction's markers are still being
+                    # written to the offsets topic)... retry with the same coordinator
                     retry = True
                 elif isinstance(err, (InvalidProducerEpochError, ProducerFencedError)):
                     raise ProducerFencedError(

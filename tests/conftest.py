@@ -34,6 +34,17 @@ _CLUSTER_FIXTURES = ("kafka", "kafka_cluster")
 _LOG_TAIL_LINES = 60
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    # here, not in tests/compat/conftest.py: options must be known before collection starts
+    group = parser.getgroup("kengine compatibility suite (tests/compat)")
+    group.addoption("--kafka-version", default=None,
+                    help="Kafka version the compatibility suite runs against (default "
+                         "$KENGINE_KAFKA_VERSION, else kengine's default)")
+    group.addoption("--compat-results", default=None,
+                    help="directory for its <version>.json result files (default "
+                         "$KENGINE_COMPAT_RESULTS; none: not written)")
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         if _INTEGRATION_DIR in item.path.parents:

@@ -1,4 +1,5 @@
-"""``server.properties`` for local KRaft nodes (combined broker + controller).
+"""``server.properties`` for local Kafka nodes: KRaft (combined broker + controller, or
+dedicated roles) and, for releases before 3.3, ZooKeeper-mode brokers and their ZooKeeper.
 
 Listeners and their security protocols are data, not literals: a cluster is given a list of
 :class:`Listener` (``PLAINTEXT`` by default; ``SSL``, ``SASL_PLAINTEXT``, ``SASL_SSL`` work the
@@ -20,6 +21,8 @@ __all__ = [
     "default_broker_config",
     "node_properties",
     "write_properties",
+    "zookeeper_broker_properties",
+    "zookeeper_server_properties",
 ]
 
 ConfigValue = str | int | float | bool
@@ -59,15 +62,35 @@ class NodeLayout:
         return f"{self.host}:{self.ports[listener]}"
 
 
-def default_broker_config(brokers: int) -> dict[str, ConfigValue]:
+def default_broker_config(brokers: int, mode: str = "kraft") -> dict[str, ConfigValue]:
     """Settings for short-lived test clusters of ``brokers`` nodes.
 
     Internal topics replicate as widely as the cluster allows; topics are never created by a
     client looking at them (a test that mistypes a topic fails instead of creating one); group
-    joins and broker fencing are fast so tests do not sit in timeouts.
+    joins and broker fencing are fast so tests do not sit in timeouts. ``mode`` "zookeeper"
+    swaps KRaft's broker fencing settings for ZooKeeper's session timeout.
     """
     rf = min(3, brokers)
     min_isr = min(2, brokers)
+    if mode == "zookeeper":
+        return {
+            "auto.create.topics.enable": False,
+            "default.replication.factor": rf,
+            "num.partitions": 1,
+            "offsets.topic.replication.factor": rf,
+            "offsets.topic.num.partitions": 5,
+            "transaction.state.log.replication.factor": rf,
+            "transaction.state.log.min.isr": min_isr,
+            "transaction.state.log.num.partitions": 5,
+            "group.initial.rebalance.delay.ms": 0,
+            # a killed broker loses its ZooKeeper session (and leadership) after 6 s, as a
+            # KRaft broker is fenced after broker.session.timeout.ms below
+            "zookeeper.session.timeout.ms": 6000,
+            "num.network.threads": 2,
+            "num.io.threads": 4,
+            "background.threads": 4,
+            "log.cleaner.threads": 1,
+        }
     return {
         "auto.create.topics.enable": False,
         "default.replication.factor": rf,
@@ -123,6 +146,48 @@ def node_properties(
             f"{lst.name}://{node.host}:{node.ports[lst.name]}" for lst in listeners)
         props["inter.broker.listener.name"] = inter_broker_listener
     props.update(overrides or {})
+    return {k: _render(v) for k, v in props.items()}
+
+
+def zookeeper_broker_properties(
+    node: NodeLayout,
+    listeners: Sequence[Listener],
+    *,
+    zookeeper_connect: str,
+    inter_broker_listener: str,
+    overrides: Mapping[str, ConfigValue] | None = None,
+) -> dict[str, str]:
+    """The ``server.properties`` of a ZooKeeper-mode broker (Kafka before 3.3): no
+    ``process.roles``, no controller listener; one broker is elected controller through
+    ZooKeeper."""
+    props: dict[str, ConfigValue] = {
+        "broker.id": node.node_id,
+        "zookeeper.connect": zookeeper_connect,
+        "listeners": ",".join(f"{lst.name}://{node.host}:{node.ports[lst.name]}"
+                              for lst in listeners),
+        "advertised.listeners": ",".join(f"{lst.name}://{node.host}:{node.ports[lst.name]}"
+                                         for lst in listeners),
+        "listener.security.protocol.map": ",".join(f"{lst.name}:{lst.security_protocol}"
+                                                   for lst in listeners),
+        "inter.broker.listener.name": inter_broker_listener,
+        "log.dirs": str(node.data_dir),
+    }
+    props.update(overrides or {})
+    return {k: _render(v) for k, v in props.items()}
+
+
+def zookeeper_server_properties(node: NodeLayout, port_name: str) -> dict[str, str]:
+    """A standalone ZooKeeper server for one test cluster: a short tick so that the brokers'
+    6 s session timeout is allowed (ZooKeeper caps it at 20 ticks, floors it at 2), no admin
+    HTTP server (it would take port 8080)."""
+    props: dict[str, ConfigValue] = {
+        "dataDir": str(node.data_dir),
+        "clientPort": node.ports[port_name],
+        "clientPortAddress": node.host,
+        "tickTime": 500,
+        "maxClientCnxns": 0,
+        "admin.enableServer": False,
+    }
     return {k: _render(v) for k, v in props.items()}
 
 

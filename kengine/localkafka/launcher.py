@@ -1,4 +1,5 @@
-"""KafkaCluster: real Apache Kafka (KRaft, combined broker + controller nodes) on 127.0.0.1.
+"""KafkaCluster: real Apache Kafka on 127.0.0.1: KRaft (combined broker + controller nodes, or
+a dedicated controller), or for releases before 3.3 ZooKeeper-mode brokers with a ZooKeeper.
 
 Used by the test suite, the benchmarks and ``kengine local-kafka``. Needs a JDK 17+ and Maven
 (for the jars, once) and nothing Python beyond the standard library, except for creating topics,
@@ -39,6 +40,8 @@ from .config import (
     default_broker_config,
     node_properties,
     write_properties,
+    zookeeper_broker_properties,
+    zookeeper_server_properties,
 )
 from .distribution import KafkaDistribution, ensure_kafka
 from .errors import BrokerStartError, LocalKafkaError
@@ -59,6 +62,9 @@ DEFAULT_JVM_OPTS: tuple[str, ...] = (
 _TOOL_JVM_OPTS = ("-Xmx256m", "-XX:TieredStopAtLevel=1", "-Djava.awt.headless=true")
 STATE_FILE = "cluster.json"
 _STATE_FORMAT = 1
+_ZOOKEEPER_PORT = "ZOOKEEPER"
+_STANDARD_AUTHORIZER = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+_ZK_AUTHORIZER = "kafka.security.authorizer.AclAuthorizer"
 _LOG4J2_CONFIG = Path(__file__).with_name("log4j2.xml")
 _PORT_ATTEMPTS = 3
 _PROBE_TIMEOUT_S = 2.0
@@ -113,6 +119,13 @@ class KafkaCluster:
     * ``dedicated_controller``: run the KRaft controller as a node of its own (id
       :attr:`controller_id`) and the ``brokers`` as broker-only nodes, so that brokers can be
       killed without losing the controller quorum (ISR shrinking, NOT_ENOUGH_REPLICAS tests).
+    * ``first_node_id``: node ids are ``first_node_id`` .. ``first_node_id + brokers - 1``
+      (KRaft; a cluster that replaces another with new node ids).
+    * ``kafka_version``: the Kafka release to run (default
+      :data:`~kengine.localkafka.KAFKA_VERSION`; "3.9" means the matrix's 3.9.x). Releases
+      before 3.3 run in ZooKeeper mode: node 0 (:attr:`zookeeper_id`) is a ZooKeeper server
+      and the brokers elect their controller through it; SCRAM users in ``format_args`` are
+      written to ZooKeeper, and the KRaft authorizer is swapped for ZooKeeper's.
 
     Not thread-safe: drive one cluster from one thread.
     """
@@ -132,17 +145,31 @@ class KafkaCluster:
         host: str = "127.0.0.1",
         startup_timeout: float = 180.0,
         dedicated_controller: bool = False,
+        kafka_version: str | None = None,
+        first_node_id: int = 1,
     ) -> None:
         if brokers < 1:
             raise ConfigError("brokers", brokers, "a cluster needs at least one node")
         self.listeners: tuple[Listener, ...] = tuple(listeners or (Listener(),))
         _check_listeners(self.listeners)
-        self._dist: KafkaDistribution = ensure_kafka(kafka_home)
+        self._dist: KafkaDistribution = ensure_kafka(kafka_home, version=kafka_version)
+        zookeeper = self._dist.mode == "zookeeper"
+        if first_node_id < 1 or (zookeeper and first_node_id != 1):
+            raise ConfigError("first_node_id", first_node_id,
+                              "1 or more (KRaft), 1 in ZooKeeper mode")
+        self._first_node_id = first_node_id
+        if zookeeper and dedicated_controller:
+            raise ConfigError("dedicated_controller", True,
+                              f"False with Kafka {self._dist.version}: a ZooKeeper-mode cluster "
+                              "has no KRaft controller (ZooKeeper elects one broker)")
         self.host = host
         self.detach = detach
         self.cluster_id = _new_cluster_id()
-        self._broker_config: dict[str, ConfigValue] = {**default_broker_config(brokers),
-                                                       **(broker_config or {})}
+        self._broker_config: dict[str, ConfigValue] = {
+            **default_broker_config(brokers, self._dist.mode), **(broker_config or {})}
+        if zookeeper and self._broker_config.get("authorizer.class.name") == \
+                _STANDARD_AUTHORIZER:
+            self._broker_config["authorizer.class.name"] = _ZK_AUTHORIZER
         self._node_config = node_config
         self._format_args = list(format_args)
         self._jvm_opts = [*DEFAULT_JVM_OPTS, *(jvm_opts or ())]
@@ -153,7 +180,10 @@ class KafkaCluster:
         self._layouts: dict[int, NodeLayout] = {}
         self._nodes: dict[int, NodeProcess] = {}   # every JVM, the dedicated controller too
         #: node id of the dedicated controller, None when every node is broker + controller
-        self.controller_id: int | None = brokers + 1 if dedicated_controller else None
+        self.controller_id: int | None = (first_node_id + brokers if dedicated_controller
+                                          else None)
+        #: node id of the ZooKeeper server (0) of a ZooKeeper-mode cluster, else None
+        self.zookeeper_id: int | None = 0 if zookeeper else None
         self._closed = False
         #: wall-clock seconds from formatting to every node ready
         self.startup_seconds = 0.0
@@ -170,8 +200,7 @@ class KafkaCluster:
             try:
                 self._lay_out(brokers)
                 self._format()
-                self._start_nodes(list(self._layouts))
-                self.wait_ready(timeout=startup_timeout)
+                self._start_all(startup_timeout, first_start=True)
                 break
             except _PortTaken as e:
                 self._kill_everything()
@@ -189,8 +218,22 @@ class KafkaCluster:
 
     @property
     def nodes(self) -> tuple[int, ...]:
-        """Broker node ids (1..N); each is also a controller unless dedicated_controller."""
-        return tuple(n for n in self._layouts if n != self.controller_id)
+        """Broker node ids (1..N); each is also a controller unless dedicated_controller (or
+        the cluster runs on ZooKeeper)."""
+        return tuple(n for n in self._layouts
+                     if n != self.controller_id and n != self.zookeeper_id)
+
+    @property
+    def mode(self) -> str:
+        """"kraft" or "zookeeper"."""
+        return "zookeeper" if self.zookeeper_id is not None else "kraft"
+
+    @property
+    def zookeeper_connect(self) -> str | None:
+        """``host:port`` of the ZooKeeper server of a ZooKeeper-mode cluster, else None."""
+        if self.zookeeper_id is None:
+            return None
+        return self._layouts[self.zookeeper_id].address(_ZOOKEEPER_PORT)
 
     @property
     def bootstrap_servers(self) -> str:
@@ -364,13 +407,17 @@ class KafkaCluster:
     def stop(self, node: int | None = None, timeout: float = 60.0) -> None:
         """SIGTERM ``node`` (default: every node) and wait for it to exit; SIGKILL after
         ``timeout`` seconds. Storage is kept; :meth:`start` brings a node back."""
-        procs = [self._proc(node)] if node is not None else list(self._nodes.values())
+        procs = [self._proc(node)] if node is not None else [
+            p for n, p in self._nodes.items() if n != self.zookeeper_id]
         threads = [threading.Thread(target=p.terminate, args=(timeout,)) for p in procs]
         # all at once: a KRaft quorum that loses members one by one stalls controlled shutdown
         for t in threads:
             t.start()
         for t in threads:
             t.join()
+        if node is None and self.zookeeper_id is not None:
+            # last: brokers shutting down need ZooKeeper for their controlled shutdown
+            self._nodes[self.zookeeper_id].terminate(timeout)
         self._save_state()
 
     def pause(self, node: int) -> None:
@@ -382,9 +429,30 @@ class KafkaCluster:
 
     def start(self, node: int, *, wait: bool = True, timeout: float = 120.0) -> None:
         """Start a stopped or killed ``node`` on its storage and ports; wait until ready."""
+        if self.zookeeper_id is not None and node != self.zookeeper_id:
+            self._wait_registration_gone(node, timeout)
         self._start_nodes([node])
-        if wait:
+        if node == self.zookeeper_id:
+            self._wait_zookeeper(timeout)
+        elif wait:
             self.wait_ready(node, timeout)
+
+    def _wait_registration_gone(self, node: int, timeout: float) -> None:
+        """A ZooKeeper-mode broker that was killed stays registered until its ZooKeeper session
+        expires (zookeeper.session.timeout.ms); started before that, it finds its id taken and
+        exits. Wait until the running brokers no longer list it."""
+        others = [n for n in self._answering_candidates() if n != node]
+        deadline = time.monotonic() + timeout
+        while others:
+            try:
+                if node not in self.metadata(others[0]).broker_ids:
+                    return
+            except OSError:
+                return   # nobody to ask: the start itself will tell
+            if time.monotonic() > deadline:
+                raise KafkaTimeoutError(f"broker {node} still registered in ZooKeeper "
+                                        f"{timeout:.0f} s after it stopped")
+            time.sleep(_POLL_S)
 
     def restart(self, node: int, *, timeout: float = 120.0) -> None:
         """Stop ``node`` (SIGTERM) if running, then start it again and wait until ready."""
@@ -400,6 +468,10 @@ class KafkaCluster:
                 proc.resume()
             elif not proc.running():
                 down.append(n)
+        if self.zookeeper_id in down:
+            self._start_nodes([self.zookeeper_id])
+            self._wait_zookeeper(timeout)
+            down.remove(self.zookeeper_id)
         if down:
             self._start_nodes(down)
         self.wait_ready(timeout=timeout)
@@ -479,6 +551,7 @@ class KafkaCluster:
         self._layouts = {}
         self._nodes = {}
         self.controller_id = state.get("controller_id")
+        self.zookeeper_id = state.get("zookeeper_id")
         self._closed = False
         self._finalizer = None
         self.startup_seconds = 0.0
@@ -488,6 +561,34 @@ class KafkaCluster:
             self._layouts[n] = NodeLayout(n, self.host, dict(entry["ports"]), node_dir / "data")
             self._nodes[n] = NodeProcess.adopt(n, node_dir, self._command(n), entry.get("pid"))
         return self
+
+    @classmethod
+    def reopen(cls, workdir: str | os.PathLike[str], *, timeout: float = 180.0) -> KafkaCluster:
+        """Start again the detached cluster that was stopped in ``workdir``: same node ids,
+        ports, cluster id and data (``make kafka-stop`` then ``make kafka``), and wait until it
+        is ready. Raises :class:`LocalKafkaError` when some of its nodes are still running or a
+        port it needs is taken now (start a fresh cluster then)."""
+        cluster = cls.attach(workdir)
+        alive = [n for n, p in cluster._nodes.items() if p.running()]
+        if alive:
+            raise LocalKafkaError(f"nodes {alive} of the cluster in {cluster.workdir} are still "
+                                  "running: stop it first")
+        taken = [address for layout in cluster._layouts.values()
+                 for address in (f"{layout.host}:{port}" for port in layout.ports.values())
+                 if not _port_free(address)]
+        if taken:
+            raise LocalKafkaError(
+                f"cannot bring back the cluster in {cluster.workdir} on its ports: "
+                f"{', '.join(taken)} {'is' if len(taken) == 1 else 'are'} taken by another "
+                "process now; stop that process, or start a fresh cluster (--fresh)")
+        began = time.monotonic()
+        try:
+            cluster._start_all(timeout)
+        except BaseException:
+            cluster._kill_everything()
+            raise
+        cluster.startup_seconds = time.monotonic() - began
+        return cluster
 
     @staticmethod
     def cleanup_stale(workdir: str | os.PathLike[str]) -> list[int]:
@@ -545,12 +646,15 @@ class KafkaCluster:
 
     def _lay_out(self, brokers: int) -> None:
         """Choose ports, wipe and create node directories, write server.properties."""
+        if self.zookeeper_id is not None:
+            self._lay_out_zookeeper(brokers)
+            return
         names = [lst.name for lst in self.listeners] + [CONTROLLER_LISTENER.name]
         count = brokers + (1 if self.controller_id is not None else 0)
         ports = _free_ports(self.host, count * len(names))
         self._layouts.clear()
         for i in range(count):
-            n = i + 1
+            n = i + self._first_node_id
             node_dir = self.workdir / f"node-{n}"
             shutil.rmtree(node_dir, ignore_errors=True)
             (node_dir / "logs").mkdir(parents=True)
@@ -574,15 +678,118 @@ class KafkaCluster:
             write_properties(node_dir / "server.properties", props)
             self._nodes[n] = NodeProcess(n, node_dir, self._command(n))
 
+    def _lay_out_zookeeper(self, brokers: int) -> None:
+        """Node 0 is ZooKeeper (its ``server.properties`` is ZooKeeper's configuration, so
+        that pidfiles and clean-up treat it like any node); nodes 1..N are brokers."""
+        names = [lst.name for lst in self.listeners]
+        ports = _free_ports(self.host, 1 + brokers * len(names))
+        self._layouts.clear()
+        for n in range(brokers + 1):
+            node_dir = self.workdir / f"node-{n}"
+            shutil.rmtree(node_dir, ignore_errors=True)
+            (node_dir / "logs").mkdir(parents=True)
+            if n == 0:
+                node_ports = {_ZOOKEEPER_PORT: ports[0]}
+            else:
+                base = 1 + (n - 1) * len(names)
+                node_ports = {name: ports[base + j] for j, name in enumerate(names)}
+            self._layouts[n] = NodeLayout(n, self.host, node_ports, node_dir / "data")
+        zk = self._layouts[0]
+        write_properties(self.workdir / "node-0" / "server.properties",
+                         zookeeper_server_properties(zk, _ZOOKEEPER_PORT))
+        self._nodes[0] = NodeProcess(0, self.workdir / "node-0", self._command(0))
+        for n in range(1, brokers + 1):
+            overrides = dict(self._broker_config)
+            if self._node_config is not None:
+                overrides.update(self._node_config(n))
+            props = zookeeper_broker_properties(
+                self._layouts[n], self.listeners,
+                zookeeper_connect=zk.address(_ZOOKEEPER_PORT),
+                inter_broker_listener=self.listeners[0].name, overrides=overrides)
+            node_dir = self.workdir / f"node-{n}"
+            write_properties(node_dir / "server.properties", props)
+            self._nodes[n] = NodeProcess(n, node_dir, self._command(n))
+
     def _command(self, node: int) -> list[str]:
         node_dir = self.workdir / f"node-{node}"
+        main = ("org.apache.zookeeper.server.ZooKeeperServerMain" if node == self.zookeeper_id
+                else "kafka.Kafka")
         return [self._dist.java, *self._jvm_opts,
                 f"-Dlog4j2.configurationFile={_LOG4J2_CONFIG}",
                 f"-Dkafka.logs.dir={node_dir / 'logs'}",
-                "-cp", self._dist.classpath, "kafka.Kafka", str(node_dir / "server.properties")]
+                "-cp", self._dist.classpath, main, str(node_dir / "server.properties")]
+
+    def _start_all(self, timeout: float, *, first_start: bool = False) -> None:
+        """Start every node and wait until all are ready; ZooKeeper first (and, on the first
+        start, the SCRAM users written into it) when the cluster has one."""
+        brokers = list(self._layouts)
+        if self.zookeeper_id is not None:
+            self._start_nodes([self.zookeeper_id])
+            self._wait_zookeeper(timeout)
+            if first_start:
+                self._add_scram_users_to_zookeeper()
+            brokers.remove(self.zookeeper_id)
+        self._start_nodes(brokers)
+        self.wait_ready(timeout=timeout)
+
+    def _wait_zookeeper(self, timeout: float) -> None:
+        assert self.zookeeper_id is not None
+        proc = self._nodes[self.zookeeper_id]
+        host, _, port = self._layouts[self.zookeeper_id].address(_ZOOKEEPER_PORT).rpartition(":")
+        deadline = time.monotonic() + timeout
+        while True:
+            if not proc.running():
+                self._raise_exited(self.zookeeper_id)
+            try:
+                # "srvr" is the one four-letter command ZooKeeper allows by default: an answer
+                # means the server is serving, not just that its port is bound
+                with socket.create_connection((host, int(port)), timeout=_PROBE_TIMEOUT_S) as s:
+                    s.sendall(b"srvr")
+                    if s.recv(64).startswith(b"Zookeeper version"):
+                        return
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise KafkaTimeoutError(f"ZooKeeper at {host}:{port} not serving after "
+                                        f"{timeout:.0f} s\n{proc.log_tail(60)}")
+            time.sleep(_POLL_S)
+
+    def _add_scram_users_to_zookeeper(self) -> None:
+        """The ZooKeeper-mode equivalent of ``kafka-storage format --add-scram``: Kafka's
+        ``kafka-configs --zookeeper ... --entity-type users --add-config`` per user."""
+        users: dict[str, list[str]] = {}
+        args = iter(self._format_args)
+        for arg in args:
+            if arg != "--add-scram":
+                raise ConfigError("format_args", self._format_args,
+                                  f"only --add-scram with Kafka {self._dist.version} (ZooKeeper "
+                                  f"mode has no storage format step), not {arg!r}")
+            mechanism, _, spec = next(args, "").partition("=")
+            fields = dict(item.split("=", 1) for item in spec.strip("[]").split(","))
+            users.setdefault(fields["name"], []).append(
+                f"{mechanism}=[password={fields['password']}]")
+        for user, credentials in users.items():
+            node_dir = self.workdir / "node-0"
+            cmd = [self._dist.java, *_TOOL_JVM_OPTS,
+                   f"-Dlog4j2.configurationFile={_LOG4J2_CONFIG}",
+                   f"-Dkafka.logs.dir={node_dir / 'logs'}",
+                   "-cp", self._dist.classpath, "kafka.admin.ConfigCommand",
+                   "--zookeeper", str(self.zookeeper_connect), "--alter",
+                   "--add-config", ",".join(credentials),
+                   "--entity-type", "users", "--entity-name", user]
+            out = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True,
+                                 timeout=120, check=False)
+            if out.returncode != 0:
+                raise BrokerStartError(
+                    f"writing SCRAM credentials of {user!r} to ZooKeeper failed (exit "
+                    f"{out.returncode}):\n{out.stdout.decode(errors='replace')}"
+                    f"{out.stderr.decode(errors='replace')}")
 
     def _format(self) -> None:
-        """``kafka-storage format`` every node, in parallel (each is a JVM start)."""
+        """``kafka-storage format`` every node, in parallel (each is a JVM start). A
+        ZooKeeper-mode cluster has nothing to format."""
+        if self.zookeeper_id is not None:
+            return
         running: list[tuple[int, subprocess.Popen[bytes]]] = []
         failed = []
         try:
@@ -646,6 +853,7 @@ class KafkaCluster:
             "nodes": [{"id": n, "ports": dict(lay.ports), "pid": self._nodes[n].pid}
                       for n, lay in self._layouts.items()],
             "controller_id": self.controller_id,
+            "zookeeper_id": self.zookeeper_id,
         }
         if not self.workdir.exists():
             return
@@ -693,6 +901,18 @@ def _free_ports(host: str, count: int) -> list[int]:
     finally:
         for s in socks:
             s.close()
+
+
+def _port_free(address: str) -> bool:
+    host, _, port = address.rpartition(":")
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        # the same option the JVM's server sockets use: a port in TIME_WAIT is free for them
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, int(port)))
+        except OSError:
+            return False
+    return True
 
 
 def _pidfile_alive(pidfile: Path) -> bool:

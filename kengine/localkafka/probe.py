@@ -2,9 +2,10 @@
 
 The launcher asks *each* node whether it is up and which brokers and leaders it sees; an admin
 client cannot be pointed at one node, and this keeps starting a cluster free of any Python
-Kafka client. Metadata v12 (flexible encoding, request header v2, response header v1), which
-every Kafka 3.x and 4.x broker answers; the schema is Kafka's ``MetadataRequest.json`` and
-``MetadataResponse.json``.
+Kafka client. Metadata v11 (flexible encoding, request header v2, response header v1), which every
+Kafka 3.x and 4.x broker answers (3.0 knows no v12; v12 differs only in letting a requested
+topic name be null, which this probe never sends); the schema is Kafka's
+``MetadataRequest.json`` and ``MetadataResponse.json``.
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ __all__ = ["BrokerInfo", "ClusterMetadata", "PartitionInfo", "TopicInfo", "fetch
            "read_frame"]
 
 _API_KEY_METADATA = 3
-_METADATA_VERSION = 12
+_METADATA_VERSION = 11
 _CLIENT_ID = b"kengine-localkafka"
 _correlation = itertools.count(1)
 

@@ -56,6 +56,12 @@ class _Client:
     def set_brokers(self, brokers: dict[int, tuple[str, int]]) -> None:
         self.addresses.update(brokers)
 
+    def replace_brokers(self, brokers: dict[int, tuple[str, int]]) -> None:
+        self.addresses.update(brokers)
+
+    def rebootstrap(self, reason: str) -> None:
+        pass
+
     def wakeup(self) -> None:
         pass
 

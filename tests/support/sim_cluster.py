@@ -146,6 +146,12 @@ class SimNetworkClient:
     def set_brokers(self, brokers: dict[int, tuple[str, int]]) -> None:
         self.addresses.update(brokers)
 
+    def replace_brokers(self, brokers: dict[int, tuple[str, int]]) -> None:
+        self.addresses = dict(brokers)
+
+    def rebootstrap(self, reason: str) -> None:
+        raise AssertionError(f"the simulated cluster never needs a rebootstrap: {reason}")
+
     def known_nodes(self) -> list[int]:
         return sorted(self.addresses)
 
