@@ -10,7 +10,7 @@ from typing import Any
 from ..errors import error_for_code
 from .errors import LocalKafkaError, ToolMissingError
 
-__all__ = ["create_acls", "create_partitions", "create_topic", "describe_acls"]
+__all__ = ["create_acls", "create_partitions", "create_topic", "delete_topic", "describe_acls"]
 
 _CLIENT_ID = "kengine-localkafka"
 
@@ -33,12 +33,19 @@ def create_partitions(bootstrap: str, name: str, total: int, timeout: float) -> 
         admin.create_partitions(name, total, timeout=timeout)
 
 
-def _acl_admin_client(bootstrap: str) -> Any:
+def delete_topic(bootstrap: str, name: str, timeout: float) -> None:
+    """DeleteTopics (kengine's admin client does not speak it: confluent-kafka's does)."""
+    admin = _acl_admin_client(bootstrap, "deleting topics")
+    _result(admin.delete_topics([name], operation_timeout=timeout)[name],
+            f"deleting topic {name!r}", timeout)
+
+
+def _acl_admin_client(bootstrap: str, what: str = "creating ACLs") -> Any:
     try:
         from confluent_kafka.admin import AdminClient
     except ImportError as e:
         raise ToolMissingError(
-            "creating ACLs needs confluent-kafka: pip install 'kengine[test]' (or "
+            f"{what} needs confluent-kafka: pip install 'kengine[test]' (or "
             "confluent-kafka)") from e
     # log_level 4: librdkafka's informational lines (queue purges on close) are noise here
     return AdminClient({"bootstrap.servers": bootstrap, "client.id": _CLIENT_ID,

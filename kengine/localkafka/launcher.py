@@ -351,6 +351,22 @@ class KafkaCluster:
         self._wait_topic(name, has_leaders, f"{partitions} partition(s) with leaders", timeout)
         return name
 
+    def delete_topic(self, name: str, *, timeout: float = 120.0) -> None:
+        """Delete ``name`` and wait until no running node knows it. A broker keeps a file
+        open per partition, so tests creating topics of thousands of partitions delete
+        them when done (the process's open-files limit is a cluster-wide budget)."""
+        _admin.delete_topic(self.bootstrap_servers_for(self._probe_listener), name, timeout)
+        deadline = time.monotonic() + timeout
+        while True:
+            views = [self.metadata(n, [name]).topics.get(name)
+                     for n in self._answering_candidates()]
+            if all(info is None or info.error_code != 0 for info in views):
+                return
+            if time.monotonic() > deadline:
+                raise KafkaTimeoutError(f"topic {name!r} still exists {timeout:.0f} s after "
+                                        f"it was deleted")
+            time.sleep(_POLL_S)
+
     def create_acls(self, acls: Sequence[Acl], *, timeout: float = 60.0) -> None:
         """Create ACL bindings (through the PLAINTEXT listener, whose principal is a super
         user with :class:`~kengine.localkafka.security.SecureBrokers`) and wait until every

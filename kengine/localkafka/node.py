@@ -26,6 +26,33 @@ __all__ = ["NodeProcess", "node_still_exiting", "pid_is_node"]
 _SETPRIV = shutil.which("setpriv")
 
 
+# A broker keeps a file descriptor per log segment and index: thousands of partitions need
+# more than the usual 1024 or 20000. Raised for the JVM alone, as far as this process may.
+_WANTED_OPEN_FILES = 1 << 20
+
+
+def _raise_open_files_limit(pid: int) -> None:
+    try:
+        import resource
+    except ImportError:   # not POSIX: the platform's default stands
+        return
+    try:
+        nr_open = int(Path("/proc/sys/fs/nr_open").read_text())
+    except (OSError, ValueError):
+        nr_open = _WANTED_OPEN_FILES
+    wanted = min(_WANTED_OPEN_FILES, nr_open)
+    try:
+        resource.prlimit(pid, resource.RLIMIT_NOFILE, (wanted, wanted))
+    except (PermissionError, ValueError):
+        hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]   # what an unprivileged user may
+        try:
+            resource.prlimit(pid, resource.RLIMIT_NOFILE, (hard, hard))
+        except OSError:
+            pass
+    except (OSError, AttributeError):
+        pass   # the JVM already exited (its log says why), or no prlimit on this platform
+
+
 def pid_is_node(pid: int, properties: Path) -> bool:
     """Whether ``pid`` is alive and is the JVM started with this ``server.properties``."""
     try:
@@ -94,6 +121,7 @@ class NodeProcess:
                 cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                 start_new_session=True, cwd=self.directory)
         self.pid = self._popen.pid
+        _raise_open_files_limit(self.pid)
         self.paused = False
         self.pidfile.write_text(f"{self.pid}\n")
         return self.pid
