@@ -5,6 +5,8 @@
 #   make build        editable install (first time), then an incremental in-place extension build
 #   make jars         resolve the Kafka jars with Maven, once (~/.cache/kengine or $KENGINE_KAFKA_HOME)
 #   make test         all of the above, then pytest; PYTEST_ARGS="-k harness -x" narrows it
+#                     (it includes the scale matrix's slow lane; CI passes -m "not scale_full")
+#   make scale        the scale matrix alone (tests/integration/test_scale.py, every cell)
 #   make jars-matrix  the jars of every Kafka version the compatibility suite runs on
 #   make compat       the compatibility suite (tests/compat) on KAFKA_VERSION, or on every
 #                     version of the matrix but the default (which `make test` covers);
@@ -34,12 +36,15 @@ DEMO_RECORD_SIZE ?= 100
 SETUP_STAMP := $(VENV)/.kengine-setup
 INSTALL_STAMP := $(VENV)/.kengine-editable
 
-.PHONY: test setup build jars jars-matrix compat kafka kafka-status kafka-stop demo clean
+.PHONY: test scale setup build jars jars-matrix compat kafka kafka-status kafka-stop demo clean
 
 test: build jars
 	@# pytest exits 5 when it collected no test: a suite that ran nothing has failed
 	$(PY) -m pytest tests $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest ran no test" >&2; fi; exit $$rc
+
+scale: build jars
+	$(PY) -m pytest tests/integration/test_scale.py $(PYTEST_ARGS)
 
 setup: $(SETUP_STAMP)
 
