@@ -23,7 +23,7 @@ from benchmarks.runs import Run
 __all__ = ["main"]
 
 ROOT = Path(__file__).resolve().parents[1]
-PHASES = ("micro", "throughput", "latency", "memory", "eos")
+PHASES = ("micro", "throughput", "latency", "memory", "eos", "partitions")
 
 
 def _parser() -> argparse.ArgumentParser:

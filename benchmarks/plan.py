@@ -31,6 +31,10 @@ class Layout:
 LAYOUTS = {
     "single": Layout("single", 1, 6, 1),
     "cluster3": Layout("cluster3", 3, 6, 3, {"min.insync.replicas": "2"}),
+    # issue 25: the cost of many partitions (keys str(i % 1000) reach about 630 of 1,000)
+    "single-100p": Layout("single-100p", 1, 100, 1),
+    "single-1000p": Layout("single-1000p", 1, 1000, 1),
+    "cluster3-1000p": Layout("cluster3-1000p", 3, 1000, 3, {"min.insync.replicas": "2"}),
 }
 
 ALL_CLIENTS = tuple(CLIENTS)
@@ -189,6 +193,15 @@ def _latency(layout: str, acks: str, seconds: int) -> Scenario:
                     clients=LATENCY_CLIENTS, rate_per_s=rate)
 
 
+PARTITION_CLIENTS = ("kengine-send", "kengine-send-many", "confluent-kafka", "java")
+
+
+def _partitions(layout: str, records: int) -> Scenario:
+    """Issue 25: idempotent, acks=all, at full speed, on topics of many partitions."""
+    return Scenario("partitions", layout, 100, "none", "all", True, records,
+                    clients=PARTITION_CLIENTS)
+
+
 def _eos(records: int) -> Scenario:
     """Issue 5: what idempotence and transactions (commit every 1,000 records) cost, against
     acks=all without them, on the replicated cluster."""
@@ -210,6 +223,8 @@ QUICK = Plan(
         Scenario("throughput", "cluster3", 100, "lz4", "all", True, 200_000),
         _latency("cluster3", "all", 5),
         _eos(200_000),
+        _partitions("single-100p", 200_000),
+        _partitions("single-1000p", 200_000),
     ),
     micro_args=("--benchmark-min-time=0.002", "--benchmark-max-time=0.05",
                 "--benchmark-min-rounds=3", "--benchmark-warmup=off"),
@@ -232,6 +247,9 @@ FULL = Plan(
           for size in (100, 1024) for codec in ("none", "lz4", "zstd")),
         _latency("cluster3", "all", 20),
         _eos(1_000_000),
+        _partitions("single-100p", 1_000_000),
+        _partitions("single-1000p", 1_000_000),
+        _partitions("cluster3-1000p", 1_000_000),
     ),
     micro_args=("--benchmark-max-time=0.5", "--benchmark-min-rounds=5"),
 )

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from benchmarks.clients import CLIENTS, KENGINE_REFERENCE
-from benchmarks.plan import Scenario
+from benchmarks.plan import LAYOUTS, Scenario
 from benchmarks.runs import Run, lane_key
 
 __all__ = ["ClientFigures", "ScenarioFigures", "Stat", "Target", "e2e_targets",
@@ -154,8 +154,26 @@ class Target:
 
 
 def e2e_targets(figures: Sequence[ScenarioFigures]) -> list[Target]:
-    """The end-to-end targets: issue 4's, then issue 5's."""
-    return _send_path_targets(figures) + _idempotence_targets(figures)
+    """The end-to-end targets: issue 4's, issue 5's, then issue 25's."""
+    return _send_path_targets(figures) + _idempotence_targets(figures) + \
+        _partition_targets(figures)
+
+
+def _partition_targets(figures: Sequence[ScenarioFigures]) -> list[Target]:
+    """Issue 25: idempotent kengine delivers at least confluent-kafka's records/s on topics
+    of 100 and 1,000 partitions."""
+    out = []
+    for f in figures:
+        if f.scenario.kind != "partitions":
+            continue
+        where = LAYOUTS[f.scenario.layout].title
+        for kengine in ("kengine-send", "kengine-send-many"):
+            speed = f.ratio(kengine, "confluent-kafka", "throughput")
+            out.append(Target(
+                25, f"{CLIENTS[kengine].label} records/s vs confluent-kafka ({where}, "
+                f"idempotent, acks=all)", ">= 1x", "n/a" if speed is None else f"{speed:.2f}x",
+                None if speed is None else speed >= 1.0))
+    return out
 
 
 #: issue 5: idempotence may cost kengine less than this share of records/s and of CPU
