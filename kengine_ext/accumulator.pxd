@@ -171,7 +171,7 @@ cdef class ProducerCore:
     cdef ProducerBatch new_batch(self, PartitionQueue q, Py_ssize_t capacity, int64_t now)
     cdef int enqueue(self, PartitionQueue q, ProducerBatch b) except -1
     cdef ProducerBatch requeue_chain(self, PartitionQueue q, ProducerBatch first,
-                                     ProducerBatch last, int32_t count)
+                                     ProducerBatch last, int32_t count, Py_ssize_t order)
     cdef object send_chunk(self, TopicState t, BulkFuture fut, object values, object raw_values,
                            object keys, object headers, object timestamps, object partition,
                            Py_ssize_t start, Py_ssize_t n)

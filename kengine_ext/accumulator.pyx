@@ -1318,16 +1318,18 @@ cdef class ProducerCore:
         cdef ProducerBatch prev
         b.in_flight = False
         b.retry_at_ms = retry_at_ms
-        prev = self.requeue_chain(b.queue, b, b, 1)
+        prev = self.requeue_chain(b.queue, b, b, 1,
+                                  -1 if self.sequences is None else self.sequences.order_of(b))
         if follow_earlier and prev is not None:
             b.retry_at_ms = prev.retry_at_ms
 
     cdef ProducerBatch requeue_chain(self, PartitionQueue q, ProducerBatch first,
-                                     ProducerBatch last, int32_t count):
+                                     ProducerBatch last, int32_t count, Py_ssize_t order):
         """Puts `count` linked batches, first to last, back at the front of q; returns the
-        queued batch they went behind (one of an earlier sequence), or None."""
+        queued batch they went behind (one of an earlier sequence), or None. `order` is the
+        chain's place in its partition's sequence window (-1: no sequence): the chain goes
+        behind every queued batch with an earlier place."""
         cdef ProducerBatch prev = None, cur = q.head
-        cdef Py_ssize_t order = -1 if self.sequences is None else self.sequences.order_of(first)
         cdef Py_ssize_t o
         if order >= 0:
             # Idempotence: retries go back in sequence order, ahead of batches without one,
@@ -1452,7 +1454,12 @@ cdef class ProducerCore:
                     piece.callback_futures = [f]
                 else:
                     piece.callback_futures.append(f)
-        self.requeue_chain(q, <ProducerBatch>pieces[0], last, <int32_t>len(pieces))
+        # The pieces are not in the window yet (the sender's Sequences.on_split puts them in
+        # b's place next): they go where b's place in it says, behind pieces of an earlier
+        # split still queued, or the queue's head would be a later sequence than what must
+        # go out first, and the partition would wait for it forever.
+        self.requeue_chain(q, <ProducerBatch>pieces[0], last, <int32_t>len(pieces),
+                           -1 if self.sequences is None else self.sequences.order_of(b))
         q.queued_bytes += queued
         for piece in pieces:
             self._incomplete.add(piece)

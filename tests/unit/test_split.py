@@ -419,3 +419,40 @@ def test_the_split_records_decode_with_kengine_too():
     again = [(r.key, r.value, r.headers, r.timestamp) for p in pieces
              for r in k.decode_batches(bytes(core.seal(p)))[0].records]
     assert again == original
+
+
+def test_pieces_of_a_later_split_queue_behind_the_pieces_of_an_earlier_one():
+    # Two batches in flight are both refused as too large, the earlier answered first: the
+    # later one's pieces (later sequences) must queue behind the earlier one's, or the queue's
+    # head is a sequence that cannot go before the ones behind it and the partition waits
+    # until delivery.timeout.ms (CI saw exactly that against the fake broker).
+    core = Core({"t": 1}, idempotent=True, linger_ms=0, batch_size=8192)
+    core.sequences.set_identity(1000, 0)
+    core.send("t", b"first", partition=0)
+    (first,) = drain_all(core)
+    ack(core, first)                           # the broker knows this producer now
+    sent = []
+    for n in (30, 30):
+        for i in range(n):
+            core.send("t", b"%d" % i + b"." * 40, partition=0)
+        (b,) = drain_once(core)
+        sent.append(b)
+    earlier, later = sent
+    q = core.topic_state("t").queues[0]
+    pieces = []
+    for big in (earlier, later):
+        split = core.split_batch(big)
+        core.sequences.on_split(big, split)
+        pieces += split
+    assert len(pieces) > 2
+    assert q.batches() == pieces
+    assert q.sequences.batches() == pieces
+    # and they go out in that order, one at a time, with consecutive sequences
+    expected_seq = 1
+    for piece in pieces:
+        (got,) = drain_once(core)
+        assert got is piece
+        assert header(core, got) == (1000, 0, expected_seq)
+        expected_seq += got.record_count
+        ack(core, got)
+    assert expected_seq == 61
