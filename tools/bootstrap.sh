@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Prepares a development environment from a fresh clone, idempotently:
-#   1. checks the tools the integration tests need: a JDK 17+ (`java`) and Maven (`mvn`);
+#   1. checks the tools the integration tests need: a JDK 17+ (`java`), Maven (`mvn`), and Go
+#      (`go`, which builds the Toxiproxy server of the network-fault tests, once);
 #   2. creates the virtualenv ($VENV, default .venv) with $PYTHON (default python3);
 #   3. installs kengine's build requirements, dependencies and `test` extra, as listed in
 #      pyproject.toml, so that `pip install --no-build-isolation -e '.[test]'` needs nothing more.
@@ -22,6 +23,8 @@ java_major=${java_version%%.*}
 needs Java 17 or newer (Debian/Ubuntu: apt-get install openjdk-17-jdk-headless)"
 command -v mvn >/dev/null || fail "'mvn' not found: Maven resolves the Kafka jars; install it \
 (Debian/Ubuntu: apt-get install maven)"
+command -v go >/dev/null || fail "'go' not found: the network-fault tests build the Toxiproxy \
+server from its Go module (once, into ~/.cache/kengine); install Go 1.22 or newer and put it on PATH"
 
 [[ -x $VENV/bin/python ]] || "$PYTHON" -m venv "$VENV"
 py=$VENV/bin/python
@@ -41,4 +44,4 @@ print("\n".join(wanted))
 PY
 )
 "$py" -m pip install -q "${requirements[@]}"
-echo "bootstrap: $VENV ready ($("$py" --version), java $java_version, $(mvn -v 2>/dev/null | head -n1 | sed 's/\x1b\[[0-9;]*m//g'))"
+echo "bootstrap: $VENV ready ($("$py" --version), java $java_version, $(mvn -v 2>/dev/null | head -n1 | sed 's/\x1b\[[0-9;]*m//g'), $(go version))"
