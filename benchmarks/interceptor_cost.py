@@ -1,0 +1,167 @@
+"""What interceptors cost per record: ``send()`` with none, with one no-op Python interceptor,
+and with OpenTelemetry tracing (``kengine.otel``) at 100% and at 1% sampling.
+
+    python -m benchmarks.interceptor_cost [--records 1000000] [--rounds 3]
+
+One broker, 6 partitions, 100-byte values with keys ``str(i % 1000)``, acks=all, linger.ms=5.
+Each lane sends ``--records`` records with ``send()`` in a loop, then ``flush()``. Reported:
+client CPU per record (the whole process's CPU time over the send loop and the flush, so the
+sender thread and the spans' export are counted) and the wall time of the ``send()`` loop per
+record, median of the rounds. confluent-kafka's ``produce()`` (no interceptor) runs in the same
+rounds as a peer. Lanes run in turn, their order rotated every round, each in a fresh process.
+
+Tracing uses OpenTelemetry's SDK (``TracerProvider`` with a ``ParentBased(TraceIdRatioBased)``
+sampler and a ``BatchSpanProcessor``) exporting to a counting exporter that keeps nothing; the
+spans it counted are checked against the sampling ratio. Every topic is read back (counted,
+sampled) before its figure is printed, then deleted.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+
+from benchmarks.broker import BenchKafka
+from benchmarks.plan import LAYOUTS
+from benchmarks.workload import keys, payload_pool
+
+_COMMON = {"linger.ms": 5, "batch.size": 65536, "acks": "all"}
+LANES = ("kengine, no interceptor", "kengine, one no-op interceptor",
+         "kengine, otel 100% sampled", "kengine, otel 1% sampled",
+         "confluent-kafka produce(), no interceptor")
+
+
+class NoOp:
+    """The cheapest interceptor: both methods, doing nothing."""
+
+    def on_send(self, record):   # type: ignore[no-untyped-def]
+        return record
+
+    def on_acknowledgement(self, metadata, error):   # type: ignore[no-untyped-def]
+        pass
+
+
+def _lane(name: str, bootstrap: str, topic: str, records: int) -> dict[str, float]:
+    """One lane, in this (fresh) process: its figures and the spans exported."""
+    pool, ks = payload_pool(100), keys()
+    values = [pool[i % len(pool)] for i in range(records)]
+    record_keys = [ks[i % len(ks)] for i in range(records)]
+    exported = [0]
+    if name.startswith("confluent"):
+        from confluent_kafka import Producer as ConfluentProducer
+        p = ConfluentProducer({"bootstrap.servers": bootstrap, **_COMMON,
+                               "partitioner": "murmur2_random",   # Java's placement, as ours
+                               "queue.buffering.max.messages": 2_000_000})
+        cpu0, t0 = time.process_time(), time.perf_counter()
+        for i in range(records):
+            while True:
+                try:
+                    p.produce(topic, values[i], record_keys[i])
+                    break
+                except BufferError:
+                    p.poll(0.01)
+        loop_s = time.perf_counter() - t0
+        p.flush(120)
+        cpu = time.process_time() - cpu0
+        return {"cpu_ns": cpu * 1e9 / records, "loop_ns": loop_s * 1e9 / records, "spans": 0}
+    from kengine import Producer
+    interceptors: list[object] = []
+    provider = None
+    if "no-op" in name:
+        interceptors = [NoOp()]
+    elif "otel" in name:
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import (
+            BatchSpanProcessor,
+            SpanExporter,
+            SpanExportResult,
+        )
+        from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+
+        from kengine.otel import TracingInterceptor
+
+        class Counting(SpanExporter):
+            def export(self, spans):   # type: ignore[no-untyped-def]
+                exported[0] += len(spans)
+                return SpanExportResult.SUCCESS
+
+        ratio = 1.0 if "100%" in name else 0.01
+        provider = TracerProvider(sampler=ParentBased(TraceIdRatioBased(ratio)))
+        provider.add_span_processor(BatchSpanProcessor(Counting(), max_queue_size=1 << 16))
+        interceptors = [TracingInterceptor(tracer_provider=provider)]
+    with Producer({"bootstrap.servers": bootstrap, **_COMMON,
+                   "interceptors": interceptors}) as p:
+        send = p.send
+        cpu0, t0 = time.process_time(), time.perf_counter()
+        for i in range(records):
+            send(topic, values[i], record_keys[i])
+        loop_s = time.perf_counter() - t0
+        p.flush()
+        if provider is not None:
+            provider.force_flush()
+        cpu = time.process_time() - cpu0
+    if provider is not None:
+        provider.shutdown()
+    return {"cpu_ns": cpu * 1e9 / records, "loop_ns": loop_s * 1e9 / records,
+            "spans": exported[0]}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--records", type=int, default=1_000_000)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--lane", help=argparse.SUPPRESS)
+    ap.add_argument("--bootstrap", help=argparse.SUPPRESS)
+    ap.add_argument("--topic", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.lane:   # a child: one lane, figures as JSON on stdout
+        print(json.dumps(_lane(args.lane, args.bootstrap, args.topic, args.records)))
+        return 0
+    layout = LAYOUTS["single"]
+    seen: dict[str, list[dict[str, float]]] = {}
+    with BenchKafka(layout) as kafka:
+        for r in range(args.rounds):
+            for k in range(len(LANES)):
+                name = LANES[(k + r) % len(LANES)]
+                topic = kafka.fresh_topic("interceptors")
+                out = subprocess.run(
+                    [sys.executable, "-m", "benchmarks.interceptor_cost", "--lane", name,
+                     "--bootstrap", kafka.bootstrap_servers, "--topic", topic,
+                     "--records", str(args.records)],
+                    capture_output=True, text=True, timeout=1800)
+                if out.returncode != 0:
+                    raise SystemExit(f"{name} failed:\n{out.stdout[-2000:]}{out.stderr[-3000:]}")
+                figures = json.loads(out.stdout.strip().splitlines()[-1])
+                check = kafka.verify(topic, args.records, 100)
+                if check.counted != args.records or check.sample_problems:
+                    raise SystemExit(f"{name}: {check.counted} of {args.records} records read "
+                                     f"back; {check.sample_problems[:3]}")
+                spans = figures["spans"]
+                if "100%" in name and spans != args.records:
+                    raise SystemExit(f"{name}: {spans} spans exported for {args.records}")
+                if "1%" in name and not 0.005 * args.records <= spans <= 0.02 * args.records:
+                    raise SystemExit(f"{name}: {spans} spans exported, not about 1%")
+                kafka.delete_topic(topic)
+                seen.setdefault(name, []).append(figures)
+                print(f"round {r + 1} {name}: {figures['cpu_ns']:,.0f} ns CPU per record, "
+                      f"send() loop {figures['loop_ns']:,.0f} ns per record, {spans:,} spans; "
+                      f"{check.counted:,} records read back", flush=True)
+    base = statistics.median(f["cpu_ns"] for f in seen[LANES[0]])
+    print(f"\n{args.records:,} records per lane, median of {args.rounds} rounds\n")
+    print("| lane | client CPU per record (ns) | vs no interceptor | send() loop per record "
+          "(ns) | spans exported |")
+    print("|---|---:|---:|---:|---:|")
+    for name in LANES:
+        figures = seen[name]
+        cpu = statistics.median(f["cpu_ns"] for f in figures)
+        loop = statistics.median(f["loop_ns"] for f in figures)
+        spans = statistics.median(f["spans"] for f in figures)
+        print(f"| {name} | {cpu:,.0f} | {cpu - base:+,.0f} | {loop:,.0f} | {spans:,.0f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
