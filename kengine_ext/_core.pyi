@@ -1,15 +1,26 @@
 # Type stubs for kengine_ext._core. One section per part, in the order of _core.pyx.
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from typing import Any, Literal, final
 
 from typing_extensions import Buffer, disjoint_base  # PEP 688 (collections.abc.Buffer on 3.12+)
 
-from kengine.errors import KafkaError
+from kengine_ext.errors import KafkaError
 from kengine_ext.schemas import Message
 
 __all__: list[str] = []  # each part appends its public names, as in _core.pyx
+
+# --- primitives.pyx ---
+
+__all__ += ["monotonic_ms", "wall_clock_ms"]
+
+def monotonic_ms() -> int:
+    """The monotonic clock (ms) used for linger, backoff and timeouts."""
+
+def wall_clock_ms() -> int:
+    """Epoch milliseconds, as used for record timestamps."""
+
 
 # --- hashing.pyx ---
 
@@ -81,7 +92,7 @@ class ReadBuffer:
 
 __all__ += ["write_request", "encode_request", "decode_response", "decode_request",
             "encode_response", "encode_message", "decode_message", "supported_versions",
-            "pick_version", "peek_correlation_id", "register_api"]
+            "pick_version", "peek_correlation_id"]
 
 
 _Body = dict[str, Any]
@@ -103,8 +114,6 @@ def decode_message(message: str | Message, version: int, data: Buffer) -> dict[s
 def supported_versions(api_key: int) -> tuple[int, int]: ...
 def pick_version(api_key: int, broker_min: int, broker_max: int) -> int | None: ...
 def peek_correlation_id(frame: Buffer) -> int: ...
-def register_api(request: Message, response: Message) -> None:
-    """Adds an API missing from the generated schema table (see protocol.pyx)."""
 
 # --- compression.pyx ---
 
@@ -245,16 +254,71 @@ def encode_batch_flat(values: Buffer, value_offsets: Buffer, keys: Buffer | None
     bitmaps and int64 timestamps), with no Python object per record."""
 def record_size_upper_bound(key_len: int, value_len: int, headers_len: int = 0) -> int: ...
 
-# --- accumulator.pyx ---
+# --- memory.pyx ---
 
+__all__ += ["BufferMemory"]
 
-__all__ += ["ProducerCore", "ProducerBatch", "DeliveryFuture", "BulkFuture", "BulkResult",
-            "RecordMetadata", "PartitionQueue", "TopicState", "monotonic_ms", "wall_clock_ms"]
+@final
+class BufferMemory:
+    """buffer.memory and what is in use; shared by the send path and the accumulator."""
+    total_bytes: int
+    max_block_ms: int
+    owner_pid: int
+    """The process that created it (a fork() child's sends raise ProducerForkedError)."""
+    wait_ns: int
+    """Nanoseconds sends have spent blocked for buffer.memory (bufferpool-wait metrics)."""
+    exhausted_total: int
+    """Sends that gave up waiting for buffer.memory after max.block.ms (buffer-exhausted-*)."""
+    def __new__(cls, total_bytes: int, *, max_block_ms: int) -> BufferMemory: ...
+    @property
+    def used_bytes(self) -> int: ...
+    @property
+    def waiters(self) -> int: ...
+    def wait_elsewhere(self, listener: Callable[[], object]) -> None:
+        """Sends raise BufferFullError instead of blocking for buffer.memory; listener() runs
+        on the releasing thread once per arm_listener() (kengine.aio)."""
+    def arm_listener(self, need: int) -> bool: ...
+    def note_exhausted(self) -> None:
+        """Counts a send that waited elsewhere and gave up after max.block.ms."""
+
+# --- batch.pyx ---
+
+__all__ += ["ProducerBatch"]
+
+@final
+class ProducerBatch:
+    topic: str
+    partition: int
+    queue: PartitionQueue
+    created_ms: int
+    attempts: int
+    record_count: int
+    done: bool
+    base_offset: int
+    log_append_time_ms: int
+    error: KafkaError | None
+    record_errors: dict[int, KafkaError] | None
+    in_flight: bool
+    split_into: list[ProducerBatch] | None
+    """The batches that took over its records when the broker refused it as too large."""
+    owner_pid: int
+    """The process of its producer: waiting for it elsewhere raises ProducerForkedError."""
+    def wait(self, timeout: float | None = None, call: str = ...) -> bool: ...
+    def add_done_listener(self, fn: Callable[[ProducerBatch], object]) -> bool:
+        """Calls fn(batch) once, on the sender thread, when the batch completes or is split;
+        False, without calling it, when that has happened already."""
+    @property
+    def builder_or_none(self) -> RecordBatchBuilder | None: ...
+    @property
+    def size_bytes(self) -> int: ...
+    @property
+    def base_sequence(self) -> int: ...
+
+# --- futures.pyx ---
+
+__all__ += ["RecordMetadata", "DeliveryFuture", "BulkFuture", "BulkResult"]
 
 _DeliveryCallback = Callable[[KafkaError | None, "RecordMetadata | None"], object]
-
-def monotonic_ms() -> int: ...
-def wall_clock_ms() -> int: ...
 
 @disjoint_base
 class RecordMetadata:
@@ -267,6 +331,50 @@ class RecordMetadata:
     serialized_value_size: int
 
 @disjoint_base
+class DeliveryFuture:
+    def done(self) -> bool: ...
+    def result(self, timeout: float | None = None) -> RecordMetadata: ...
+    def exception(self, timeout: float | None = None) -> KafkaError | None: ...
+    def add_callback(self, fn: _DeliveryCallback) -> None: ...
+    def __await__(self) -> Generator[Any, None, RecordMetadata]:
+        """``await fut``: the RecordMetadata or the record's error, without blocking the loop;
+        a cancelled await leaves the record sent."""
+    def _pending_batch(self) -> ProducerBatch | None: ...
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+
+@disjoint_base
+class BulkResult:
+    topic: str
+    record_count: int
+    errors: dict[int, KafkaError]
+    @property
+    def ok(self) -> bool: ...
+    @property
+    def failed_count(self) -> int: ...
+    def metadata(self) -> list[RecordMetadata | None]: ...
+
+@disjoint_base
+class BulkFuture:
+    topic: str
+    record_count: int
+    def done(self) -> bool: ...
+    def result(self, timeout: float | None = None) -> BulkResult: ...
+    def exception(self, timeout: float | None = None) -> KafkaError | None: ...
+    def __await__(self) -> Generator[Any, None, BulkResult]:
+        """``await bulk``: the BulkResult, without blocking the event loop."""
+    def add_done_callback(self, fn: Callable[[BulkResult], object]) -> None:
+        """fn(BulkResult) once every record has its outcome (on the sender thread, or now)."""
+    def refused(self) -> dict[int, KafkaError]:
+        """{input index: error} for the records the call itself refused."""
+
+# --- accumulator.pyx ---
+
+__all__ += ["RecordAccumulator", "PartitionQueue", "TopicState"]
+
+@final
 class PartitionQueue:
     topic: str
     partition: int
@@ -280,6 +388,77 @@ class PartitionQueue:
     txn_state: int
     def __new__(cls, topic: str, partition: int) -> PartitionQueue: ...
     def batches(self) -> list[ProducerBatch]: ...
+
+@final
+class TopicState:
+    name: str
+    queues: list[PartitionQueue]
+    num_partitions: int
+    compression_ratio: float
+    refused_bytes: int
+    def __new__(cls, name: str) -> TopicState: ...
+
+@final
+class RecordAccumulator:
+    """The batches waiting to be sent, by partition, and the sender's handle on them."""
+    memory: BufferMemory
+    partitioning: Partitioning
+    batch_size_bytes: int
+    max_request_size_bytes: int
+    transactional: bool
+    owner_pid: int
+    @property
+    def sequences(self) -> Sequences | None: ...
+    def __new__(cls, memory: BufferMemory, partitioning: Partitioning, *, linger_ms: int,
+                batch_size: int, max_request_size: int, compression: _Codec,
+                compression_level: int | None, idempotent: bool, transactional: bool,
+                wakeup: Callable[[], object], client_id: str = "") -> RecordAccumulator: ...
+    def update_topic(self, topic: str, partitions: list[tuple[int, int]]) -> TopicState: ...
+    def topic_state(self, topic: str) -> TopicState | None: ...
+    def queues(self) -> list[PartitionQueue]: ...
+    def ready(self, now: int) -> tuple[set[int], int, Iterable[str]]: ...
+    def drain(self, nodes: Iterable[int], max_request_size: int, now: int
+              ) -> dict[int, list[ProducerBatch]]: ...
+    def seal(self, b: ProducerBatch) -> memoryview: ...
+    def complete(self, b: ProducerBatch, base_offset: int = -1, log_append_time_ms: int = -1,
+                 error: KafkaError | None = None,
+                 record_errors: Mapping[int, KafkaError] | None = None) -> None: ...
+    def reenqueue(self, b: ProducerBatch, retry_at_ms: int,
+                  follow_earlier: bool = False) -> None: ...
+    def split_batch(self, b: ProducerBatch) -> list[ProducerBatch]: ...
+    def expire(self, now: int, delivery_timeout_ms: int) -> list[ProducerBatch]: ...
+    def oldest_queued_ms(self) -> int: ...
+    def take_all_queued(self) -> list[ProducerBatch]: ...
+    def take_unsent_queued(self) -> list[ProducerBatch]: ...
+    def incomplete_batches(self) -> list[ProducerBatch]: ...
+    def begin_flush(self) -> None: ...
+    def end_flush(self) -> None: ...
+    def prepare_sleep(self, timeout_ms: int, now: int, blocked: Iterable[int] = ()) -> int: ...
+    def end_sleep(self) -> None: ...
+    @property
+    def closed(self) -> bool: ...
+    def close(self) -> None: ...
+    def fail(self, error: KafkaError) -> None:
+        """A fatal error (failed authentication): every later send raises a copy of it."""
+    @property
+    def fatal_error(self) -> KafkaError | None: ...
+    def set_draining_all(self, value: bool) -> None: ...
+    def set_muted(self, q: PartitionQueue, value: bool) -> None: ...
+    @property
+    def queued_batch_count(self) -> int: ...
+    def set_in_transaction(self, value: bool) -> None: ...
+    @property
+    def in_transaction(self) -> bool: ...
+    def set_implicit_txn_partitions(self, value: bool) -> None: ...
+    def take_new_txn_partitions(self) -> list[PartitionQueue]: ...
+    def txn_partitions_added(self, queues: Iterable[PartitionQueue]) -> None: ...
+    def reset_txn_partitions(self) -> None: ...
+    @property
+    def producer_id(self) -> int: ...
+    @property
+    def producer_epoch(self) -> int: ...
+
+# --- sequences.pyx ---
 
 __all__ += ["Sequences", "PartitionSequences", "SEQUENCE_ERROR_CODES"]
 
@@ -322,72 +501,49 @@ class Sequences:
 
 SEQUENCE_ERROR_CODES: dict[str, int]
 
-@disjoint_base
-class TopicState:
+# --- partitioner.pyx ---
+__all__ += ["BUILTIN_PARTITIONERS", "Partitioning"]
+
+#: Partitioner names the core runs without a Python call per record (kengine.partitioners
+#: resolves the others).
+BUILTIN_PARTITIONERS: tuple[str, ...]
+
+@final
+class Partitioning:
+    """The producer's partitioner (a built-in's name, None for default, or an object with
+    partition()) and its settings."""
     name: str
-    queues: list[PartitionQueue]
-    num_partitions: int
-    compression_ratio: float
-    refused_bytes: int
-    def __new__(cls, name: str) -> TopicState: ...
+    plugin: object
+    def __init__(self, partitioner: object = None, *, ignore_keys: bool = False,
+                 adaptive_partitioning: bool = True, availability_timeout_ms: int = 0,
+                 batch_size: int = 16384) -> None: ...
+    @property
+    def partitioner(self) -> object:
+        """The configured partitioner: a built-in's name (str) or the Python partitioner."""
 
-@disjoint_base
-class ProducerBatch:
-    topic: str
-    partition: int
-    queue: PartitionQueue
-    created_ms: int
-    attempts: int
-    record_count: int
-    done: bool
-    base_offset: int
-    log_append_time_ms: int
-    error: KafkaError | None
-    record_errors: dict[int, KafkaError] | None
-    in_flight: bool
-    split_into: list[ProducerBatch] | None
-    """The batches that took over its records when the broker refused it as too large."""
-    def wait(self, timeout: float | None = None) -> bool: ...
-    @property
-    def builder_or_none(self) -> RecordBatchBuilder | None: ...
-    @property
-    def size_bytes(self) -> int: ...
-    @property
-    def base_sequence(self) -> int: ...
+# --- send_path.pyx ---
+__all__ += ["SendPath", "SendMethods", "arrow_rows"]
 
-@disjoint_base
-class DeliveryFuture:
-    def done(self) -> bool: ...
-    def result(self, timeout: float | None = None) -> RecordMetadata: ...
-    def exception(self, timeout: float | None = None) -> KafkaError | None: ...
-    def add_callback(self, fn: _DeliveryCallback) -> None: ...
-    @property
-    def topic(self) -> str: ...
-    @property
-    def partition(self) -> int: ...
+def arrow_rows(data: object, value: str, key: str | None = None,
+               headers: Sequence[str] | Mapping[str, str] | None = None,
+               timestamp: str | None = None, partition: str | None = None
+               ) -> tuple[list[bytes | None], list[bytes | None] | None,
+                          list[list[tuple[str, bytes | None]]] | None, list[int] | None,
+                          list[int | None] | None, dict[int, KafkaError]]:
+    """The rows of Arrow data as Python objects with send_arrow()'s rules (values, keys,
+    headers, timestamps, partitions, {row: refusal}), for a producer with interceptors."""
 
-@disjoint_base
-class BulkResult:
-    topic: str
-    record_count: int
-    errors: dict[int, KafkaError]
-    @property
-    def ok(self) -> bool: ...
-    @property
-    def failed_count(self) -> int: ...
-    def metadata(self) -> list[RecordMetadata | None]: ...
-
-@disjoint_base
-class BulkFuture:
-    topic: str
-    record_count: int
-    def done(self) -> bool: ...
-    def result(self, timeout: float | None = None) -> BulkResult: ...
-    def exception(self, timeout: float | None = None) -> KafkaError | None: ...
-
-@disjoint_base
-class ProducerCore:
-    """The per-record path (send, send_many) and the batch queues; kengine.Producer extends it."""
+@final
+class SendPath:
+    """send() and send_many(): serialize, partition and append to the accumulator. The
+    up-calls are plain callables (see send_path.pxd for their thread and lock)."""
+    accumulator: RecordAccumulator
+    def __new__(cls, accumulator: RecordAccumulator, *, key_serializer: object = "bytes",
+                value_serializer: object = "bytes",
+                await_metadata: Callable[..., TopicState],
+                transaction_refusal: Callable[[], KafkaError | None] | None = None,
+                records_refused: Callable[[str, int, int, KafkaError], object] | None = None,
+                ) -> SendPath: ...
     def send(self, topic: str, value: object = None, key: object = None,
              headers: _Headers | None = None, partition: int | None = None,
              timestamp_ms: int | None = None,
@@ -396,73 +552,87 @@ class ProducerCore:
                   headers: Sequence[_Headers | None] | None = None,
                   timestamps: Sequence[int | None] | None = None,
                   partition: int | None = None) -> BulkFuture: ...
-    def _not_in_transaction(self) -> KafkaError: ...
-    def _records_refused(self, topic: str, count: int, first_index: int,
-                         first_error: KafkaError) -> None: ...
-    def _configure_core(self, *, linger_ms: int, batch_size: int, max_request_size: int,
-                        buffer_memory: int, compression: _Codec, compression_level: int | None,
-                        key_serializer: object, value_serializer: object, partitioner: object,
-                        ignore_keys: bool, adaptive_partitioning: bool = True,
-                        availability_timeout_ms: int = 0, idempotent: bool, transactional: bool,
-                        wakeup: Callable[[], object], max_block_ms: int,
-                        client_id: str = "") -> None: ...
-    def _wait_for_memory(self, need: int, topic: str) -> int: ...
-    def _refresh_for_partition(self, topic: str, partition: int) -> TopicState: ...
-    def update_topic(self, topic: str, partitions: list[tuple[int, int]]) -> TopicState: ...
-    def topic_state(self, topic: str) -> TopicState | None: ...
-    def queues(self) -> list[PartitionQueue]: ...
-    def ready(self, now: int) -> tuple[set[int], int, Iterable[str]]: ...
-    def drain(self, nodes: Iterable[int], max_request_size: int, now: int
-              ) -> dict[int, list[ProducerBatch]]: ...
-    def seal(self, b: ProducerBatch) -> memoryview: ...
-    def complete(self, b: ProducerBatch, base_offset: int = -1, log_append_time_ms: int = -1,
-                 error: KafkaError | None = None,
-                 record_errors: Mapping[int, KafkaError] | None = None) -> None: ...
-    def reenqueue(self, b: ProducerBatch, retry_at_ms: int,
-                  follow_earlier: bool = False) -> None: ...
-    def split_batch(self, b: ProducerBatch) -> list[ProducerBatch]: ...
-    def expire(self, now: int, delivery_timeout_ms: int) -> list[ProducerBatch]: ...
-    def oldest_queued_ms(self) -> int: ...
-    def take_all_queued(self) -> list[ProducerBatch]: ...
-    def take_unsent_queued(self) -> list[ProducerBatch]: ...
-    def incomplete_batches(self) -> list[ProducerBatch]: ...
-    def begin_flush(self) -> None: ...
-    def end_flush(self) -> None: ...
-    def prepare_sleep(self, timeout_ms: int, now: int, blocked: Iterable[int] = ()) -> int: ...
-    def end_sleep(self) -> None: ...
-    @property
-    def closed(self) -> bool: ...
-    def _close_for_sends(self) -> None: ...
-    def _fail_for_sends(self, error: KafkaError) -> None:
-        """A fatal error (failed authentication): every later send() raises a copy of it."""
-    @property
-    def fatal_error(self) -> KafkaError | None: ...
-    def _set_draining_all(self, value: bool) -> None: ...
-    @property
-    def buffer_used_bytes(self) -> int: ...
-    @property
-    def buffer_total_bytes(self) -> int: ...
-    @property
-    def memory_waiters(self) -> int: ...
-    memory_wait_ns: int
-    """Nanoseconds send() has spent blocked for buffer.memory (bufferpool-wait metrics)."""
-    @property
-    def queued_batch_count(self) -> int: ...
-    @property
-    def sequences(self) -> Sequences | None: ...
-    def _set_in_transaction(self, value: bool) -> None: ...
-    def _set_implicit_txn_partitions(self, value: bool) -> None: ...
-    def take_new_txn_partitions(self) -> list[PartitionQueue]: ...
-    def reset_txn_partitions(self) -> None: ...
-    @property
-    def producer_id(self) -> int: ...
-    @property
-    def producer_epoch(self) -> int: ...
-    _max_block_ms: int
+    def send_arrow(self, topic: str, data: object, value: str | None, key: str | None = None,
+                   headers: Sequence[str] | Mapping[str, str] | None = None,
+                   timestamp: str | None = None, partition: int | str | None = None,
+                   rows: Sequence[int] | None = None) -> BulkFuture: ...
 
-# --- partitioner.pyx ---
-__all__ += ["BUILTIN_PARTITIONERS"]
 
-#: Partitioner names the core runs without a Python call per record (kengine.partitioners
-#: resolves the others).
-BUILTIN_PARTITIONERS: tuple[str, ...]
+@disjoint_base
+class SendMethods:
+    """send() and send_many() of the public kengine.Producer (its one base class), forwarding
+    in C to the send path it composes."""
+    _send_path: SendPath | None
+    def send(self, topic: str, value: object = None, key: object = None,
+             headers: _Headers | None = None, partition: int | None = None,
+             timestamp_ms: int | None = None,
+             on_delivery: _DeliveryCallback | None = None) -> DeliveryFuture:
+        """Appends one record to its partition's batch and returns a DeliveryFuture as soon
+        as it is in the batch. Blocks (up to max.block.ms) only when buffer.memory is
+        exhausted or the topic's metadata is not known yet."""
+    def send_many(self, topic: str, values: Sequence[object],
+                  keys: Sequence[object] | None = None,
+                  headers: Sequence[_Headers | None] | None = None,
+                  timestamps: Sequence[int | None] | None = None,
+                  partition: int | None = None) -> BulkFuture:
+        """Appends many records in one call and returns one BulkFuture; a record that cannot
+        be sent fails alone, under its index in the BulkResult's errors."""
+
+    def send_arrow(self, topic: str, data: object, value: str, key: str | None = None,
+                   headers: Sequence[str] | Mapping[str, str] | None = None,
+                   timestamp: str | None = None,
+                   partition: int | str | None = None) -> BulkFuture:
+        """Sends every row of tabular Arrow data (anything exporting the Arrow C stream or C
+        data interface) as one record, with no Python object per row; returns one BulkFuture
+        indexed by row. value/key/headers/timestamp/partition name columns (partition may be
+        one int for every row)."""
+
+# --- arrow_input.pyx ---
+__all__ += ["ArrowInput", "arrow_input"]
+
+@final
+class ArrowInput:
+    """Arrow data read once, with the columns a send_arrow() call reads found and checked."""
+    chunks: list[object]
+    row_count: int
+    column_names: list[str]
+    header_keys: list[str]
+    timestamp_column: str | None
+    partition_column: str | None
+
+def arrow_input(data: object, value: str, key: str | None = None,
+                headers: Sequence[str] | Mapping[str, str] | None = None,
+                timestamp: str | None = None,
+                partition: int | str | None = None) -> ArrowInput:
+    """Arrow data read once (a stream to its end), its columns bound: send_arrow() takes it in
+    place of the data."""
+
+# --- avro.pyx ---
+__all__ += ["AvroNode", "AvroWriter", "AvroValueError", "compile_avro"]
+
+class AvroValueError(ValueError):
+    """A value that does not fit its Avro schema: ``path`` of the field, ``reason``."""
+    path: list[str]
+    reason: str
+    def __init__(self, reason: str) -> None: ...
+
+@disjoint_base
+class AvroNode:
+    """One node of a compiled Avro schema."""
+    @property
+    def kind(self) -> int: ...
+    @property
+    def name(self) -> str: ...
+
+@disjoint_base
+class AvroWriter:
+    """Encodes records with one compiled schema."""
+    def __init__(self, root: AvroNode) -> None: ...
+    @property
+    def root(self) -> AvroNode: ...
+    def write(self, prefix: bytes, datum: object) -> bytes:
+        """``prefix`` followed by the Avro binary encoding of ``datum``."""
+
+def compile_avro(parsed_schema: object, named_schemas: Mapping[str, object]) -> AvroNode | None:
+    """The encoder tree of a fastavro-parsed schema, or None when fastavro must encode it."""
+

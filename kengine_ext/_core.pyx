@@ -5,11 +5,19 @@
 
 __all__ = []
 
+include "primitives.pyx"
+include "process.pyx"
 include "hashing.pyx"
 include "buffer.pyx"
 include "protocol.pyx"
 include "compression.pyx"
 include "records.pyx"
+include "memory.pyx"
+include "batch.pyx"
+include "futures.pyx"
 include "accumulator.pyx"
 include "sequences.pyx"
 include "partitioner.pyx"
+include "arrow_input.pyx"
+include "send_path.pyx"
+include "avro.pyx"

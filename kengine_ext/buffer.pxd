@@ -1,55 +1,10 @@
 # WriteBuffer / ReadBuffer: the byte-level base every encoder and decoder of kengine_ext is
 # built on. Big-endian fixed-width integers, Kafka varints, classic and compact (KIP-482)
-# strings, bytes and lengths, UUIDs, tagged-field sections. Neither class is thread-safe: one
-# owner at a time (the sender thread, or a test).
+# strings, bytes and lengths, UUIDs, tagged-field sections, all on the byte-order and varint
+# helpers of primitives.pxd. Neither class is thread-safe: one owner at a time (the sender
+# thread, or a test).
 cimport cython
 from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
-
-cdef extern from *:
-    """
-    /* Byte-order helpers for the buffers. Byte-wise shifts are alignment-safe and GCC/Clang
-       compile them to a single (MOVBE/BSWAP) load or store. */
-    static inline void kengine_store_be16(char *p, uint16_t v) {
-        unsigned char *u = (unsigned char *)p;
-        u[0] = (unsigned char)(v >> 8); u[1] = (unsigned char)v;
-    }
-    static inline void kengine_store_be32(char *p, uint32_t v) {
-        unsigned char *u = (unsigned char *)p;
-        u[0] = (unsigned char)(v >> 24); u[1] = (unsigned char)(v >> 16);
-        u[2] = (unsigned char)(v >> 8); u[3] = (unsigned char)v;
-    }
-    static inline void kengine_store_be64(char *p, uint64_t v) {
-        kengine_store_be32(p, (uint32_t)(v >> 32)); kengine_store_be32(p + 4, (uint32_t)v);
-    }
-    static inline uint16_t kengine_load_be16(const char *p) {
-        const unsigned char *u = (const unsigned char *)p;
-        return (uint16_t)(((uint16_t)u[0] << 8) | u[1]);
-    }
-    static inline uint32_t kengine_load_be32(const char *p) {
-        const unsigned char *u = (const unsigned char *)p;
-        return ((uint32_t)u[0] << 24) | ((uint32_t)u[1] << 16) | ((uint32_t)u[2] << 8) | u[3];
-    }
-    static inline uint64_t kengine_load_be64(const char *p) {
-        return ((uint64_t)kengine_load_be32(p) << 32) | kengine_load_be32(p + 4);
-    }
-    static inline uint64_t kengine_double_bits(double d) {
-        uint64_t u; memcpy(&u, &d, sizeof u); return u;
-    }
-    static inline double kengine_bits_double(uint64_t u) {
-        double d; memcpy(&d, &u, sizeof d); return d;
-    }
-    /* what ReadBuffer reads from an exporter whose empty buffer is NULL */
-    static const char kengine_empty_bytes[1] = {0};
-    """
-    void kengine_store_be16(char* p, uint16_t v) nogil
-    void kengine_store_be32(char* p, uint32_t v) nogil
-    void kengine_store_be64(char* p, uint64_t v) nogil
-    uint16_t kengine_load_be16(const char* p) nogil
-    uint32_t kengine_load_be32(const char* p) nogil
-    uint64_t kengine_load_be64(const char* p) nogil
-    uint64_t kengine_double_bits(double d) nogil
-    double kengine_bits_double(uint64_t u) nogil
-    const char* kengine_empty_bytes
 
 cdef enum:
     # Bytes held inside the WriteBuffer object itself: requests up to this size (metadata,

@@ -21,7 +21,7 @@ from libc.string cimport memcpy, memset
 
 from uuid import UUID as _UUID
 
-from kengine.errors import IllegalStateError, ProtocolError
+from kengine_ext.errors import IllegalStateError, ProtocolError
 
 cdef extern from "Python.h":
     const char* PyUnicode_AsUTF8AndSize(object unicode, Py_ssize_t* size) except NULL
@@ -179,12 +179,12 @@ cdef class WriteBuffer:
 
     cdef int patch_int32(self, Py_ssize_t offset, int32_t v) except -1:
         self._check_patch(offset, 4)
-        kengine_store_be32(self._buf + offset, <uint32_t>v)
+        store_be32(self._buf + offset, <uint32_t>v)
         return 0
 
     cdef int patch_uint32(self, Py_ssize_t offset, uint32_t v) except -1:
         self._check_patch(offset, 4)
-        kengine_store_be32(self._buf + offset, v)
+        store_be32(self._buf + offset, v)
         return 0
 
     cpdef Py_ssize_t start_message(self) except -1:
@@ -231,7 +231,7 @@ cdef class WriteBuffer:
     cdef inline int write_int16(self, int16_t v) except -1:
         if self._length + 2 > self._capacity:
             self._grow(2)
-        kengine_store_be16(self._buf + self._length, <uint16_t>v)
+        store_be16(self._buf + self._length, <uint16_t>v)
         self._length += 2
         return 0
 
@@ -241,7 +241,7 @@ cdef class WriteBuffer:
     cdef inline int write_int32(self, int32_t v) except -1:
         if self._length + 4 > self._capacity:
             self._grow(4)
-        kengine_store_be32(self._buf + self._length, <uint32_t>v)
+        store_be32(self._buf + self._length, <uint32_t>v)
         self._length += 4
         return 0
 
@@ -251,46 +251,32 @@ cdef class WriteBuffer:
     cdef inline int write_int64(self, int64_t v) except -1:
         if self._length + 8 > self._capacity:
             self._grow(8)
-        kengine_store_be64(self._buf + self._length, <uint64_t>v)
+        store_be64(self._buf + self._length, <uint64_t>v)
         self._length += 8
         return 0
 
     cdef inline int write_float64(self, double v) except -1:
-        return self.write_int64(<int64_t>kengine_double_bits(v))
+        return self.write_int64(<int64_t>double_bits(v))
 
     # --- varints (protobuf-style base-128, little-endian groups; zigzag for signed) ---
 
     cdef inline int write_uvarint(self, uint32_t v) except -1:
-        cdef char* p
         if self._length + 5 > self._capacity:
             self._grow(5)
-        p = self._buf + self._length
-        while v >= 0x80:
-            p[0] = <char>((v & 0x7F) | 0x80)
-            p += 1
-            v >>= 7
-        p[0] = <char>v
-        self._length = p - self._buf + 1
+        self._length = put_uvarint(self._buf + self._length, v) - self._buf
         return 0
 
     cdef inline int write_uvarlong(self, uint64_t v) except -1:
-        cdef char* p
         if self._length + 10 > self._capacity:
             self._grow(10)
-        p = self._buf + self._length
-        while v >= 0x80:
-            p[0] = <char>((v & 0x7F) | 0x80)
-            p += 1
-            v >>= 7
-        p[0] = <char>v
-        self._length = p - self._buf + 1
+        self._length = put_uvarint(self._buf + self._length, v) - self._buf
         return 0
 
     cdef inline int write_varint(self, int32_t v) except -1:
-        return self.write_uvarint((<uint32_t>v << 1) ^ <uint32_t>(v >> 31))
+        return self.write_uvarint(zigzag32(v))
 
     cdef inline int write_varlong(self, int64_t v) except -1:
-        return self.write_uvarlong((<uint64_t>v << 1) ^ <uint64_t>(v >> 63))
+        return self.write_uvarlong(zigzag64(v))
 
     cdef inline int write_length(self, Py_ssize_t n, bint compact) except -1:
         # length of an array, bytes or records; -1 is null
@@ -598,63 +584,57 @@ cdef class ReadBuffer:
             self._short(2, "int16")
             return -1
         self._pos += 2
-        return <int16_t>kengine_load_be16(self._data + self._pos - 2)
+        return <int16_t>load_be16(self._data + self._pos - 2)
 
     cdef inline uint16_t read_uint16(self) except? 0xFFFF:
         if self._end - self._pos < 2:
             self._short(2, "uint16")
             return 0xFFFF
         self._pos += 2
-        return kengine_load_be16(self._data + self._pos - 2)
+        return load_be16(self._data + self._pos - 2)
 
     cdef inline int32_t read_int32(self) except? -1:
         if self._end - self._pos < 4:
             self._short(4, "int32")
             return -1
         self._pos += 4
-        return <int32_t>kengine_load_be32(self._data + self._pos - 4)
+        return <int32_t>load_be32(self._data + self._pos - 4)
 
     cdef inline uint32_t read_uint32(self) except? 0xFFFFFFFF:
         if self._end - self._pos < 4:
             self._short(4, "uint32")
             return 0xFFFFFFFF
         self._pos += 4
-        return kengine_load_be32(self._data + self._pos - 4)
+        return load_be32(self._data + self._pos - 4)
 
     cdef inline int64_t read_int64(self) except? -1:
         if self._end - self._pos < 8:
             self._short(8, "int64")
             return -1
         self._pos += 8
-        return <int64_t>kengine_load_be64(self._data + self._pos - 8)
+        return <int64_t>load_be64(self._data + self._pos - 8)
 
     cdef inline double read_float64(self) except? -1.0:
         if self._end - self._pos < 8:
             self._short(8, "float64")
             return -1.0
         self._pos += 8
-        return kengine_bits_double(kengine_load_be64(self._data + self._pos - 8))
+        return bits_double(load_be64(self._data + self._pos - 8))
 
     cdef uint32_t _read_uvarint_slow(self) except? 0xFFFFFFFF:
-        # at most 5 bytes, and the 5th may only carry the top 4 bits of 32
-        cdef Py_ssize_t pos = self._pos
-        cdef uint32_t value = 0
-        cdef uint8_t b
-        cdef int shift = 0
-        while True:
-            if pos >= self._end:
-                self._short(pos - self._pos + 1, "unsigned varint")
-                return 0xFFFFFFFF
-            b = <uint8_t>self._data[pos]
-            pos += 1
-            if shift == 28 and b > 0x0F:
-                self._fail(self._pos, "unsigned varint longer than 5 bytes or above 2^32-1")
-                return 0xFFFFFFFF
-            value |= <uint32_t>(b & 0x7F) << shift
-            if b < 0x80:
-                self._pos = pos
-                return value
-            shift += 7
+        # at most 5 bytes, and the value must fit 32 bits
+        cdef uint64_t value
+        cdef const unsigned char *start = <const unsigned char *>self._data + self._pos
+        cdef const unsigned char *end = <const unsigned char *>self._data + self._end
+        cdef const unsigned char *p = read_uvarint(start, end, 5, &value)
+        if p == NULL and end - start < 5:
+            self._short(end - start + 1, "unsigned varint")
+            return 0xFFFFFFFF
+        if p == NULL or (value >> 32) != 0:
+            self._fail(self._pos, "unsigned varint longer than 5 bytes or above 2^32-1")
+            return 0xFFFFFFFF
+        self._pos += p - start
+        return <uint32_t>value
 
     cdef inline uint32_t read_uvarint(self) except? 0xFFFFFFFF:
         cdef uint8_t b
@@ -667,32 +647,24 @@ cdef class ReadBuffer:
 
     cdef uint64_t read_uvarlong(self) except? 0xFFFFFFFFFFFFFFFF:
         # at most 10 bytes, and the 10th may only carry the top bit of 64
-        cdef Py_ssize_t pos = self._pos
-        cdef uint64_t value = 0
-        cdef uint8_t b
-        cdef int shift = 0
-        while True:
-            if pos >= self._end:
-                self._short(pos - self._pos + 1, "unsigned varlong")
-                return 0xFFFFFFFFFFFFFFFF
-            b = <uint8_t>self._data[pos]
-            pos += 1
-            if shift == 63 and b > 0x01:
-                self._fail(self._pos, "unsigned varlong longer than 10 bytes or above 2^64-1")
-                return 0xFFFFFFFFFFFFFFFF
-            value |= <uint64_t>(b & 0x7F) << shift
-            if b < 0x80:
-                self._pos = pos
-                return value
-            shift += 7
+        cdef uint64_t value
+        cdef const unsigned char *start = <const unsigned char *>self._data + self._pos
+        cdef const unsigned char *end = <const unsigned char *>self._data + self._end
+        cdef const unsigned char *p = read_uvarint(start, end, 10, &value)
+        if p == NULL and end - start < 10:
+            self._short(end - start + 1, "unsigned varlong")
+            return 0xFFFFFFFFFFFFFFFF
+        if p == NULL or (p - start == 10 and start[9] > 0x01):
+            self._fail(self._pos, "unsigned varlong longer than 10 bytes or above 2^64-1")
+            return 0xFFFFFFFFFFFFFFFF
+        self._pos += p - start
+        return value
 
     cdef inline int32_t read_varint(self) except? -1:
-        cdef uint32_t u = self.read_uvarint()
-        return <int32_t>((u >> 1) ^ (<uint32_t>0 - (u & 1)))
+        return unzigzag32(self.read_uvarint())
 
     cdef inline int64_t read_varlong(self) except? -1:
-        cdef uint64_t u = self.read_uvarlong()
-        return <int64_t>((u >> 1) ^ (<uint64_t>0 - (u & 1)))
+        return unzigzag64(self.read_uvarlong())
 
     cdef Py_ssize_t read_length(self, bint compact, const char* what) except -2:
         """Length of an array, bytes or records: -1 for null. Any other negative length, and

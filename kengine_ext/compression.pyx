@@ -127,7 +127,7 @@ cdef object _xerial_decompress(const unsigned char *data, Py_ssize_t n, object v
     while pos < n:
         if pos + 4 > n:
             raise ValueError(f"snappy (xerial) block length truncated at byte {pos}")
-        block = (<Py_ssize_t>data[pos] << 24) | (data[pos + 1] << 16) | (data[pos + 2] << 8) | data[pos + 3]
+        block = <Py_ssize_t>load_be32(data + pos)
         pos += 4
         if block < 0 or pos + block > n:
             raise ValueError(f"snappy (xerial) block of {block} bytes at byte {pos} runs past the "

@@ -1,18 +1,16 @@
 # hashing: CRC32C and Kafka's murmur2 for Python callers. The C functions behind them are
 # declared in hashing.pxd, where the other parts of the core call them directly.
-from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_CheckBuffer, PyObject_GetBuffer
+from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 
 cdef extern from "Python.h":
     bint PyBytes_CheckExact(object o)
-    bint PyUnicode_Check(object o)
     bint PyLong_Check(object o)
     long long PyLong_AsLongLongAndOverflow(object o, int *overflow) except? -1
-    const char *PyUnicode_AsUTF8AndSize(object o, Py_ssize_t *size) except NULL
 
 import os as _os
 
-from kengine.errors import ConfigError as _ConfigError
+from kengine_ext.errors import ConfigError as _ConfigError
 
 __all__ += ["crc32c", "crc32c_implementation", "murmur2", "partition_for_key"]
 
@@ -97,28 +95,19 @@ def _crc32c_software(data, crc=0):
 
 
 cdef int _key_span(object key, const char **data, Py_ssize_t *size, Py_buffer *view) except -1:
-    """Points data/size at the bytes of a key without copying: bytes and str directly (a str
-    as its UTF-8 form, which CPython caches on the str and which is the str's own storage when
-    it is ASCII), other buffers through ``view``. Returns 1 when ``view`` was filled and must be
-    released, else 0."""
-    if PyBytes_CheckExact(key):
-        data[0] = PyBytes_AS_STRING(key)
-        size[0] = PyBytes_GET_SIZE(key)
-    elif PyUnicode_Check(key):
-        data[0] = PyUnicode_AsUTF8AndSize(key, size)
-    elif PyObject_CheckBuffer(key):
-        PyObject_GetBuffer(key, view, PyBUF_SIMPLE)
-        data[0] = <const char *>view.buf
-        size[0] = view.len
-        return 1
-    elif key is None:
+    """Points data/size at the bytes of a key without copying (primitives.borrow_view).
+    Returns 1 when ``view`` was filled and must be released, else 0."""
+    cdef int r = borrow_view(key, data, size, view)
+    if r >= 0:
+        return r
+    if r == -3:
+        key.encode("utf-8")   # raises the str's UnicodeEncodeError
+    if key is None:
         raise TypeError(
             "the key is None: a record without a key has no murmur2 hash (the partitioner "
             "chooses its partition); pass the serialized key as bytes or str")
-    else:
-        raise TypeError(
-            f"the key must be bytes-like or str (the serialized key), not {type(key).__name__}")
-    return 0
+    raise TypeError(
+        f"the key must be bytes-like or str (the serialized key), not {type(key).__name__}")
 
 
 def murmur2(key):

@@ -44,7 +44,7 @@ cdef class NodeLatency:
 
 @cython.final
 cdef class Partitioning:
-    # The producer's partitioner: fixed by _configure_core() except the fields marked GIL.
+    # The producer's partitioner: fixed at construction except the fields marked GIL.
     cdef int kind                           # PARTITIONER_*
     cdef readonly str name                  # the built-in's name, or the plugin's repr
     cdef readonly object plugin             # the Python partitioner (PARTITIONER_PYTHON) or None

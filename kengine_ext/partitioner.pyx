@@ -1,4 +1,4 @@
-# Partition choice (part of kengine_ext._core). ProducerCore.choose_partition() comes here for
+# Partition choice (part of kengine_ext._core). SendPath.choose_partition() comes here for
 # every record sent without an explicit partition; see partitioner.pxd for the state and guards.
 #
 # The built-in partitioners run in C with no Python call per record:
@@ -33,7 +33,7 @@ from libc.stdint cimport uint32_t
 
 cdef object _plog = logging.getLogger("kengine.partitioner")
 
-__all__ += ["BUILTIN_PARTITIONERS"]
+__all__ += ["BUILTIN_PARTITIONERS", "Partitioning"]
 
 #: Partitioner names the core runs itself (kengine.partitioners adds the Python ones).
 BUILTIN_PARTITIONERS = ("default", "round_robin", "consistent_random", "murmur2_random")
@@ -156,37 +156,10 @@ cdef class NodeLatency:
         return f"NodeLatency(node={self.node_id}, ready_ms={self.ready_ms}, drain_ms={self.drain_ms})"
 
 
-cdef Partitioning make_partitioning(object partitioner, bint ignore_keys, bint adaptive,
-                                    int64_t availability_timeout_ms, Py_ssize_t batch_size):
-    """The Partitioning for _configure_core(): partitioner is a name in BUILTIN_PARTITIONERS
-    (None: default) or an object with partition()."""
-    cdef Partitioning p = Partitioning.__new__(Partitioning)
-    if partitioner is None:
-        partitioner = "default"
-    if isinstance(partitioner, str):
-        kind = _KINDS.get(partitioner)
-        if kind is None:
-            raise ValueError(
-                f"partitioner {partitioner!r} is not built into the core ({', '.join(_KINDS)}); "
-                f"resolve other names with kengine.partitioners.load_partitioner()")
-        p.kind = kind
-        p.name = partitioner
-    elif callable(getattr(partitioner, "partition", None)):
-        p.kind = PARTITIONER_PYTHON
-        p.plugin = partitioner
-        p.name = f"{type(partitioner).__module__}.{type(partitioner).__qualname__}"
-    else:
-        raise TypeError(f"partitioner {partitioner!r} has no partition() method")
-    p.ignore_keys = ignore_keys
-    p.adaptive = adaptive
-    p.availability_timeout_ms = availability_timeout_ms
-    # Java's stickyBatchSize is batch.size itself (at least 1), not the batch's allocation.
-    p.sticky_batch_bytes = batch_size if batch_size > 0 else 1
-    return p
-
-
 cdef class Partitioning:
-    """The producer's partitioner (built-in kind or Python object) and its settings."""
+    """The producer's partitioner (built-in kind or Python object) and its settings:
+    ``partitioner`` is a name in BUILTIN_PARTITIONERS (None: default) or an object with
+    partition(); ``batch_size`` is batch.size, after which KIP-794 sticky placement moves on."""
 
     def __cinit__(self):
         self.name = "default"
@@ -194,6 +167,36 @@ cdef class Partitioning:
         self.sticky_batch_bytes = 16384
         self.node_latency = {}
         self.rng = <uint64_t>(time.time_ns() | 1)
+
+    def __init__(self, partitioner=None, *, bint ignore_keys=False,
+                 bint adaptive_partitioning=True, int64_t availability_timeout_ms=0,
+                 Py_ssize_t batch_size=16384):
+        if partitioner is None:
+            partitioner = "default"
+        if isinstance(partitioner, str):
+            kind = _KINDS.get(partitioner)
+            if kind is None:
+                raise ValueError(
+                    f"partitioner {partitioner!r} is not built into the core ({', '.join(_KINDS)}); "
+                    f"resolve other names with kengine.partitioners.load_partitioner()")
+            self.kind = kind
+            self.name = partitioner
+        elif callable(getattr(partitioner, "partition", None)):
+            self.kind = PARTITIONER_PYTHON
+            self.plugin = partitioner
+            self.name = f"{type(partitioner).__module__}.{type(partitioner).__qualname__}"
+        else:
+            raise TypeError(f"partitioner {partitioner!r} has no partition() method")
+        self.ignore_keys = ignore_keys
+        self.adaptive = adaptive_partitioning
+        self.availability_timeout_ms = availability_timeout_ms
+        # Java's stickyBatchSize is batch.size itself (at least 1), not the batch's allocation.
+        self.sticky_batch_bytes = batch_size if batch_size > 0 else 1
+
+    @property
+    def partitioner(self):
+        """The configured partitioner: a built-in's name (str) or the Python partitioner."""
+        return self.plugin if self.kind == PARTITIONER_PYTHON else self.name
 
     def __dealloc__(self):
         PyMem_Free(self.unavailable_nodes)

@@ -25,7 +25,7 @@ from libc.string cimport memset
 
 from uuid import UUID as _UUID
 
-from kengine.errors import IllegalStateError, ProtocolError, UnsupportedVersionError
+from kengine_ext.errors import IllegalStateError, ProtocolError, UnsupportedVersionError
 from kengine_ext.schemas import (MESSAGES as _GENERATED_MESSAGES,
                                  REQUESTS as _GENERATED_REQUESTS,
                                  RESPONSES as _GENERATED_RESPONSES, TYPE_DEFAULT as _TYPE_DEFAULT)
@@ -37,13 +37,14 @@ cdef extern from "Python.h":
 __all__ += [
     "encode_request", "write_request", "decode_response", "decode_request", "encode_response",
     "encode_message", "decode_message", "supported_versions", "pick_version",
-    "peek_correlation_id", "register_api",
+    "peek_correlation_id",
 ]
 
-# The generated table plus the APIs added by register_api(); schemas.py stays as generated.
-cdef dict _MESSAGES = dict(_GENERATED_MESSAGES)
-cdef dict _REQUESTS = dict(_GENERATED_REQUESTS)
-cdef dict _RESPONSES = dict(_GENERATED_RESPONSES)
+# The generated table (schemas.py, from spec/kafka-protocol/messages): every API kengine speaks,
+# the admin client's included.
+cdef dict _MESSAGES = _GENERATED_MESSAGES
+cdef dict _REQUESTS = _GENERATED_REQUESTS
+cdef dict _RESPONSES = _GENERATED_RESPONSES
 
 cdef int _API_VERSIONS_KEY = 18
 # Functions that return bytes reference payloads this large while encoding, so to_bytes()
@@ -852,28 +853,6 @@ def pick_version(int api_key, int broker_min, int broker_max):
     lo, hi = supported_versions(api_key)
     top = min(hi, broker_max)
     return top if top >= max(lo, broker_min) else None
-
-
-def register_api(request, response):
-    """Teaches the codec an API that the generated table lacks (it holds what a producer
-    needs), from the request and response ``schemas.Message`` of its Kafka JSON schema; from
-    then on write_request(), decode_response(), supported_versions() and pick_version(), and so
-    a Connection's version negotiation, treat it like a generated one. Registering the same
-    pair again does nothing; raises ValueError for a pair that does not match or an api key or
-    message name that is already taken."""
-    api_key = getattr(request, "api_key", None)
-    if (getattr(request, "type", None) != "request" or getattr(response, "type", None) != "response"
-            or api_key is None or getattr(response, "api_key", None) != api_key):
-        raise ValueError(f"register_api() needs a request and a response Message of one api key, "
-                         f"not {request!r} and {response!r}")
-    if _REQUESTS.get(api_key) is request and _RESPONSES.get(api_key) is response:
-        return
-    if api_key in _REQUESTS or request.name in _MESSAGES or response.name in _MESSAGES:
-        raise ValueError(f"api key {api_key} ({request.name}) is already in the schema table")
-    _MESSAGES[request.name] = request
-    _MESSAGES[response.name] = response
-    _REQUESTS[api_key] = request
-    _RESPONSES[api_key] = response
 
 
 def peek_correlation_id(frame):

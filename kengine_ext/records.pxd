@@ -40,6 +40,7 @@ cdef enum:
     APPEND_FULL = -1        # the batch has no room; seal it and open a new one
     APPEND_NO_MEMORY = -2   # realloc failed
     APPEND_TOO_LARGE = -3   # the record alone exceeds the builder's hard limit
+    APPEND_NEEDS_ROOM = -4  # owner-grown buffer (_owner_grows) is full: grow() it, or seal
 
 # Borrowed pointers to many records' fields, for the bulk encoders. Built with the GIL held
 # from objects kept alive by the caller; read without the GIL.
@@ -93,6 +94,10 @@ cdef class RecordBatchBuilder:
     cdef Py_ssize_t _uncompressed_bytes  # size before compression (records section + header)
     cdef int _exports                  # live buffer exports; appends refused while > 0
     cdef BufferPool _pool              # where _buf came from and goes back to, or None
+    # Set by a producer's accumulator, which charges buffer.memory for _buf: past its capacity
+    # an append returns APPEND_NEEDS_ROOM instead of reallocating, and the owner grow()s it once
+    # the memory is reserved (or seals the batch). Otherwise _buf grows on its own.
+    cdef bint _owner_grows
 
     cdef Py_ssize_t append_record(self, int64_t timestamp_ms,
                                   const char *key, Py_ssize_t key_len,
@@ -103,6 +108,7 @@ cdef class RecordBatchBuilder:
                                    Py_ssize_t stop) noexcept nogil
     cdef int seal(self) except -1
     cdef int shrink_to_fit(self) except -1
+    cdef int grow(self, Py_ssize_t capacity) except -1
     cdef void write_producer_fields(self) noexcept nogil
     cdef bint has_room_for(self, Py_ssize_t record_bytes) noexcept nogil
     cdef Py_ssize_t estimated_size_c(self) noexcept nogil

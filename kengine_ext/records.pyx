@@ -24,21 +24,11 @@ from libc.stdlib cimport malloc, realloc, free
 from libc.string cimport memcpy, memset
 from libc.stdint cimport uint8_t, uint16_t, INT32_MAX
 
-from kengine.errors import CorruptRecordError, IllegalStateError, RecordTooLargeError, SerializationError
+from kengine_ext.errors import CorruptRecordError, IllegalStateError, RecordTooLargeError, SerializationError
 
 cdef extern from "Python.h":
     const char *PyUnicode_AsUTF8AndSize(object s, Py_ssize_t *size) except NULL
     PyObject **PySequence_Fast_ITEMS(object o)
-
-cdef extern from *:
-    int __builtin_clzll(unsigned long long) nogil
-
-cdef extern from "<time.h>" nogil:
-    ctypedef long time_t
-    cdef struct timespec:
-        time_t tv_sec
-        long tv_nsec
-    int clock_gettime(int clk_id, timespec *tp)
 
 __all__ += ["RecordBatchBuilder", "DecodedBatch", "DecodedRecord", "decode_batches",
             "encode_batch", "encode_batch_flat", "record_size_upper_bound"]
@@ -49,62 +39,6 @@ cdef double COMPRESSION_RATE_ESTIMATION_FACTOR = 1.05
 # Records are encoded in chunks of this many when the inputs are Python sequences, bounding the
 # temporary pointer arrays (about 60 bytes per record) whatever the input size.
 cdef Py_ssize_t BULK_CHUNK_RECORDS = 4096
-
-
-cdef extern from "wallclock.h" nogil:
-    # Record timestamps: epoch ms (TSC-extrapolated where the kernel trusts the TSC; see the
-    # header). Call with the GIL held.
-    void kengine_wallclock_init()
-    int64_t kengine_wall_ms()
-    int kengine_wallclock_uses_tsc()
-
-kengine_wallclock_init()
-
-
-cdef inline int64_t now_ms() noexcept nogil:
-    return kengine_wall_ms()
-
-
-# ---- varints and big-endian stores (pure C; inlined into the record writer) ----
-
-cdef inline uint32_t zigzag32(int32_t v) noexcept nogil:
-    return (<uint32_t>v << 1) ^ <uint32_t>(v >> 31)
-
-cdef inline uint64_t zigzag64(int64_t v) noexcept nogil:
-    return (<uint64_t>v << 1) ^ <uint64_t>(v >> 63)
-
-cdef inline Py_ssize_t uvarint_size(uint64_t v) noexcept nogil:
-    # bits needed / 7, rounded up; branch-free (v | 1 keeps clz defined for 0)
-    return (70 - __builtin_clzll(v | 1)) // 7
-
-cdef inline char *put_uvarint(char *p, uint64_t v) noexcept nogil:
-    if v < 0x80:  # lengths of short keys, deltas and counts: the common case
-        p[0] = <char>v
-        return p + 1
-    while v >= 0x80:
-        p[0] = <char>((v & 0x7F) | 0x80)
-        v >>= 7
-        p += 1
-    p[0] = <char>v
-    return p + 1
-
-cdef inline void put_be16(char *p, uint16_t v) noexcept nogil:
-    p[0] = <char>(v >> 8); p[1] = <char>v
-
-cdef inline void put_be32(char *p, uint32_t v) noexcept nogil:
-    p[0] = <char>(v >> 24); p[1] = <char>(v >> 16); p[2] = <char>(v >> 8); p[3] = <char>v
-
-cdef inline void put_be64(char *p, uint64_t v) noexcept nogil:
-    put_be32(p, <uint32_t>(v >> 32)); put_be32(p + 4, <uint32_t>v)
-
-cdef inline uint16_t get_be16(const unsigned char *p) noexcept nogil:
-    return (<uint16_t>p[0] << 8) | p[1]
-
-cdef inline uint32_t get_be32(const unsigned char *p) noexcept nogil:
-    return (<uint32_t>p[0] << 24) | (<uint32_t>p[1] << 16) | (<uint32_t>p[2] << 8) | p[3]
-
-cdef inline uint64_t get_be64(const unsigned char *p) noexcept nogil:
-    return (<uint64_t>get_be32(p) << 32) | get_be32(p + 4)
 
 
 cdef inline Py_ssize_t record_body_size(int64_t timestamp_delta, int32_t offset_delta,
@@ -130,52 +64,14 @@ def record_size_upper_bound(Py_ssize_t key_len, Py_ssize_t value_len, Py_ssize_t
     return BATCH_HEADER_BYTES + uvarint_size(zigzag32(<int32_t>body)) + body
 
 
-# ---- Python values -> borrowed byte ranges ----
-
-cdef int borrow_bytes(object obj, const char **ptr, Py_ssize_t *length, Py_buffer *view,
-                      bint *has_view, object what, Py_ssize_t index) except -1:
-    """Points ptr/length at obj's bytes without copying. bytes and str (UTF-8) are borrowed
-    directly; other buffer-protocol objects through a Py_buffer the caller must release when
-    has_view is set. None gives ptr NULL, length -1. what/index only name the field in errors
-    (index -1: no record number), so callers pass constants and nothing is formatted unless
-    something is wrong."""
-    has_view[0] = False
-    if obj is None:
-        ptr[0] = NULL
-        length[0] = -1
-        return 0
-    if PyBytes_CheckExact(obj):
-        ptr[0] = PyBytes_AS_STRING(obj)
-        length[0] = PyBytes_GET_SIZE(obj)
-    elif PyUnicode_Check(obj):
-        ptr[0] = PyUnicode_AsUTF8AndSize(obj, length)
-    else:
-        try:
-            PyObject_GetBuffer(obj, view, PyBUF_SIMPLE)
-        except TypeError:
-            raise SerializationError(
-                f"{describe_field(what, index)} must be bytes, str, a buffer-protocol object or "
-                f"None, not {type(obj).__name__}; configure a serializer for other types") from None
-        has_view[0] = True
-        ptr[0] = <const char *>view.buf
-        length[0] = view.len
-    if length[0] > INT32_MAX:
-        if has_view[0]:
-            PyBuffer_Release(view)
-            has_view[0] = False
-        raise RecordTooLargeError(f"{describe_field(what, index)} is {length[0]} bytes; Kafka "
-                                  f"limits it to {INT32_MAX}")
-    return 0
-
-
-cdef str describe_field(object what, Py_ssize_t index):
-    return str(what) if index < 0 else f"{what} of record {index}"
-
+# ---- record fields ----
 
 cdef object indexed(object error, Py_ssize_t index):
     """``error`` again, of the same type, naming the input index of the record it is about."""
     out = type(error)(f"record {index}: {error}")
     out.__cause__ = error.__cause__
+    # attributes that say more than the message (a schema error's field, subject, reason)
+    out.__dict__.update(error.__dict__)
     return out
 
 
@@ -198,7 +94,9 @@ cdef object encode_headers(object headers, int32_t *count):
     for k, v in pairs:
         if not PyUnicode_Check(k):
             raise SerializationError(f"header key {k!r} must be str, not {type(k).__name__}")
-        PyUnicode_AsUTF8AndSize(k, &klen)
+        if utf8_or_null(k, &klen) == NULL:
+            PyErr_Clear()
+            raise_not_utf8(k, "header key", -1)
         if v is None:
             vlen = -1
         else:
@@ -353,7 +251,9 @@ cdef class RecordBatchBuilder:
             return APPEND_TOO_LARGE if self._count == 0 else APPEND_FULL
         need = self._size_bytes + total
         if need > self._capacity_bytes:
-            # Only compressed batches (whose uncompressed records may pass batch.size) and an
+            if self._owner_grows and self._count > 0:
+                return APPEND_NEEDS_ROOM
+            # Compressed batches (whose uncompressed records may pass batch.size) and an
             # oversized first record get here; doubling keeps it amortised O(1).
             cap = self._capacity_bytes * 2
             if cap < need:
@@ -408,7 +308,7 @@ cdef class RecordBatchBuilder:
                 r = self.append_record(ts, cols.key_ptr[i], cols.key_len[i], cols.value_ptr[i],
                                        cols.value_len[i], NULL, 0, 0)
             if r < 0:
-                if i == start and r != APPEND_FULL:
+                if i == start and r != APPEND_FULL and r != APPEND_NEEDS_ROOM:
                     return r
                 break
             i += 1
@@ -504,9 +404,9 @@ cdef class RecordBatchBuilder:
     # -- producer state (idempotence / transactions) --
 
     cdef void write_producer_fields(self) noexcept nogil:
-        put_be64(self._buf + PRODUCER_ID_OFFSET, <uint64_t>self._producer_id)
-        put_be16(self._buf + PRODUCER_EPOCH_OFFSET, <uint16_t>self._producer_epoch)
-        put_be32(self._buf + BASE_SEQUENCE_OFFSET, <uint32_t>self._base_sequence)
+        store_be64(self._buf + PRODUCER_ID_OFFSET, <uint64_t>self._producer_id)
+        store_be16(self._buf + PRODUCER_EPOCH_OFFSET, <uint16_t>self._producer_epoch)
+        store_be32(self._buf + BASE_SEQUENCE_OFFSET, <uint32_t>self._base_sequence)
 
     def set_producer_state(self, int64_t producer_id, int producer_epoch, int32_t base_sequence,
                            transactional=None):
@@ -523,7 +423,7 @@ cdef class RecordBatchBuilder:
         if self._built:
             self.write_producer_fields()
             with nogil:
-                put_be32(self._buf + CRC_OFFSET, kengine_crc32c(
+                store_be32(self._buf + CRC_OFFSET, kengine_crc32c(
                     0, self._buf + ATTRIBUTES_OFFSET, self._size_bytes - ATTRIBUTES_OFFSET))
 
     # -- sealing --
@@ -555,17 +455,17 @@ cdef class RecordBatchBuilder:
                 PyBuffer_Release(&cbuf)
         attributes = <int16_t>(self._built_codec | (ATTR_TRANSACTIONAL if self._transactional else 0))
         with nogil:
-            put_be64(self._buf + BASE_OFFSET_OFFSET, 0)
-            put_be32(self._buf + BATCH_LENGTH_OFFSET, <uint32_t>(self._size_bytes - BATCH_LOG_OVERHEAD))
-            put_be32(self._buf + LEADER_EPOCH_OFFSET, <uint32_t>-1)
+            store_be64(self._buf + BASE_OFFSET_OFFSET, 0)
+            store_be32(self._buf + BATCH_LENGTH_OFFSET, <uint32_t>(self._size_bytes - BATCH_LOG_OVERHEAD))
+            store_be32(self._buf + LEADER_EPOCH_OFFSET, <uint32_t>-1)
             self._buf[MAGIC_OFFSET] = 2
-            put_be16(self._buf + ATTRIBUTES_OFFSET, <uint16_t>attributes)
-            put_be32(self._buf + LAST_OFFSET_DELTA_OFFSET, <uint32_t>(self._count - 1))
-            put_be64(self._buf + BASE_TIMESTAMP_OFFSET, <uint64_t>self._base_timestamp_ms)
-            put_be64(self._buf + MAX_TIMESTAMP_OFFSET, <uint64_t>self._max_timestamp_ms)
+            store_be16(self._buf + ATTRIBUTES_OFFSET, <uint16_t>attributes)
+            store_be32(self._buf + LAST_OFFSET_DELTA_OFFSET, <uint32_t>(self._count - 1))
+            store_be64(self._buf + BASE_TIMESTAMP_OFFSET, <uint64_t>self._base_timestamp_ms)
+            store_be64(self._buf + MAX_TIMESTAMP_OFFSET, <uint64_t>self._max_timestamp_ms)
             self.write_producer_fields()
-            put_be32(self._buf + RECORD_COUNT_OFFSET, <uint32_t>self._count)
-            put_be32(self._buf + CRC_OFFSET, kengine_crc32c(
+            store_be32(self._buf + RECORD_COUNT_OFFSET, <uint32_t>self._count)
+            store_be32(self._buf + CRC_OFFSET, kengine_crc32c(
                 0, self._buf + ATTRIBUTES_OFFSET, self._size_bytes - ATTRIBUTES_OFFSET))
         self._built = True
         return 0
@@ -579,6 +479,20 @@ cdef class RecordBatchBuilder:
             if p != NULL:   # keeping the larger buffer is harmless
                 self._buf = p
                 self._capacity_bytes = self._size_bytes
+        return 0
+
+    cdef int grow(self, Py_ssize_t capacity) except -1:
+        # the owner reserved buffer.memory for `capacity` bytes (APPEND_NEEDS_ROOM)
+        cdef char *p
+        if capacity <= self._capacity_bytes:
+            return 0
+        if self._exports > 0:
+            raise BufferError("a batch cannot grow while its bytes are exported")
+        p = <char *>realloc(self._buf, capacity)
+        if p == NULL:
+            raise MemoryError()
+        self._buf = p
+        self._capacity_bytes = capacity
         return 0
 
     def build(self):
@@ -1081,43 +995,6 @@ cdef class DecodedBatch:
                 f"producer_epoch={self.producer_epoch}, base_sequence={self.base_sequence})")
 
 
-cdef inline const unsigned char *read_uvarint(const unsigned char *p, const unsigned char *end,
-                                              int max_bytes, uint64_t *out) noexcept nogil:
-    """Reads an unsigned varint of at most max_bytes; NULL when truncated or too long."""
-    cdef uint64_t v = 0
-    cdef int shift = 0, i
-    for i in range(max_bytes):
-        if p >= end:
-            return NULL
-        v |= <uint64_t>(p[0] & 0x7F) << shift
-        if not (p[0] & 0x80):
-            out[0] = v
-            return p + 1
-        p += 1
-        shift += 7
-    return NULL
-
-
-cdef inline const unsigned char *read_varint32(const unsigned char *p, const unsigned char *end,
-                                               int64_t *out) noexcept nogil:
-    cdef uint64_t u
-    p = read_uvarint(p, end, 5, &u)
-    if p != NULL:
-        if (u >> 32) != 0:
-            return NULL
-        out[0] = <int32_t>((<uint32_t>u >> 1) ^ -(<int32_t>(u & 1)))
-    return p
-
-
-cdef inline const unsigned char *read_varint64(const unsigned char *p, const unsigned char *end,
-                                               int64_t *out) noexcept nogil:
-    cdef uint64_t u
-    p = read_uvarint(p, end, 10, &u)
-    if p != NULL:
-        out[0] = <int64_t>((u >> 1) ^ -(<int64_t>(u & 1)))
-    return p
-
-
 cdef inline const unsigned char *read_span(const unsigned char *p, const unsigned char *end,
                                            const char **ptr, Py_ssize_t *length) noexcept nogil:
     """Points ptr/length at a length-prefixed field in place (NULL, -1 for a null one);
@@ -1227,7 +1104,7 @@ def decode_batches(data, *, bint verify_crc=True, bint allow_partial_tail=False)
                     break
                 raise CorruptRecordError(f"batch at byte {pos}: {n - pos} bytes, fewer than the "
                                          f"{BATCH_HEADER_BYTES}-byte header")
-            batch_len = <int32_t>get_be32(base + pos + BATCH_LENGTH_OFFSET)
+            batch_len = <int32_t>load_be32(base + pos + BATCH_LENGTH_OFFSET)
             if batch_len < BATCH_HEADER_BYTES - BATCH_LOG_OVERHEAD:
                 raise CorruptRecordError(f"batch at byte {pos}: batchLength {batch_len} is smaller "
                                          f"than a batch header")
@@ -1240,7 +1117,7 @@ def decode_batches(data, *, bint verify_crc=True, bint allow_partial_tail=False)
             if base[pos + MAGIC_OFFSET] != 2:
                 raise CorruptRecordError(f"batch at byte {pos}: magic {base[pos + MAGIC_OFFSET]}, "
                                          f"only RecordBatch v2 (magic 2) is supported")
-            crc = get_be32(base + pos + CRC_OFFSET)
+            crc = load_be32(base + pos + CRC_OFFSET)
             if verify_crc:
                 with nogil:
                     computed = kengine_crc32c(0, base + pos + ATTRIBUTES_OFFSET,
@@ -1250,16 +1127,16 @@ def decode_batches(data, *, bint verify_crc=True, bint allow_partial_tail=False)
                                              f"0x{crc:08x}, computed 0x{computed:08x})")
             b = DecodedBatch.__new__(DecodedBatch)
             b.crc = crc
-            b.base_offset = <int64_t>get_be64(base + pos)
-            b.partition_leader_epoch = <int32_t>get_be32(base + pos + LEADER_EPOCH_OFFSET)
-            b.attributes = <int16_t>get_be16(base + pos + ATTRIBUTES_OFFSET)
-            b.last_offset_delta = <int32_t>get_be32(base + pos + LAST_OFFSET_DELTA_OFFSET)
-            b.base_timestamp = <int64_t>get_be64(base + pos + BASE_TIMESTAMP_OFFSET)
-            b.max_timestamp = <int64_t>get_be64(base + pos + MAX_TIMESTAMP_OFFSET)
-            b.producer_id = <int64_t>get_be64(base + pos + PRODUCER_ID_OFFSET)
-            b.producer_epoch = <int16_t>get_be16(base + pos + PRODUCER_EPOCH_OFFSET)
-            b.base_sequence = <int32_t>get_be32(base + pos + BASE_SEQUENCE_OFFSET)
-            count = <int32_t>get_be32(base + pos + RECORD_COUNT_OFFSET)
+            b.base_offset = <int64_t>load_be64(base + pos)
+            b.partition_leader_epoch = <int32_t>load_be32(base + pos + LEADER_EPOCH_OFFSET)
+            b.attributes = <int16_t>load_be16(base + pos + ATTRIBUTES_OFFSET)
+            b.last_offset_delta = <int32_t>load_be32(base + pos + LAST_OFFSET_DELTA_OFFSET)
+            b.base_timestamp = <int64_t>load_be64(base + pos + BASE_TIMESTAMP_OFFSET)
+            b.max_timestamp = <int64_t>load_be64(base + pos + MAX_TIMESTAMP_OFFSET)
+            b.producer_id = <int64_t>load_be64(base + pos + PRODUCER_ID_OFFSET)
+            b.producer_epoch = <int16_t>load_be16(base + pos + PRODUCER_EPOCH_OFFSET)
+            b.base_sequence = <int32_t>load_be32(base + pos + BASE_SEQUENCE_OFFSET)
+            count = <int32_t>load_be32(base + pos + RECORD_COUNT_OFFSET)
             if count < 0:
                 raise CorruptRecordError(f"batch at byte {pos}: negative record count {count}")
             codec = b.attributes & 7

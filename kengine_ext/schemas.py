@@ -290,6 +290,57 @@ METADATA_RESPONSE = Message(
         Field('error_code', 'int16', '13+', ignorable=True),
     ))
 
+OFFSET_FETCH_REQUEST = Message(
+    'OffsetFetchRequest', 'request', api_key=9,
+    valid_versions='1-8', flexible_versions='6+',
+    latest_version_unstable=False, fields=(
+        Field('group_id', 'string', '0-7'),
+        Field('topics', '[]OffsetFetchRequestTopic', '0-7', nullable_versions='2-7', fields=(
+            Field('name', 'string', '0-7'),
+            Field('partition_indexes', '[]int32', '0-7'),
+        )),
+        Field('groups', '[]OffsetFetchRequestGroup', '8+', fields=(
+            Field('group_id', 'string', '8+'),
+            Field('topics', '[]OffsetFetchRequestTopics', '8+', nullable_versions='8+', fields=(
+                Field('name', 'string', '8+'),
+                Field('partition_indexes', '[]int32', '8+'),
+            )),
+        )),
+        Field('require_stable', 'bool', '7+', default=False),
+    ))
+
+OFFSET_FETCH_RESPONSE = Message(
+    'OffsetFetchResponse', 'response', api_key=9,
+    valid_versions='1-8', flexible_versions='6+',
+    latest_version_unstable=False, fields=(
+        Field('throttle_time_ms', 'int32', '3+', ignorable=True),
+        Field('topics', '[]OffsetFetchResponseTopic', '0-7', fields=(
+            Field('name', 'string', '0-7'),
+            Field('partitions', '[]OffsetFetchResponsePartition', '0-7', fields=(
+                Field('partition_index', 'int32', '0-7'),
+                Field('committed_offset', 'int64', '0-7'),
+                Field('committed_leader_epoch', 'int32', '5-7', default=-1, ignorable=True),
+                Field('metadata', 'string', '0-7', nullable_versions='0-7'),
+                Field('error_code', 'int16', '0-7'),
+            )),
+        )),
+        Field('error_code', 'int16', '2-7', default=0, ignorable=True),
+        Field('groups', '[]OffsetFetchResponseGroup', '8+', fields=(
+            Field('group_id', 'string', '8+'),
+            Field('topics', '[]OffsetFetchResponseTopics', '8+', fields=(
+                Field('name', 'string', '8+'),
+                Field('partitions', '[]OffsetFetchResponsePartitions', '8+', fields=(
+                    Field('partition_index', 'int32', '8+'),
+                    Field('committed_offset', 'int64', '8+'),
+                    Field('committed_leader_epoch', 'int32', '8+', default=-1, ignorable=True),
+                    Field('metadata', 'string', '8+', nullable_versions='8+'),
+                    Field('error_code', 'int16', '8+'),
+                )),
+            )),
+            Field('error_code', 'int16', '8+', default=0),
+        )),
+    ))
+
 FIND_COORDINATOR_REQUEST = Message(
     'FindCoordinatorRequest', 'request', api_key=10,
     valid_versions='0-6', flexible_versions='3+',
@@ -580,6 +631,34 @@ SASL_AUTHENTICATE_RESPONSE = Message(
         Field('session_lifetime_ms', 'int64', '1+', default=0, ignorable=True),
     ))
 
+CREATE_PARTITIONS_REQUEST = Message(
+    'CreatePartitionsRequest', 'request', api_key=37,
+    valid_versions='0-3', flexible_versions='2+',
+    latest_version_unstable=False, fields=(
+        Field('topics', '[]CreatePartitionsTopic', '0+', fields=(
+            Field('name', 'string', '0+'),
+            Field('count', 'int32', '0+'),
+            Field('assignments', '[]CreatePartitionsAssignment', '0+', nullable_versions='0+',
+                  fields=(
+                Field('broker_ids', '[]int32', '0+'),
+            )),
+        )),
+        Field('timeout_ms', 'int32', '0+'),
+        Field('validate_only', 'bool', '0+'),
+    ))
+
+CREATE_PARTITIONS_RESPONSE = Message(
+    'CreatePartitionsResponse', 'response', api_key=37,
+    valid_versions='0-3', flexible_versions='2+',
+    latest_version_unstable=False, fields=(
+        Field('throttle_time_ms', 'int32', '0+'),
+        Field('results', '[]CreatePartitionsTopicResult', '0+', fields=(
+            Field('name', 'string', '0+'),
+            Field('error_code', 'int16', '0+'),
+            Field('error_message', 'string', '0+', nullable_versions='0+', default=None),
+        )),
+    ))
+
 DESCRIBE_CLUSTER_REQUEST = Message(
     'DescribeClusterRequest', 'request', api_key=60,
     valid_versions='0-2', flexible_versions='0+',
@@ -654,6 +733,8 @@ MESSAGES: dict[str, Message] = {m.name: m for m in (
     LIST_OFFSETS_RESPONSE,
     METADATA_REQUEST,
     METADATA_RESPONSE,
+    OFFSET_FETCH_REQUEST,
+    OFFSET_FETCH_RESPONSE,
     FIND_COORDINATOR_REQUEST,
     FIND_COORDINATOR_RESPONSE,
     SASL_HANDSHAKE_REQUEST,
@@ -674,6 +755,8 @@ MESSAGES: dict[str, Message] = {m.name: m for m in (
     TXN_OFFSET_COMMIT_RESPONSE,
     SASL_AUTHENTICATE_REQUEST,
     SASL_AUTHENTICATE_RESPONSE,
+    CREATE_PARTITIONS_REQUEST,
+    CREATE_PARTITIONS_RESPONSE,
     DESCRIBE_CLUSTER_REQUEST,
     DESCRIBE_CLUSTER_RESPONSE,
     DESCRIBE_PRODUCERS_REQUEST,
@@ -684,6 +767,7 @@ REQUESTS: dict[int, Message] = {
     1: FETCH_REQUEST,
     2: LIST_OFFSETS_REQUEST,
     3: METADATA_REQUEST,
+    9: OFFSET_FETCH_REQUEST,
     10: FIND_COORDINATOR_REQUEST,
     17: SASL_HANDSHAKE_REQUEST,
     18: API_VERSIONS_REQUEST,
@@ -694,6 +778,7 @@ REQUESTS: dict[int, Message] = {
     26: END_TXN_REQUEST,
     28: TXN_OFFSET_COMMIT_REQUEST,
     36: SASL_AUTHENTICATE_REQUEST,
+    37: CREATE_PARTITIONS_REQUEST,
     60: DESCRIBE_CLUSTER_REQUEST,
     61: DESCRIBE_PRODUCERS_REQUEST,
 }
@@ -702,6 +787,7 @@ RESPONSES: dict[int, Message] = {
     1: FETCH_RESPONSE,
     2: LIST_OFFSETS_RESPONSE,
     3: METADATA_RESPONSE,
+    9: OFFSET_FETCH_RESPONSE,
     10: FIND_COORDINATOR_RESPONSE,
     17: SASL_HANDSHAKE_RESPONSE,
     18: API_VERSIONS_RESPONSE,
@@ -712,6 +798,7 @@ RESPONSES: dict[int, Message] = {
     26: END_TXN_RESPONSE,
     28: TXN_OFFSET_COMMIT_RESPONSE,
     36: SASL_AUTHENTICATE_RESPONSE,
+    37: CREATE_PARTITIONS_RESPONSE,
     60: DESCRIBE_CLUSTER_RESPONSE,
     61: DESCRIBE_PRODUCERS_RESPONSE,
 }
@@ -724,6 +811,7 @@ class ApiKey(IntEnum):
     FETCH = 1
     LIST_OFFSETS = 2
     METADATA = 3
+    OFFSET_FETCH = 9
     FIND_COORDINATOR = 10
     SASL_HANDSHAKE = 17
     API_VERSIONS = 18
@@ -734,5 +822,6 @@ class ApiKey(IntEnum):
     END_TXN = 26
     TXN_OFFSET_COMMIT = 28
     SASL_AUTHENTICATE = 36
+    CREATE_PARTITIONS = 37
     DESCRIBE_CLUSTER = 60
     DESCRIBE_PRODUCERS = 61

@@ -1,6 +1,6 @@
 # Idempotent sequence numbers (KIP-98, KIP-360): declarations (part of kengine_ext._core).
 #
-# One owner: every field below, and the sequence fields of ProducerBatch (accumulator.pxd), are
+# One owner: every field below, and the sequence fields of ProducerBatch (batch.pxd), are
 # written only by functions of sequences.pyx, and only on the sender thread (the drain, produce
 # answers, expiry, splits and the transaction manager's identity changes all run there).
 # User threads never read them. The GIL makes each C-level function atomic with respect to
@@ -50,6 +50,11 @@ cdef class PartitionSequences:
     # sequence is handed out until later acknowledgements settle it (-1: nothing unresolved).
     cdef readonly int32_t unresolved_next
     cdef bint rewrite                            # renumber at the next epoch bump
+    # For that bump: the unfinished batches older than the one whose refusal asked for it, any
+    # of which may have been written (None: none asked yet). They keep their old epoch and
+    # sequences and are resent first: renumbered, a written one would be written twice.
+    cdef list settle
+    cdef readonly int32_t settling               # such batches still unfinished (seq_settle)
 
     cdef int trim(self) except -1
 
@@ -69,6 +74,9 @@ cdef class Sequences:
     cdef bint is_next(self, PartitionSequences ps, int32_t sequence) noexcept
     cdef int finish(self, PartitionSequences ps, ProducerBatch b) except -1
     cdef int restart(self, PartitionSequences ps) except -1
-    cdef int request_rewrite(self, PartitionSequences ps) except -1
+    cdef ProducerBatch refused_unwritten(self, ProducerBatch b)
+    cdef list maybe_written(self, PartitionSequences ps, ProducerBatch first_unwritten)
+    cdef int request_rewrite(self, PartitionSequences ps, list may_be_written) except -1
+    cdef int start_settling(self, PartitionSequences ps) except -1
     cdef int close_gap(self, PartitionSequences ps, ProducerBatch failed) except -1
     cdef object maybe_resolve(self, PartitionSequences ps)

@@ -27,12 +27,23 @@
 # sequence when it next goes out, in window order, so a batch still in flight under its old
 # sequence is never overtaken and its bytes are never patched while a request holds them.
 #
+# 5. A batch that may have been written under the old epoch is never renumbered by an
+#    idempotent epoch bump. The bump is asked for because the leader refused a batch R: R and
+#    every later sequence of that epoch are unwritten (the leader writes a producer's sequences
+#    only in order), but a batch before R may have been written by an attempt whose answer was
+#    lost. Renumbered, it would be written a second time under the new epoch (Java's
+#    startSequencesAtBeginning does that). Those batches `settle` first: resent under their old
+#    epoch and sequences (the leader has seen no newer epoch for the partition, since nothing
+#    of the new one goes out before they finish), they are answered with their offset if they
+#    were written; refused OUT_OF_ORDER as the oldest, they were not (rule 3). Then the
+#    partition restarts under the new epoch.
+#
 # The rules follow Java's TransactionManager (canRetry, handleFailedBatch,
 # maybeResolveSequences) and RecordAccumulator.shouldStopDrainBatchesForPartition, with two
 # differences: the window of rule 3, and DUPLICATE_SEQUENCE_NUMBER, which counts as success only
 # for a batch already sent before with the same producer id, epoch and sequence.
 
-from kengine.errors import KafkaError
+from kengine_ext.errors import KafkaError
 
 _seq_log = logging.getLogger("kengine.sequences")
 
@@ -139,7 +150,7 @@ cdef class Sequences:
             return   # the epoch ran out: renumbering waits for the new producer id
         for ps in self._rewrite:
             ps.rewrite = False
-            self.restart(ps)
+            self.start_settling(ps)
         self._rewrite = []
         self.epoch_bump_requested = False
 
@@ -278,6 +289,18 @@ cdef class Sequences:
             return error.retriable
         ps = b.queue.sequences
         stale = self.stale(ps, b)
+        if b.seq_settle and <ProducerBatch>ps.window[0] is b and (
+                code == ERR_OUT_OF_ORDER_SEQUENCE_NUMBER or code == ERR_DUPLICATE_SEQUENCE_NUMBER):
+            # resent under its old epoch as the oldest unfinished batch: had an attempt been
+            # written, the leader would remember it (rule 3) and answer with its offset. It was
+            # not: the partition restarts under the new epoch now, this batch first (rule 5)
+            _seq_log.info("[%s] %s-%d: the batch at sequence %d of epoch %d was not written "
+                          "(%s); renumbering the partition under epoch %d", self._client_id,
+                          b.topic, b.partition, b.builder._base_sequence,
+                          b.builder._producer_epoch, getattr(error, "name", error),
+                          self.producer_epoch)
+            self.restart(ps)
+            return True
         if code == ERR_UNKNOWN_PRODUCER_ID:
             if log_start_offset == -1 or stale:
                 return True
@@ -286,10 +309,11 @@ cdef class Sequences:
                 if self.transactional:
                     self.restart(ps)
                 else:
-                    self.request_rewrite(ps)
+                    # the leader forgot the producer: no old epoch to settle anything under
+                    self.request_rewrite(ps, [])
                 return True
             if not self.transactional:
-                self.request_rewrite(ps)
+                self.request_rewrite(ps, [])
                 return True
             return False
         if code == ERR_OUT_OF_ORDER_SEQUENCE_NUMBER or code == ERR_DUPLICATE_SEQUENCE_NUMBER:
@@ -308,7 +332,7 @@ cdef class Sequences:
                     else "resending them under a new epoch")
                 if self.transactional:
                     return False
-                self.request_rewrite(ps)
+                self.request_rewrite(ps, [])   # b is the oldest: nothing before it
                 return True
             if ps.unresolved_next < 0 and (stale or not self.is_next(ps, b.builder._base_sequence)):
                 return True   # not the next batch: it follows an earlier one being resent
@@ -320,7 +344,7 @@ cdef class Sequences:
                         "holds records it never acknowledged; bumping the epoch to go on",
                         self._client_id, b.topic, b.partition, b.builder._base_sequence,
                         getattr(error, "name", error))
-                    self.request_rewrite(ps)
+                    self.request_rewrite(ps, self.maybe_written(ps, self.refused_unwritten(b)))
                 return True
             return False
         if code == ERR_INVALID_PRODUCER_EPOCH and stale and not self.transactional:
@@ -340,8 +364,9 @@ cdef class Sequences:
                 ps.reassign_pending -= 1
             self.finish(ps, b)
         elif code == ERR_OUT_OF_ORDER_SEQUENCE_NUMBER and not self.transactional:
+            unwritten = self.refused_unwritten(b)
             self.finish(ps, b)
-            self.request_rewrite(ps)
+            self.request_rewrite(ps, self.maybe_written(ps, unwritten))
         elif code == ERR_UNKNOWN_PRODUCER_ID:
             self.finish(ps, b)
             self.restart(ps)   # the broker forgot this producer: sequences start over
@@ -349,8 +374,9 @@ cdef class Sequences:
             if self.transactional:
                 self.close_gap(ps, b)
             else:
+                # an earlier attempt of b may have been written, and so may later batches
                 self.finish(ps, b)
-                self.request_rewrite(ps)
+                self.request_rewrite(ps, self.maybe_written(ps, None))
         else:
             self.finish(ps, b)
         return self.maybe_resolve(ps)
@@ -396,13 +422,23 @@ cdef class Sequences:
         for p in pieces:
             p.seq_status = SEQ_UNFINISHED
             p.seq_reassign = big.seq_reassign
+            p.seq_settle = big.seq_settle
             p.identity_attempts = 0
         ps.window[i:i + 1] = pieces
         ps.unfinished += len(pieces) - 1
         if big.seq_reassign:
             ps.reassign_pending += len(pieces) - 1
+        if big.seq_settle:
+            ps.settling += len(pieces) - 1
         big.seq_status = SEQ_FINISHED
         big.seq_reassign = False
+        big.seq_settle = False
+        if ps.settle is not None:
+            # a bump not made yet: the pieces stand where big stood among those to settle
+            for i in range(len(ps.settle)):
+                if ps.settle[i] is big:
+                    ps.settle[i:i + 1] = pieces
+                    break
 
     # -- bookkeeping --
 
@@ -410,6 +446,13 @@ cdef class Sequences:
         b.seq_status = SEQ_FINISHED
         ps.unfinished -= 1
         ps.trim()
+        if b.seq_settle:
+            b.seq_settle = False
+            ps.settling -= 1
+            if ps.settling == 0:
+                # every batch that may have been written under the old epoch has its outcome:
+                # the rest of the partition goes on under the new one (rule 5)
+                self.restart(ps)
         return 0
 
     cdef int restart(self, PartitionSequences ps) except -1:
@@ -423,18 +466,80 @@ cdef class Sequences:
         ps.unresolved_next = -1
         ps.trim()
         ps.window = [b for b in ps.window if b.seq_status == SEQ_UNFINISHED]
+        ps.settling = 0
         for b in ps.window:
+            b.seq_settle = False
             if not b.seq_reassign:
                 b.seq_reassign = True
                 ps.reassign_pending += 1
         return 0
 
-    cdef int request_rewrite(self, PartitionSequences ps) except -1:
-        """Idempotent producer: the partition continues under a new epoch, from sequence 0."""
+    cdef ProducerBatch refused_unwritten(self, ProducerBatch b):
+        """b, refused OUT_OF_ORDER_SEQUENCE_NUMBER, if that proves no attempt of it was
+        written (see refusal_proves_unwritten), else None."""
+        if b.identity_attempts == b.attempts and not self.stale(b.queue.sequences, b):
+            return b
+        return None
+
+    cdef list maybe_written(self, PartitionSequences ps, ProducerBatch first_unwritten):
+        """The unfinished batches of the partition an attempt of which may have been written:
+        those before first_unwritten (the leader writes a producer's sequences in order, so
+        nothing after an unwritten batch was written), all of them without one."""
+        cdef list out = []
+        cdef object x
+        for x in ps.window:
+            if x is first_unwritten:
+                return out
+            if (<ProducerBatch>x).seq_status == SEQ_UNFINISHED:
+                out.append(x)
+        if first_unwritten is not None:
+            return []   # not in the window: it was the oldest, nothing came before it
+        return out
+
+    cdef int request_rewrite(self, PartitionSequences ps, list may_be_written) except -1:
+        """Idempotent producer: the partition continues under a new epoch, from sequence 0.
+        may_be_written (a prefix of its unfinished batches) settle first (rule 5)."""
+        if ps.settle is None:
+            ps.settle = may_be_written
+        else:
+            # asked again before the bump: only what both answers leave possibly written
+            ps.settle = [x for x in ps.settle if any(x is y for y in may_be_written)]
         if not ps.rewrite:
             ps.rewrite = True
             self._rewrite.append(ps)
         self.epoch_bump_requested = True
+        return 0
+
+    cdef int start_settling(self, PartitionSequences ps) except -1:
+        """At the bump: the batches that may have been written keep their old epoch and go
+        out first, oldest first (rule 5); without any, the partition restarts now."""
+        cdef list settle = []
+        cdef object x
+        cdef ProducerBatch b
+        for x in (ps.settle or ()):
+            b = <ProducerBatch>x
+            if b.seq_status != SEQ_UNFINISHED:
+                continue   # answered since the bump was asked for
+            if self.stale(ps, b) or b.identity_attempts == 0:
+                # never sent with these sequences (a renumbered batch, a split's piece): it was
+                # not written, so nothing after it was either (sequences are written in order)
+                break
+            settle.append(b)
+        ps.settle = None
+        for b in ps.window:
+            b.seq_settle = False
+        ps.settling = 0
+        if not settle:
+            self.restart(ps)
+            return 0
+        for b in settle:
+            b.seq_settle = True
+        ps.settling = len(settle)
+        _seq_log.info("[%s] %s-%d: %d batch(es) from sequence %d of epoch %d may have been "
+                      "written; resending them under that epoch before the partition goes on "
+                      "under epoch %d", self._client_id, ps.topic, ps.partition, len(settle),
+                      (<ProducerBatch>settle[0]).builder._base_sequence, ps.producer_epoch,
+                      self.producer_epoch)
         return 0
 
     cdef int close_gap(self, PartitionSequences ps, ProducerBatch failed) except -1:
@@ -472,6 +577,6 @@ cdef class Sequences:
             _seq_log.info("[%s] nothing of %s-%d is in flight, the last acknowledged sequence "
                           "is %d and the next %d: bumping the epoch", self._client_id,
                           ps.topic, ps.partition, ps.last_acked_sequence, ps.next_sequence)
-            self.request_rewrite(ps)
+            self.request_rewrite(ps, [])   # nothing unfinished: nothing to settle
         return None
 

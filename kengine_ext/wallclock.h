@@ -5,7 +5,8 @@
  * the TSC (its clocksource is "tsc": invariant and synchronised across CPUs), the time is
  * extrapolated from rdtsc with a rate measured against CLOCK_REALTIME, re-anchored every
  * ~10 ms, so it follows NTP slews and never drifts more than microseconds. Elsewhere (other
- * clock sources, other CPUs) it is plain clock_gettime.
+ * clock sources, other CPUs, and systems without Linux's /sys: macOS, Windows) it is plain
+ * clock_gettime, which portable.h supplies on Windows.
  *
  * The state is shared, not thread-local: callers hold the GIL (send(), append() and the bulk
  * paths read the clock before they release it).
@@ -16,7 +17,8 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
+
+#include "portable.h"
 
 #if defined(__x86_64__)
 #include <x86intrin.h>
@@ -57,6 +59,7 @@ static void kengine_wallclock_anchor(uint64_t tsc) {
 static void kengine_wallclock_init(void) {
 #ifdef KENGINE_WALLCLOCK_TSC
     char source[32] = {0};
+    /* Linux only: where the file does not exist (macOS, Windows) the TSC is not used */
     FILE *f = fopen("/sys/devices/system/clocksource/clocksource0/current_clocksource", "r");
     if (f == NULL)
         return;
