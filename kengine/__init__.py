@@ -1,40 +1,32 @@
 """kengine: a Kafka producer engine for Python with a Cython hot path.
 
-Public names are resolved on first use: the compiled core imports ``kengine.errors`` while it
-initialises, so this package must not import the core at import time.
+The compiled core (``kengine_ext``) imports nothing of this package, so the public names are
+plain imports. Importing the package imports every module that declares settings (TLS, SASL,
+the partitioners), so kengine.config's table is complete before anything reads it.
 """
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from . import errors
+from kengine_ext import BulkFuture, BulkResult, DeliveryFuture, RecordMetadata
+
+from . import errors, interceptors, partitioners, sasl, security  # noqa: F401  (settings)
+from .producer import Producer
+from .transactions import ConsumerGroupMetadata
+from .version import __version__ as __version__
 
 if TYPE_CHECKING:
-    from kengine_ext import BulkFuture, BulkResult, DeliveryFuture, RecordMetadata
+    from .aio import AIOProducer
 
-    from .producer import Producer
-    from .transactions import ConsumerGroupMetadata
-
-__all__ = ["Producer", "ConsumerGroupMetadata", "DeliveryFuture", "BulkFuture", "BulkResult",
-           "RecordMetadata", "errors"]
-__version__ = "0.1.0"
-
-_LAZY = {
-    "Producer": ("kengine.producer", "Producer"),
-    "ConsumerGroupMetadata": ("kengine.transactions", "ConsumerGroupMetadata"),
-    "DeliveryFuture": ("kengine_ext", "DeliveryFuture"),
-    "BulkFuture": ("kengine_ext", "BulkFuture"),
-    "BulkResult": ("kengine_ext", "BulkResult"),
-    "RecordMetadata": ("kengine_ext", "RecordMetadata"),
-}
+__all__ = ["Producer", "AIOProducer", "ConsumerGroupMetadata", "DeliveryFuture", "BulkFuture",
+           "BulkResult", "RecordMetadata", "errors"]
 
 
 def __getattr__(name: str) -> Any:
-    target = _LAZY.get(name)
-    if target is None:
-        raise AttributeError(f"module 'kengine' has no attribute {name!r}")
-    import importlib
+    # AIOProducer imports asyncio: only programs that use it pay for that import
+    if name == "AIOProducer":
+        from .aio import AIOProducer
 
-    value = getattr(importlib.import_module(target[0]), target[1])
-    globals()[name] = value
-    return value
+        globals()[name] = AIOProducer
+        return AIOProducer
+    raise AttributeError(f"module 'kengine' has no attribute {name!r}")

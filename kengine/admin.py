@@ -1,5 +1,6 @@
 """A small synchronous admin client: create topics, add partitions, describe topics and the
-cluster, on kengine's own network client and protocol codec.
+cluster, read a consumer group's committed offsets, on kengine's own network client and
+protocol codec.
 
     from kengine.admin import AdminClient, NewTopic
 
@@ -12,8 +13,10 @@ Each call blocks until the brokers answer or its ``timeout`` (seconds) runs out,
 through dropped connections. CreateTopics and CreatePartitions go to the controller that
 Metadata names (a KRaft broker forwards them to the active controller), and are retried on
 NOT_CONTROLLER and THROTTLING_QUOTA_EXCEEDED as Java's admin client does; every other error
-is raised as its typed :mod:`kengine.errors` exception. One call at a time per client (calls
-from several threads take turns).
+is raised as its typed :mod:`kengine.errors` exception. OffsetFetch goes to the group's
+coordinator (FindCoordinator) and is retried while the coordinator moves or loads, and, with
+``require_stable``, while a transaction that commits offsets of the group is still open. One
+call at a time per client (calls from several threads take turns).
 """
 from __future__ import annotations
 
@@ -23,63 +26,42 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from kengine_ext import monotonic_ms, register_api
-from kengine_ext.schemas import Field, Message
+from kengine_ext import monotonic_ms
 
 from . import config as _config
 from .connection import API
 from .errors import (
     BrokerError,
+    CoordinatorLoadInProgressError,
+    CoordinatorNotAvailableError,
     KafkaError,
     KafkaTimeoutError,
     NotControllerError,
+    NotCoordinatorError,
     ProtocolError,
     ThrottlingQuotaExceededError,
     UnknownTopicOrPartitionError,
+    UnstableOffsetCommitError,
     UnsupportedVersionError,
     error_for_code,
 )
 from .metadata import PartitionInfo, validate_topic_name
 from .network import NetworkClient
 
-__all__ = ["AdminClient", "BrokerDescription", "ClusterDescription", "NewTopic",
-           "TopicDescription", "format_topic_id"]
-
-# CreatePartitions is not in the generated schema table (kengine's producer does not need it):
-# its key and messages are registered below for the admin client.
-CREATE_PARTITIONS = 37
-
-# CreatePartitions (api key 37) is not in the generated schema table, which holds the APIs a
-# producer needs; these are Kafka's CreatePartitionsRequest/Response.json schemas as data.
-CREATE_PARTITIONS_REQUEST = Message(
-    "CreatePartitionsRequest", "request", api_key=CREATE_PARTITIONS,
-    valid_versions="0-3", flexible_versions="2+", latest_version_unstable=False, fields=(
-        Field("topics", "[]CreatePartitionsTopic", "0+", fields=(
-            Field("name", "string", "0+"),
-            Field("count", "int32", "0+"),
-            Field("assignments", "[]CreatePartitionsAssignment", "0+", nullable_versions="0+",
-                  fields=(Field("broker_ids", "[]int32", "0+"),)),
-        )),
-        Field("timeout_ms", "int32", "0+"),
-        Field("validate_only", "bool", "0+"),
-    ))
-CREATE_PARTITIONS_RESPONSE = Message(
-    "CreatePartitionsResponse", "response", api_key=CREATE_PARTITIONS,
-    valid_versions="0-3", flexible_versions="2+", latest_version_unstable=False, fields=(
-        Field("throttle_time_ms", "int32", "0+"),
-        Field("results", "[]CreatePartitionsTopicResult", "0+", fields=(
-            Field("name", "string", "0+"),
-            Field("error_code", "int16", "0+"),
-            Field("error_message", "string", "0+", nullable_versions="0+", default=None),
-        )),
-    ))
-register_api(CREATE_PARTITIONS_REQUEST, CREATE_PARTITIONS_RESPONSE)
+__all__ = ["AdminClient", "BrokerDescription", "ClusterDescription", "CommittedOffset",
+           "NewTopic", "TopicDescription", "format_topic_id"]
 
 _ZERO_UUID = bytes(16)
 #: Errors after which Java's admin client sends a controller request again.
 _RETRIED_PER_TOPIC = (NotControllerError, ThrottlingQuotaExceededError)
 _RETRY_BACKOFF_MS = 100
 _POLL_SLICE_MS = 100
+#: FindCoordinator's key type of a consumer group
+_GROUP_KEY = 0
+#: Errors after which an OffsetFetch is sent again: the group's coordinator moved, is loading
+#: the group, or (require_stable) a transaction with offsets of the group has not ended yet
+_OFFSET_FETCH_RETRIED = (NotCoordinatorError, CoordinatorNotAvailableError,
+                         CoordinatorLoadInProgressError, UnstableOffsetCommitError)
 
 
 def format_topic_id(topic_id: bytes) -> str:
@@ -123,6 +105,16 @@ class BrokerDescription:
     port: int
     rack: str | None
     is_fenced: bool = False
+
+
+@dataclass(frozen=True)
+class CommittedOffset:
+    """A consumer group's committed offset of one partition."""
+
+    offset: int
+    #: the text committed with the offset (OffsetCommit's / TxnOffsetCommit's metadata)
+    metadata: str | None
+    leader_epoch: int = -1
 
 
 @dataclass(frozen=True)
@@ -192,7 +184,7 @@ class AdminClient:
             return {"topics": [{"name": n, "count": total, "assignments": None} for n in names],
                     "timeout_ms": remaining_ms, "validate_only": validate_only}
 
-        error = self._controller_call(CREATE_PARTITIONS, "adding partitions to", [name],
+        error = self._controller_call(API.CREATE_PARTITIONS, "adding partitions to", [name],
                                       body, lambda r: r["results"], timeout)[name]
         if error is not None:
             raise error
@@ -229,6 +221,75 @@ class AdminClient:
         resp = self._metadata(None, monotonic_ms() + int(timeout * 1000))
         return sorted(t["name"] for t in resp["topics"]
                       if not t["error_code"] and (include_internal or not t.get("is_internal")))
+
+    # ------------------------------------------------------------------ consumer groups
+
+    def committed_offsets(self, group_id: str, partitions: Iterable[tuple[str, int]], *,
+                          require_stable: bool = True,
+                          timeout: float = 30.0) -> dict[tuple[str, int], CommittedOffset | None]:
+        """OffsetFetch: the group's committed offset of each ``(topic, partition)``, None for
+        a partition without one (or a group that does not exist).
+
+        ``require_stable`` (OffsetFetch v7+, KIP-447): while a transaction that commits
+        offsets of these partitions for the group is still open, the coordinator answers
+        UNSTABLE_OFFSET_COMMIT and this call asks again until it has ended, so the answer
+        says what committed, never what may still abort. Brokers before Kafka 2.5 cannot do
+        this: UnsupportedVersionError then. Raises KafkaTimeoutError when no definite answer
+        came within ``timeout`` seconds."""
+        wanted = list(dict.fromkeys((str(t), int(p)) for t, p in partitions))
+        for topic, _ in wanted:
+            validate_topic_name(topic)
+        by_topic: dict[str, list[int]] = {}
+        for topic, partition in wanted:
+            by_topic.setdefault(topic, []).append(partition)
+        topics = [{"name": t, "partition_indexes": ps} for t, ps in by_topic.items()]
+        deadline = monotonic_ms() + int(timeout * 1000)
+
+        def body(version: int) -> dict[str, Any]:
+            if require_stable and version < 7:
+                raise UnsupportedVersionError(
+                    f"reading the committed offsets of group {group_id!r} with require_stable "
+                    f"needs OffsetFetch v7 (Kafka 2.5 or newer); this broker offers v{version}",
+                    api_key=API.OFFSET_FETCH)
+            if version >= 8:
+                return {"groups": [{"group_id": group_id, "topics": topics}],
+                        "require_stable": require_stable}
+            return {"group_id": group_id, "topics": topics, "require_stable": require_stable}
+
+        last: KafkaError | None = None
+        with self._lock:
+            while True:
+                # one attempt waits at most request.timeout.ms for its coordinator: a broker
+                # that died is left for the coordinator elected in its place
+                attempt_deadline = min(deadline, monotonic_ms() + self._request_timeout_ms)
+                try:
+                    coordinator = self._group_coordinator(group_id, attempt_deadline)
+                    _, resp = self._call(API.OFFSET_FETCH, body, attempt_deadline,
+                                         node=coordinator)
+                    return _committed(resp, group_id, wanted)
+                except (*_OFFSET_FETCH_RETRIED, KafkaTimeoutError) as err:
+                    last = err
+                if monotonic_ms() >= deadline:
+                    raise KafkaTimeoutError(
+                        f"the committed offsets of group {group_id!r} were not readable within "
+                        f"{timeout:g} s; last error: {last}")
+                self._client.poll(min(_RETRY_BACKOFF_MS, max(0, deadline - monotonic_ms())))
+
+    def _group_coordinator(self, group_id: str, deadline_ms: int) -> int:
+        """FindCoordinator for a group: the coordinator's node id, its address made known to
+        the network client. Call with _lock held."""
+        def body(version: int) -> dict[str, Any]:
+            if version >= 4:
+                return {"key_type": _GROUP_KEY, "coordinator_keys": [group_id]}
+            return {"key_type": _GROUP_KEY, "key": group_id}
+
+        _, resp = self._call(API.FIND_COORDINATOR, body, deadline_ms)
+        entry = resp["coordinators"][0] if resp.get("coordinators") else resp
+        if entry["error_code"]:
+            raise error_for_code(entry["error_code"], entry.get("error_message"),
+                                 api="FindCoordinator")
+        self._client.set_brokers({entry["node_id"]: (entry["host"], entry["port"])})
+        return int(entry["node_id"])
 
     # ------------------------------------------------------------------ cluster
 
@@ -395,6 +456,30 @@ class AdminClient:
                 cause = f": {client.last_error}" if client.last_error is not None else ""
                 raise KafkaTimeoutError(f"could not connect to {which} in time{cause}")
             client.poll(min(_POLL_SLICE_MS, deadline_ms - now))
+
+
+def _committed(resp: dict[str, Any], group_id: str, wanted: list[tuple[str, int]]
+               ) -> dict[tuple[str, int], CommittedOffset | None]:
+    """The committed offsets of an OffsetFetch answer (v8+: its one group); raises the
+    group's or a partition's error."""
+    if "groups" in resp and resp["groups"] is not None:
+        group = resp["groups"][0]
+        code, topics = group["error_code"], group["topics"]
+    else:
+        code, topics = resp.get("error_code", 0), resp["topics"]
+    if code:
+        raise error_for_code(code, api="OffsetFetch", group=group_id)
+    out: dict[tuple[str, int], CommittedOffset | None] = dict.fromkeys(wanted)
+    for t in topics:
+        for p in t["partitions"]:
+            if p["error_code"]:
+                raise error_for_code(p["error_code"], api="OffsetFetch", group=group_id,
+                                     topic=t["name"], partition=p["partition_index"])
+            # -1: the group has no offset for the partition
+            if p["committed_offset"] >= 0:
+                out[(t["name"], p["partition_index"])] = CommittedOffset(
+                    p["committed_offset"], p["metadata"], p.get("committed_leader_epoch", -1))
+    return out
 
 
 def _constant(body: dict[str, Any]) -> Callable[[int], dict[str, Any]]:

@@ -36,6 +36,7 @@ from .errors import (
     error_for_code,
 )
 from .security import tls_error
+from .version import __version__
 
 __all__ = ["Connection", "ConnectionState", "ResponseCallback", "Authenticator", "API"]
 
@@ -86,6 +87,9 @@ _API_VERSIONS_MAX = 4
 # instead of being copied into the request's buffer.
 _ZERO_COPY_MIN_BYTES = 2048
 _MAX_IOVECS = 512
+# Windows sockets have no sendmsg: there every buffer is written with its own send(), as on TLS
+# sockets. Read once; tests switch it off to run that path on Linux.
+_HAS_SENDMSG = hasattr(socket.socket, "sendmsg")
 # A response larger than this is refused as malformed (Kafka's own socket.request.max.bytes
 # default is 100 MiB; a Fetch could legitimately be larger only if asked to be).
 MAX_RESPONSE_BYTES = 256 * 1024 * 1024
@@ -109,7 +113,7 @@ class Connection:
         receive_buffer_bytes: int = -1,
         on_ready: Callable[[Connection], None] | None = None,
         on_close: Callable[[Connection, KafkaError | None], None] | None = None,
-        client_software: tuple[str, str] = ("kengine", "0.1.0"),
+        client_software: tuple[str, str] = ("kengine", __version__),
         address: tuple[int, Any] | None = None,
     ) -> None:
         self.node_id = node_id
@@ -146,6 +150,9 @@ class Connection:
         self._out: deque[memoryview | ResponseCallback] = deque()
         self._out_bytes = 0                # bytes queued in _out, for wants_write()
         self._in = bytearray()             # received bytes not yet parsed
+        #: bytes read from the broker after the TLS handshake (decrypted), for
+        #: incoming-byte-*: written by the sender thread, read by metrics snapshots
+        self.bytes_received = 0
         self._raw: socket.socket | None = None
         self.sock: socket.socket | None = None
         #: (family, sockaddr) connected to: given (resolved by the network client, which tries
@@ -257,7 +264,7 @@ class Connection:
             return  # the connection is closing with that error already
         code = body["error_code"]
         ranges = {k["api_key"]: (k["min_version"], k["max_version"]) for k in body["api_keys"]}
-        if code == 35 and self.api_versions_version > 0:
+        if code == UnsupportedVersionError.code and self.api_versions_version > 0:
             # UNSUPPORTED_VERSION: the broker answered in v0 and listed its own ApiVersions
             # range; retry at its highest version (as Java does), or v0 if it listed none
             lo, hi = ranges.get(API.API_VERSIONS, (0, 0))
@@ -364,8 +371,8 @@ class Connection:
         sock = self.sock
         assert sock is not None
         out = self._out
-        # TLS sockets have no sendmsg: they take one buffer per call
-        gather = not isinstance(sock, ssl.SSLSocket)
+        # TLS sockets (and Windows sockets) have no sendmsg: they take one buffer per call
+        gather = _HAS_SENDMSG and not isinstance(sock, ssl.SSLSocket)
         while out:
             head = out[0]
             if not isinstance(head, memoryview):
@@ -421,6 +428,7 @@ class Connection:
                                         f"closed the connection", node=self.node_id))
                 return
             self._in += chunk
+            self.bytes_received += len(chunk)
             self.last_activity_ms = now_ms
             if len(chunk) < 262144 and not (isinstance(self.sock, ssl.SSLSocket)
                                             and self.sock.pending()):

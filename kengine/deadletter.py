@@ -22,18 +22,18 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from kengine_ext import decode_batches
 
 from .errors import AuthenticationError, BrokerError, KafkaError, KafkaTimeoutError
 
 if TYPE_CHECKING:
-    from kengine_ext import ProducerBatch, ProducerCore, RecordMetadata
+    from typing_extensions import Buffer
 
-    from .producer import Producer
+    from kengine_ext import ProducerBatch, RecordMetadata
 
-__all__ = ["HEADER_PREFIX", "DeadLetter", "DeadLetterQueue", "routable"]
+__all__ = ["HEADER_PREFIX", "DeadLetter", "DeadLetterQueue", "RecordSink", "routable"]
 
 _log = logging.getLogger("kengine.deadletter")
 
@@ -78,18 +78,32 @@ def routable(error: KafkaError) -> bool:
             and not isinstance(error, AuthenticationError))
 
 
+class RecordSink(Protocol):
+    """What the dead letters are written with: a producer (kengine.Producer, in practice)."""
+
+    def send(self, topic: str, value: object = None, key: object = None, headers: Any = None,
+             *, on_delivery: Callable[[KafkaError | None, RecordMetadata | None], object]
+             ) -> object: ...
+
+    def flush(self, timeout: float | None = None) -> None: ...
+
+    def close(self, timeout: float | None = None) -> None: ...
+
+
 class DeadLetterQueue:
     """Routes failed records to dead-letter topics through a producer of its own.
 
-    ``make_producer`` builds that producer on first use (from the main producer's connection,
+    ``seal`` gives a failed batch's bytes (RecordAccumulator.seal); ``make_producer`` builds
+    that producer on first use (from the main producer's connection,
     security and delivery settings). ``max_pending_bytes`` bounds the records waiting for it;
     beyond, records are reported as failed dead letters instead of queued."""
 
-    def __init__(self, core: ProducerCore, make_producer: Callable[[], Producer], *,
+    def __init__(self, seal: Callable[[ProducerBatch], Buffer],
+                 make_producer: Callable[[], RecordSink], *,
                  topic: str | None, router: Router | None,
                  on_dead_letter: Callable[[DeadLetter], Any] | None, client_id: str,
                  max_pending_bytes: int) -> None:
-        self._core = core
+        self._seal = seal
         self._make_producer = make_producer
         self._topic = topic
         self._router = router
@@ -106,7 +120,7 @@ class DeadLetterQueue:
         self._failed = 0
         self._closing = False
         self._worker: threading.Thread | None = None
-        self._producer: Producer | None = None   # worker thread only, until close()
+        self._producer: RecordSink | None = None   # worker thread only, until close()
 
     # ------------------------------------------------------------------ counters
 
@@ -137,7 +151,7 @@ class DeadLetterQueue:
         if batch.done or (not routable(error) and not record_errors):
             return
         try:
-            batches = decode_batches(bytes(self._core.seal(batch)))
+            batches = decode_batches(bytes(self._seal(batch)))
         except KafkaError as e:
             _log.error("[%s] %d record(s) for %s-%d failed (%s) and cannot be dead-lettered: "
                        "their batch does not decode: %s", self._client_id, batch.record_count,

@@ -40,8 +40,6 @@ _CLASS_NOT_HERE = ("a Java class cannot run in kengine")
 
 #: Java-only settings and why they mean nothing here (with what to do instead).
 JAVA_ONLY: dict[str, str] = {
-    "interceptor.classes": "Java ProducerInterceptor classes; kengine has no interceptors yet: "
-                           "wrap send() or use on_delivery callbacks",
     "metric.reporters": "Java MetricsReporter classes; read producer.metrics() or register "
                         "kengine.prometheus",
     "metrics.num.samples": "Java's metrics sampling; kengine's rates cover the last 30-60 s",

@@ -21,18 +21,20 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from kengine_ext import TopicState
+from kengine_ext.schemas import ApiKey as API
 
 from .errors import (
     BrokerError,
     InvalidTopicError,
     KafkaError,
     KafkaTimeoutError,
+    ReplicaNotAvailableError,
     TopicAuthorizationFailedError,
     error_for_code,
 )
 
 if TYPE_CHECKING:
-    from kengine_ext import ProducerCore
+    from kengine_ext import RecordAccumulator
 
     from .network import NetworkClient
 
@@ -79,11 +81,15 @@ class _TopicInfo:
 
 
 class Metadata:
-    def __init__(self, core: ProducerCore, client: NetworkClient, *, client_id: str,
+    """What the producer knows of the cluster: brokers, topic ids and partition leaders. It
+    pushes each topic's leaders into the record accumulator (update_topic), which is all of
+    the producer it sees."""
+
+    def __init__(self, accumulator: RecordAccumulator, client: NetworkClient, *, client_id: str,
                  max_age_ms: int, refresh_backoff_ms: int,
                  refresh_backoff_max_ms: int, max_idle_ms: int = 300_000,
                  rebootstrap: bool = True, rebootstrap_trigger_ms: int = 300_000) -> None:
-        self._core = core
+        self._acc = accumulator
         self._client = client
         self._client_id = client_id
         self._max_age_ms = max_age_ms
@@ -98,6 +104,9 @@ class Metadata:
         self._cond = threading.Condition()
         self._topics: dict[str, _TopicInfo] = {}           # topics the producer uses
         self._topic_errors: dict[str, KafkaError] = {}      # last non-retriable error per topic
+        #: the last retriable error a broker answered for a topic (UNKNOWN_TOPIC_OR_PARTITION,
+        #: LEADER_NOT_AVAILABLE...), for the message of a wait that runs out; under _cond
+        self._topic_retriable: dict[str, KafkaError] = {}
         self._topic_names_by_id: dict[bytes, str] = {}
         self.brokers: dict[int, tuple[str, int, str | None]] = {}
         self.cluster_id: str | None = None
@@ -116,6 +125,9 @@ class Metadata:
         self._next_attempt_ms = 0    # refreshes of known topics are spaced by retry.backoff.ms
         self._failed_until_ms = 0    # after a failed request: no request at all before this
         self._version = 0     # bumped by every applied response, for waiters
+        #: the client's rebootstrap count when last looked at (sender thread): a rebootstrap
+        #: forgets every broker's address, which only a fresh response brings back
+        self._rebootstraps_seen = 0
 
     # ------------------------------------------------------------------ user threads
 
@@ -139,7 +151,7 @@ class Metadata:
             self._new_topics.add(topic)
             start_version = self._version
             while True:
-                state = self._core.topic_state(topic)
+                state = self._acc.topic_state(topic)
                 known = state is not None and state.num_partitions > 0
                 # An explicit partition waits for one metadata response newer than the call:
                 # partitions may have been added since the last one.
@@ -155,11 +167,26 @@ class Metadata:
                         return state   # the caller reports the partition as out of range
                     raise KafkaTimeoutError(
                         f"topic {topic!r} not present in metadata after {max_block_ms} ms "
-                        f"(max.block.ms): it does not exist and auto-creation is off, or no "
-                        f"broker is reachable")
+                        f"(max.block.ms): "
+                        + self._why_missing(topic, answered=self._version > start_version))
                 if wakeup is not None:
                     wakeup()
                 self._cond.wait(min(remaining, 0.5))
+
+    def _why_missing(self, topic: str, answered: bool) -> str:
+        """Which of the two reasons a topic stays unknown held: brokers answered without it,
+        or none answered (with the last connection error). Under _cond."""
+        if not answered:
+            cause = self._client.last_error
+            return ("no broker answered a metadata request in that time" +
+                    (f"; last connection error: {cause}" if cause is not None else
+                     ": check bootstrap.servers and that the brokers are up"))
+        err = self._topic_retriable.get(topic)
+        if err is None or getattr(err, "name", "") == "UNKNOWN_TOPIC_OR_PARTITION":
+            return ("the brokers answered that it does not exist, and they do not create "
+                    "topics on first use (auto.create.topics.enable=false): create it first "
+                    "(kengine topics create, or kafka-topics.sh --create)")
+        return f"the brokers answered, but not with its partitions: {err}"
 
     def partitions_for(self, topic: str) -> list[PartitionInfo]:
         with self._cond:
@@ -203,7 +230,20 @@ class Metadata:
 
     # ------------------------------------------------------------------ sender thread
 
+    def _notice_rebootstrap(self) -> None:
+        """Whoever made the client rebootstrap (this class, the transaction manager looking
+        for a node, or the sender), its brokers' addresses are gone: leaders cannot be reached
+        until metadata names them again, so a full update is due at once, not at the next
+        metadata.max.age.ms."""
+        count = self._client.rebootstrap_count
+        if count != self._rebootstraps_seen:
+            self._rebootstraps_seen = count
+            with self._cond:
+                self._update_requested = True
+            self._next_attempt_ms = 0
+
     def time_to_next_update_ms(self, now_ms: int) -> int:
+        self._notice_rebootstrap()
         if self._in_flight:
             return 1 << 30
         failed = max(0, self._failed_until_ms - now_ms)
@@ -239,7 +279,7 @@ class Metadata:
             return
         conn = self._client.connection(node)
         assert conn is not None
-        version = conn.version(3)
+        version = conn.version(API.METADATA)
         if version is None:
             return
         with self._cond:
@@ -259,14 +299,14 @@ class Metadata:
         }
         self._in_flight = True
         self._in_flight_full = full
-        self._client.send(node, 3, body, self._on_response, now_ms=now_ms)
+        self._client.send(node, API.METADATA, body, self._on_response, now_ms=now_ms)
 
     def _drop_idle_topics(self, now_ms: int) -> None:
         """metadata.max.idle.ms: forget topics nothing was sent to for that long and with no
         records waiting (under _cond). A later send() to one fetches it again, as a new one."""
         horizon = now_ms - self._max_idle_ms
         for name in [t for t, used in self._last_used_ms.items() if used < horizon]:
-            state = self._core.topic_state(name)
+            state = self._acc.topic_state(name)
             if state is not None and any(q.batch_count for q in state.queues):
                 continue
             del self._last_used_ms[name]
@@ -330,8 +370,10 @@ class Metadata:
                         _log.warning("[%s] metadata for topic %r: %s", self._client_id, name, err)
                     else:
                         retry_soon = True  # UNKNOWN_TOPIC_OR_PARTITION, LEADER_NOT_AVAILABLE...
+                        self._topic_retriable[name] = err
                     continue
                 self._topic_errors.pop(name, None)
+                self._topic_retriable.pop(name, None)
                 info = self._topics.setdefault(name, _TopicInfo())
                 topic_id = bytes(t.get("topic_id") or _ZERO_UUID)
                 if topic_id != _ZERO_UUID:
@@ -343,13 +385,14 @@ class Metadata:
                     # broken) answer; the core must never see a topic without partitions
                     retry_soon = True
                     continue
-                state = self._core.topic_state(name)
+                state = self._acc.topic_state(name)
                 infos, leaders = [], []
                 for p in parts:
                     # leader_epoch exists from Metadata v7 (Kafka 2.1) on
                     index, leader = p["partition_index"], p["leader_id"]
                     epoch = p.get("leader_epoch", -1)
-                    if p["error_code"] and leader >= 0 and p["error_code"] != 9:
+                    if p["error_code"] and leader >= 0 and \
+                            p["error_code"] != ReplicaNotAvailableError.code:
                         leader = -1   # LEADER_NOT_AVAILABLE and the like
                     if leader >= 0 and brokers and leader not in brokers:
                         # a leader the response does not list (fenced, going away): unknown,
@@ -369,13 +412,17 @@ class Metadata:
                     leaders.append((leader, epoch))
                 self._log_changes(name, info.partitions, infos)
                 info.partitions = infos
-                self._core.update_topic(name, leaders)
+                self._acc.update_topic(name, leaders)
             if not partial:
                 self._last_refresh_ms = now_ms
             self._version += 1
             if retry_soon:
                 self._update_requested = True
             self._cond.notify_all()
+
+    def last_refresh_ms(self) -> int:
+        """Monotonic ms of the last full refresh applied (0: none yet); for metadata-age."""
+        return self._last_refresh_ms
 
     def _log_changes(self, topic: str, old: list[PartitionInfo],
                      new: list[PartitionInfo]) -> None:
@@ -395,7 +442,7 @@ class Metadata:
                           endpoints: dict[int, tuple[str, int]]) -> bool:
         """KIP-951: a Produce response named the partition's new leader; use it before the
         next metadata refresh. Returns True when it was newer than what we had."""
-        state = self._core.topic_state(topic)
+        state = self._acc.topic_state(topic)
         if state is None or partition >= state.num_partitions or leader_id < 0:
             return False
         q = state.queues[partition]
@@ -407,7 +454,7 @@ class Metadata:
             return False
         leaders = [(x.leader_id, x.leader_epoch) for x in state.queues]
         leaders[partition] = (leader_id, leader_epoch)
-        self._core.update_topic(topic, leaders)
+        self._acc.update_topic(topic, leaders)
         return True
 
     def fail_waiters(self, error: BrokerError) -> None:

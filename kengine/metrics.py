@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from kengine_ext import monotonic_ms
 
 if TYPE_CHECKING:
-    from kengine_ext import ProducerBatch, ProducerCore
+    from kengine_ext import BufferMemory, ProducerBatch
 
     from .errors import KafkaError
     from .network import NetworkClient
@@ -41,6 +41,10 @@ NUM_SAMPLES = 2
 PERCENTILES = (("p50", 0.50), ("p95", 0.95), ("p99", 0.99), ("p999", 0.999))
 
 _NAN = float("nan")
+#: The blocking calls' time totals (Java's names), fed by Producer through add_call_time().
+_CALL_TIMES = ("metadata-wait-time-ns-total", "flush-time-ns-total", "txn-init-time-ns-total",
+               "txn-begin-time-ns-total", "txn-send-offsets-time-ns-total",
+               "txn-commit-time-ns-total", "txn-abort-time-ns-total")
 
 
 @dataclass(frozen=True)
@@ -119,6 +123,46 @@ METRICS: dict[tuple[str, str], MetricInfo] = dict([
     _m(CLIENT, "waiting-threads", "The number of user threads blocked waiting for buffer memory "
                                   "to enqueue their records"),
     _m(CLIENT, "connection-count", "The current number of active connections"),
+    _m(CLIENT, "connection-creation-rate", "New connections established per second (ready: "
+                                           "TCP, TLS, SASL and ApiVersions done)"),
+    _m(CLIENT, "connection-creation-total", "The total number of new connections established",
+       True),
+    _m(CLIENT, "connection-close-rate", "Connections closed per second (of those established)"),
+    _m(CLIENT, "connection-close-total", "The total number of connections closed (of those "
+                                         "established)", True),
+    _m(CLIENT, "incoming-byte-rate", "The number of bytes read from all brokers per second "
+                                     "(responses, after TLS decryption)"),
+    _m(CLIENT, "incoming-byte-total", "The total number of bytes read from all brokers", True),
+    _m(CLIENT, "buffer-exhausted-rate", "The average per-second number of sends that failed "
+                                        "because buffer.memory stayed full for max.block.ms (a "
+                                        "send_many() or send_arrow() call counts once)"),
+    _m(CLIENT, "buffer-exhausted-total", "The total number of sends that failed because "
+                                         "buffer.memory stayed full for max.block.ms", True),
+    _m(CLIENT, "request-size-avg", "The average size in bytes of the record batches of a "
+                                   "produce request (Java counts the request's header too)"),
+    _m(CLIENT, "request-size-max", "The maximum size in bytes of the record batches of a "
+                                   "produce request"),
+    _m(CLIENT, "record-size-avg", "The average record size in bytes (of the record batches "
+                                  "sent: batch bytes over records)"),
+    _m(CLIENT, "record-size-max", "The largest average record size of one batch sent, in bytes "
+                                  "(sizes are known per batch, not per record)"),
+    _m(CLIENT, "response-rate", "The number of produce responses received per second"),
+    _m(CLIENT, "response-total", "The total number of produce responses received", True),
+    _m(CLIENT, "metadata-age", "The age in seconds of the current producer metadata (since its "
+                               "last full refresh; NaN before the first)"),
+    _m(CLIENT, "metadata-wait-time-ns-total", "The total time in ns send() calls spent waiting "
+                                              "for topic metadata", True),
+    _m(CLIENT, "flush-time-ns-total", "The total time in ns spent in flush()", True),
+    _m(CLIENT, "txn-init-time-ns-total", "The total time in ns spent in init_transactions()",
+       True),
+    _m(CLIENT, "txn-begin-time-ns-total", "The total time in ns spent in begin_transaction()",
+       True),
+    _m(CLIENT, "txn-send-offsets-time-ns-total", "The total time in ns spent in "
+                                                 "send_offsets_to_transaction()", True),
+    _m(CLIENT, "txn-commit-time-ns-total", "The total time in ns spent in "
+                                           "commit_transaction()", True),
+    _m(CLIENT, "txn-abort-time-ns-total", "The total time in ns spent in abort_transaction()",
+       True),
     *_percentiles(CLIENT, "request-latency", "produce request latency"),
     *_percentiles(CLIENT, "record-queue-time", "the time record batches spent in the send "
                                                "buffer"),
@@ -324,6 +368,26 @@ class _Sampled:
         return [min(v, top) for v in merged.percentiles(q for _, q in PERCENTILES)]
 
 
+class _Total:
+    """A running total kept by someone else (a count, bytes), turned into a rate by
+    recording each increase when it is noticed. Guarded by the owner's lock."""
+
+    __slots__ = ("seen", "_sampled")
+
+    def __init__(self, now_ms: int) -> None:
+        #: the highest total noticed (a total read mid-update may lag; it never goes back)
+        self.seen = 0
+        self._sampled = _Sampled(now_ms)
+
+    def note(self, total: int, now_ms: int) -> None:
+        if total > self.seen:
+            self._sampled.record(total - self.seen, now_ms)
+            self.seen = total
+
+    def rate(self, now_ms: int) -> float:
+        return self._sampled.rate(now_ms)
+
+
 class _TopicStats:
     __slots__ = ("bytes", "compression", "errors", "records", "retries")
 
@@ -382,12 +446,15 @@ class ProducerMetrics:
     finally fails (success is counted at send time, as in Java), ``on_retry`` when a batch is
     queued again, ``on_split`` when a batch the broker refused as too large is split."""
 
-    def __init__(self, client_id: str, core: ProducerCore, client: NetworkClient, *,
+    def __init__(self, client_id: str, memory: BufferMemory, client: NetworkClient, *,
                  partitioner: Any = None,
                  stats_callback: Callable[[dict[str, Any]], None] | None = None,
-                 stats_interval_ms: int = 0) -> None:
+                 stats_interval_ms: int = 0,
+                 metadata_refreshed_ms: Callable[[], int] | None = None) -> None:
         self.client_id = client_id
-        self._core = core
+        #: monotonic ms of the last full metadata refresh (0: none yet), for metadata-age
+        self._metadata_refreshed_ms = metadata_refreshed_ms
+        self._memory = memory
         self._client = client
         self._partitioner_metrics = getattr(partitioner, "metrics", None)
         if not callable(self._partitioner_metrics):
@@ -411,14 +478,23 @@ class ProducerMetrics:
         self._splits = _Sampled(now)                   # one value (1) per split batch
         self._memory_wait = _Sampled(now)              # ns blocked, attributed when noticed
         self._memory_wait_seen_ns = 0
+        # counters kept elsewhere as running totals, sampled as they move (see _note_totals)
+        self._created = _Total(now)         # connections established
+        self._closed = _Total(now)          # connections closed
+        self._incoming = _Total(now)        # bytes read from brokers
+        self._exhausted = _Total(now)       # sends that gave up on buffer.memory
         self._in_flight = 0
+        self._record_size = _Sampled(now)              # per batch: its bytes over its records
+        self._responses = _Sampled(now)                # one value (1) per produce response
+        #: the *-time-ns-total of the blocking calls, by metric name (user threads add)
+        self._call_ns: dict[str, int] = dict.fromkeys(_CALL_TIMES, 0)
         self._topics: dict[str, _TopicStats] = {}
         self._brokers: dict[int, _BrokerStats] = {}
 
     # ------------------------------------------------------------------ sender-thread hooks
 
     def on_request(self, node: int, batches: list[ProducerBatch], now_ms: int) -> None:
-        sizes, ratios, queue_times = [], [], []
+        sizes, ratios, queue_times, record_sizes = [], [], [], []
         by_topic: dict[str, tuple[int, int, list[float]]] = {}
         records = 0
         for b in batches:       # gathered outside the lock, recorded per request inside it
@@ -427,6 +503,8 @@ class ProducerMetrics:
             ratio = builder.compression_ratio if builder is not None else 1.0
             count = b.record_count
             sizes.append(size)
+            if count:
+                record_sizes.append(size / count)
             ratios.append(ratio)
             queue_times.append(now_ms - b.created_ms)
             records += count
@@ -439,6 +517,7 @@ class ProducerMetrics:
         request_bytes = sum(sizes)
         with self._lock:
             self._batch_size.record_values(sizes, now_ms)
+            self._record_size.record_values(record_sizes, now_ms)
             self._compression.record_values(ratios, now_ms)
             self._queue_time.record_values(queue_times, now_ms)
             self._records_per_request.record(records, now_ms)
@@ -454,12 +533,15 @@ class ProducerMetrics:
             broker.requests.record(request_bytes, now_ms)
             self._in_flight += 1
             self._note_memory_wait(now_ms)
+            self._note_totals(now_ms)
 
     def on_response(self, node: int, latency_ms: int, response: Mapping[str, Any] | None,
                     error: KafkaError | None) -> None:
         now = monotonic_ms()
         with self._lock:
             self._in_flight -= 1
+            if response is not None:
+                self._responses.record(1, now)
             broker = self._brokers.get(node)
             if broker is None:
                 broker = self._brokers[node] = _BrokerStats(now)
@@ -490,6 +572,13 @@ class ProducerMetrics:
         with self._lock:
             self._splits.record(1, now)
 
+    # ------------------------------------------------------------------ user-thread hooks
+
+    def add_call_time(self, metric: str, ns: int) -> None:
+        """Time a blocking call took (flush(), the transaction calls, a metadata wait)."""
+        with self._lock:
+            self._call_ns[metric] += ns
+
     def poll(self, now_ms: int) -> int:
         """Runs the stats callback when it is due; returns ms until it is due next (a day when
         there is none), for the sender's sleep."""
@@ -510,10 +599,19 @@ class ProducerMetrics:
             t = self._topics[topic] = _TopicStats(now)
         return t
 
+    def _note_totals(self, now: int) -> None:
+        # The network client and BufferMemory keep running totals; what moved since the last
+        # look is recorded now, in the right 30 s sample to within one request or snapshot.
+        client = self._client
+        self._created.note(client.connections_created, now)
+        self._closed.note(client.connections_closed, now)
+        self._incoming.note(client.bytes_received, now)
+        self._exhausted.note(self._memory.exhausted_total, now)
+
     def _note_memory_wait(self, now: int) -> None:
-        # The core only keeps a running total of ns spent blocked; the part not seen yet is
+        # BufferMemory only keeps a running total of ns spent blocked; the part not seen yet is
         # recorded now, which places it in the right 30 s sample to within one request.
-        waited = self._core.memory_wait_ns
+        waited = self._memory.wait_ns
         if waited != self._memory_wait_seen_ns:
             self._memory_wait.record(waited - self._memory_wait_seen_ns, now)
             self._memory_wait_seen_ns = waited
@@ -525,9 +623,10 @@ class ProducerMetrics:
         ``topics`` ({topic: {name: value}}), ``brokers`` ({node id: {name: value}}) and, when
         the partitioner has a ``metrics()`` method, ``partitioner`` (what it returns)."""
         now = monotonic_ms()
-        core = self._core
+        memory = self._memory
         with self._lock:
             self._note_memory_wait(now)
+            self._note_totals(now)
             out: dict[str, Any] = {
                 "client-id": self.client_id,
                 "record-send-rate": self._records_per_request.rate(now),
@@ -553,13 +652,30 @@ class ProducerMetrics:
                 "records-per-request-avg": self._records_per_request.avg(now),
                 "produce-throttle-time-avg": self._throttle.avg(now),
                 "produce-throttle-time-max": self._throttle.max(now),
-                "buffer-total-bytes": core.buffer_total_bytes,
-                "buffer-available-bytes": core.buffer_total_bytes - core.buffer_used_bytes,
+                "buffer-total-bytes": memory.total_bytes,
+                "buffer-available-bytes": memory.total_bytes - memory.used_bytes,
                 "bufferpool-wait-ratio": self._memory_wait.rate(now) / 1e9,
                 "bufferpool-wait-time-ns-total": self._memory_wait_seen_ns,
-                "waiting-threads": core.memory_waiters,
+                "waiting-threads": memory.waiters,
                 "connection-count": len(self._client.connections),
+                "connection-creation-rate": self._created.rate(now),
+                "connection-creation-total": self._created.seen,
+                "connection-close-rate": self._closed.rate(now),
+                "connection-close-total": self._closed.seen,
+                "incoming-byte-rate": self._incoming.rate(now),
+                "incoming-byte-total": self._incoming.seen,
+                "buffer-exhausted-rate": self._exhausted.rate(now),
+                "buffer-exhausted-total": self._exhausted.seen,
+                "request-size-avg": self._requests.avg(now),
+                "request-size-max": self._requests.max(now),
+                "record-size-avg": self._record_size.avg(now),
+                "record-size-max": self._record_size.max(now),
+                "response-rate": self._responses.rate(now, of_count=True),
+                "response-total": self._responses.total_count,
+                **self._call_ns,
             }
+            refreshed = self._metadata_refreshed_ms() if self._metadata_refreshed_ms else 0
+            out["metadata-age"] = (now - refreshed) / 1000.0 if refreshed > 0 else _NAN
             for (suffix, _), value in zip(PERCENTILES, self._latency.percentiles(now), strict=True):
                 out[f"request-latency-{suffix}"] = value
             queue_time = self._queue_time.percentiles(now)

@@ -31,6 +31,7 @@ from kengine_ext import monotonic_ms
 
 from .connection import Authenticator, Connection, ConnectionState, ResponseCallback
 from .errors import AuthenticationError, KafkaError, NetworkError
+from .reachability import BrokerReachability
 from .sasl import authenticator_factory
 from .security import ssl_context
 
@@ -170,6 +171,19 @@ class NetworkClient:
         #: set once when TLS or SASL authentication fails: retrying cannot fix credentials or
         #: certificates, so the sender fails everything with it and stops connecting
         self.fatal_error: AuthenticationError | None = None
+        #: outages by address: a WARNING when a broker becomes unreachable and when it is
+        #: back, and the words for errors of records that waited for it
+        self.reachability = BrokerReachability(client_id)
+        #: connections that became ready: a close of one is a disconnect, not a failed attempt
+        self._ready: set[Connection] = set()
+        # Counters for the connection-creation-*, connection-close-* and incoming-byte-*
+        # metrics; written by the sender thread, read by metrics snapshots on any thread.
+        #: connections that became ready (TCP, TLS, SASL and ApiVersions done)
+        self.connections_created = 0
+        #: connections closed after they became ready
+        self.connections_closed = 0
+        #: bytes the closed connections received (the open ones count their own)
+        self._closed_bytes_received = 0
         self._selector = selectors.DefaultSelector()
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
@@ -229,6 +243,14 @@ class NetworkClient:
             conn = self.connections.get(node_id)
             if conn is not None and conn.in_flight_count == 0:
                 conn.close(None)
+
+    @property
+    def bytes_received(self) -> int:
+        """Bytes received from every broker so far, over closed and open connections."""
+        # list() copies the dict's values in one step under the GIL: the sender thread may
+        # add or drop connections meanwhile
+        return self._closed_bytes_received + sum(
+            c.bytes_received for c in list(self.connections.values()))
 
     def known_nodes(self) -> list[int]:
         return [n for n in self.addresses if n >= 0] or list(self._bootstrap_ids)
@@ -362,6 +384,7 @@ class NetworkClient:
         self.last_error = NetworkError(
             f"cannot resolve broker address {res.host}:{res.port}: {reason}", node=node_id)
         _log.info("[%s] %s", self.client_id, self.last_error)
+        self.reachability.failed(node_id, f"{res.host}:{res.port}", self.last_error)
         self._fail_attempt(node_id)
 
     def _fail_attempt(self, node_id: int) -> None:
@@ -381,6 +404,9 @@ class NetworkClient:
             res.connected = True
         self._backoffs.pop(conn.node_id, None)
         self.last_error = None
+        self._ready.add(conn)
+        self.connections_created += 1
+        self.reachability.connected(f"{conn.host}:{conn.port}")
         _log.debug("[%s] connected to broker %d (%s:%d)", self.client_id, conn.node_id,
                    conn.host, conn.port)
         if self._on_connection_ready is not None:
@@ -402,10 +428,17 @@ class NetworkClient:
         if res is not None and res.connected:
             # a connection that worked is gone: the node's addresses may have changed
             res.addresses, res.index, res.used, res.connected = [], 0, False, False
+        was_ready = conn in self._ready
+        self._ready.discard(conn)
+        self._closed_bytes_received += conn.bytes_received
+        if was_ready:
+            self.connections_closed += 1
         if error is not None:
             self.last_error = error
             if isinstance(error, AuthenticationError) and self.fatal_error is None:
                 self.fatal_error = error
+            if not was_ready and not isinstance(error, AuthenticationError):
+                self.reachability.failed(conn.node_id, f"{conn.host}:{conn.port}", error)
             self._fail_attempt(conn.node_id)
 
     def _update_registration(self, conn: Connection) -> None:

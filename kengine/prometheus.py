@@ -1,4 +1,5 @@
-"""Producer metrics for Prometheus (the optional extra: ``pip install 'kengine[prometheus]'``).
+"""Producer metrics for Prometheus (the optional extra:
+``pip install 'kengine-kafka[prometheus]'``).
 
     from prometheus_client import start_http_server
     from kengine.prometheus import register
@@ -24,7 +25,7 @@ try:
     from prometheus_client.registry import REGISTRY, Collector, CollectorRegistry
 except ImportError as e:  # pragma: no cover - exercised only without the extra installed
     raise ImportError("kengine.prometheus needs prometheus-client: pip install "
-                      "'kengine[prometheus]'") from e
+                      "'kengine-kafka[prometheus]'") from e
 
 from .metrics import CLIENT, METRICS, NODE, TOPIC, MetricInfo
 

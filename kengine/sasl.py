@@ -31,6 +31,17 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from .config import (
+    HIDDEN,
+    ProducerConfig,
+    Setting,
+    SettingsGroup,
+    contribute,
+    parse_optional_callable,
+    parse_optional_str,
+    parse_secret_str,
+    shown,
+)
 from .errors import (
     AuthenticationError,
     ConfigError,
@@ -39,10 +50,10 @@ from .errors import (
 )
 
 if TYPE_CHECKING:
-    from .config import ProducerConfig
     from .connection import Connection
 
 __all__ = [
+    "SETTINGS",
     "JaasConfig",
     "OAuthBearerSession",
     "PlainSession",
@@ -498,3 +509,98 @@ def authenticator_factory(cfg: ProducerConfig) -> Callable[[], SaslAuthenticator
     cache = ScramCache()
     return lambda: SaslAuthenticator(ScramSession(mechanism, username, password,
                                                   token_auth=token_auth, cache=cache))
+
+
+# ---------------------------------------------------------------- the sasl.* settings
+
+def _sasl_mechanism(key: str, value: Any) -> str | None:
+    if value is None:
+        return None
+    text = str(value).strip().upper()
+    if text in _SASL_MECHANISMS:
+        return text
+    if text == "GSSAPI":
+        raise ConfigError(key, value, "PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER: "
+                                      "kengine does not support GSSAPI (Kerberos)")
+    raise ConfigError(key, value, "one of " + ", ".join(_SASL_MECHANISMS))
+
+
+_SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER")
+
+
+def _jaas(key: str, value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ConfigError(key, HIDDEN, "a JAAS string such as "
+                                        "'...PlainLoginModule required username=\"u\" "
+                                        "password=\"p\";'")
+    parse_jaas_config(value)   # raises ConfigError naming what is wrong, without the secrets
+    return value
+
+
+def _check_sasl(values: dict[str, Any], explicit: frozenset[str]) -> None:
+    mechanism = values["sasl.mechanism"]
+    if mechanism is None:
+        raise ConfigError("sasl.mechanism", None, f"required with security.protocol="
+                          f"{values['security.protocol']}: one of {', '.join(_SASL_MECHANISMS)}")
+    jaas = parse_jaas_config(values["sasl.jaas.config"]) if values["sasl.jaas.config"] else None
+    if jaas is not None and jaas.mechanism_family != mechanism.split("-")[0]:
+        raise ConfigError("sasl.jaas.config", HIDDEN,
+                          f"a login module for {mechanism} ({jaas.login_module} is for "
+                          f"{jaas.mechanism_family})")
+    if mechanism == "OAUTHBEARER":
+        if values["sasl.oauthbearer.token.callback"] is None:
+            raise ConfigError("sasl.oauthbearer.token.callback", None,
+                              "required with sasl.mechanism=OAUTHBEARER: a callable returning "
+                              "the token")
+        for key in ("sasl.username", "sasl.password"):
+            if values[key] is not None:
+                raise ConfigError(key, shown(key, values[key]),
+                                  "unset with OAUTHBEARER (the token callback authenticates)")
+        return
+    if values["sasl.oauthbearer.token.callback"] is not None:
+        raise ConfigError("sasl.oauthbearer.token.callback",
+                          values["sasl.oauthbearer.token.callback"],
+                          f"set only with sasl.mechanism=OAUTHBEARER (it is {mechanism})")
+    user, password = values["sasl.username"], values["sasl.password"]
+    if jaas is not None:
+        if user is not None or password is not None:
+            key = "sasl.username" if user is not None else "sasl.password"
+            raise ConfigError(key, shown(key, values[key]),
+                              "unset when sasl.jaas.config gives the credentials")
+        user, password = jaas.options.get("username"), jaas.options.get("password")
+    if not user or password is None:
+        raise ConfigError("sasl.username" if not user else "sasl.password", None,
+                          f"required with sasl.mechanism={mechanism}: set sasl.username and "
+                          f"sasl.password, or sasl.jaas.config")
+
+
+def _sasl_applies(values: dict[str, Any]) -> str | None:
+    protocol = values["security.protocol"]
+    if protocol.startswith("SASL_"):
+        return None
+    return f"set only with security.protocol SASL_PLAINTEXT or SASL_SSL (it is {protocol})"
+
+
+#: SASL (security.protocol SASL_PLAINTEXT or SASL_SSL).
+SETTINGS = SettingsGroup(
+    owner=__name__,
+    settings=(
+        Setting("sasl.mechanism", None, _sasl_mechanism,
+                "PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER"),
+        Setting("sasl.jaas.config", None, _jaas,
+                "Java's form: '<PlainLoginModule|ScramLoginModule> required username=\"...\" "
+                "password=\"...\";' (or sasl.username / sasl.password)", secret=True),
+        Setting("sasl.username", None, parse_optional_str, "user name for PLAIN and SCRAM"),
+        Setting("sasl.password", None, parse_secret_str, "password for PLAIN and SCRAM",
+                secret=True),
+        Setting("sasl.oauthbearer.token.callback", None, parse_optional_callable,
+                "OAUTHBEARER: callable() -> token str, or (token, {extension: value}); called "
+                "on the sender thread for every new connection, so cache tokens in it"),
+    ),
+    applies=_sasl_applies,
+    check=_check_sasl,
+    after="ssl.context",
+)
+contribute(SETTINGS)

@@ -27,17 +27,23 @@ import shutil
 import ssl
 import tempfile
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import Any
 
+from .config import (
+    HIDDEN,
+    ProducerConfig,
+    Setting,
+    SettingsGroup,
+    contribute,
+    parse_optional_str,
+    parse_secret_str,
+    shown,
+)
 from .errors import AuthenticationError, ConfigError, KafkaError, NetworkError
 
-if TYPE_CHECKING:
-    from .config import ProducerConfig
-
-__all__ = ["openssl_cipher_name", "ssl_context", "tls_error"]
+__all__ = ["SETTINGS", "openssl_cipher_name", "ssl_context", "tls_error"]
 
 _VERSIONS = {"TLSv1.2": ssl.TLSVersion.TLSv1_2, "TLSv1.3": ssl.TLSVersion.TLSv1_3}
-_HIDDEN = "[hidden]"
 
 
 def ssl_context(cfg: ProducerConfig) -> ssl.SSLContext | None:
@@ -78,10 +84,30 @@ def _load_trust(ctx: ssl.SSLContext, cfg: ProducerConfig) -> None:
     except (OSError, ValueError) as e:
         key = "ssl.truststore.location" if location else "ssl.truststore.certificates"
         shown = location if location else "..."
+        store = _binary_store_kind(location) if location else None
+        if store is not None:   # ssl.truststore.type left out: its default is PEM here
+            raise ConfigError(key, shown, (
+                f"PEM CA certificates, but it is a {store} trust store (Python's ssl module "
+                f"cannot load one); convert it: {_TRUSTSTORE_CONVERSION}")) from None
         raise ConfigError(key, shown, f"PEM CA certificates ({_reason(e)})") from None
     if not ctx.get_ca_certs():
         key = "ssl.truststore.location" if location else "ssl.truststore.certificates"
         raise ConfigError(key, location or "...", "at least one PEM CA certificate (none found)")
+
+
+def _binary_store_kind(path: str) -> str | None:
+    """'JKS' or 'PKCS12' when the file at path is such a key store (its first bytes), else
+    None (PEM, or unreadable: the load's own error says so)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except OSError:
+        return None
+    if head == b"\xfe\xed\xfe\xed" or head == b"\xce\xce\xce\xce":   # JKS, JCEKS
+        return "JKS"
+    if head[:1] == b"\x30":   # a DER SEQUENCE: PKCS12 (PEM is text)
+        return "PKCS12"
+    return None
 
 
 class _NoPassword(Exception):
@@ -133,7 +159,7 @@ def _load_chain(ctx: ssl.SSLContext, certfile: str, keyfile: str | None,
         # OpenSSL 3 reports a wrong password only as "PEM lib": the key was encrypted (the
         # password was asked for) and still did not load
         if asked and "KEY_VALUES_MISMATCH" not in str(e.reason or ""):
-            raise ConfigError("ssl.key.password", _HIDDEN,
+            raise ConfigError("ssl.key.password", HIDDEN,
                               f"the password of the encrypted private key in {key} (OpenSSL "
                               f"could not decrypt it)") from None
         raise ConfigError(key, shown, "a PEM certificate chain with its matching private key "
@@ -251,3 +277,167 @@ def tls_error(e: OSError, host: str, port: int, node: int, during: str) -> Kafka
         return AuthenticationError(f"TLS with {where} failed during the {during}: {reason}; "
                                    f"{advice}")
     return NetworkError(f"TLS with {where} failed during the {during}: {reason}", node=node)
+
+
+# ---------------------------------------------------------------- the ssl.* settings
+
+def _pem_store_type(key: str, value: Any) -> str:
+    text = str(value).strip().upper()
+    if text == "PEM":
+        return "PEM"
+    store = "trust store" if key.startswith("ssl.truststore") else "key store"
+    convert = (_TRUSTSTORE_CONVERSION if key.startswith("ssl.truststore")
+               else _KEYSTORE_CONVERSION)
+    raise ConfigError(key, value, f"PEM: kengine reads PEM files only (Python's ssl module "
+                                  f"cannot load a {text} {store}); convert it: {convert}")
+
+
+_TRUSTSTORE_CONVERSION = (
+    "`keytool -exportcert -rfc -keystore truststore.jks -alias CARoot -file ca.pem` (JKS) or "
+    "`openssl pkcs12 -in truststore.p12 -nokeys -out ca.pem` (PKCS12), then "
+    "ssl.truststore.location=ca.pem")
+_KEYSTORE_CONVERSION = (
+    "`keytool -importkeystore -srckeystore keystore.jks -destkeystore keystore.p12 "
+    "-deststoretype PKCS12` (JKS only), then `openssl pkcs12 -in keystore.p12 -out "
+    "keystore.pem` and ssl.keystore.location=keystore.pem (ssl.key.password if the key "
+    "stays encrypted)")
+
+_TLS_VERSIONS = ("TLSv1.2", "TLSv1.3")
+
+
+def _tls_protocol(key: str, value: Any) -> str:
+    text = str(value).strip()
+    for choice in ("TLS", *_TLS_VERSIONS):
+        if text.lower() == choice.lower():
+            return choice
+    raise ConfigError(key, value, "TLS, TLSv1.2 or TLSv1.3 (older versions are insecure and "
+                                  "disabled by OpenSSL)")
+
+
+def _tls_versions(key: str, value: Any) -> tuple[str, ...]:
+    items = value.split(",") if isinstance(value, str) else list(value or ())
+    out = []
+    for item in items:
+        text = str(item).strip()
+        if not text:
+            continue
+        match = [v for v in _TLS_VERSIONS if v.lower() == text.lower()]
+        if not match:
+            raise ConfigError(key, value, "a list of TLSv1.2, TLSv1.3 (older versions are "
+                                          "insecure and disabled by OpenSSL)")
+        out.append(match[0])
+    if not out:
+        raise ConfigError(key, value, "at least one of TLSv1.2, TLSv1.3")
+    return tuple(dict.fromkeys(out))
+
+
+def _optional_names(key: str, value: Any) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    items = value.split(",") if isinstance(value, str) else list(value)
+    names = tuple(str(i).strip() for i in items if str(i).strip())
+    if not names:
+        raise ConfigError(key, value, "a non-empty list of cipher suite names, or None")
+    return names
+
+
+def _endpoint_identification(key: str, value: Any) -> str:
+    text = "" if value is None else str(value).strip().lower()
+    if text not in ("https", ""):
+        raise ConfigError(key, value, "https (verify the broker's host name, the default) or "
+                                      "an empty string (do not)")
+    return text
+
+
+def _ssl_context(key: str, value: Any) -> Any:
+    if value is not None and not isinstance(value, ssl.SSLContext):
+        raise ConfigError(key, value, "an ssl.SSLContext (client side) or None")
+    return value
+
+
+def _check_tls(values: dict[str, Any], explicit: frozenset[str]) -> None:
+    if values["ssl.context"] is not None:
+        others = [s.name for s in SETTINGS.settings
+                  if s.name in explicit and s.name != "ssl.context"]
+        if others:
+            raise ConfigError(others[0], shown(others[0], values[others[0]]),
+                              "unset when ssl.context is given (the context is used as is)")
+        return
+    for key in ("ssl.truststore.password", "ssl.keystore.password"):
+        if values[key] is not None:
+            raise ConfigError(key, HIDDEN, "None: PEM stores have no store password (an "
+                                            "encrypted private key takes ssl.key.password)")
+    if values["ssl.truststore.location"] and values["ssl.truststore.certificates"]:
+        raise ConfigError("ssl.truststore.certificates", "...",
+                          "unset when ssl.truststore.location is set (one source of CAs)")
+    chain, key = values["ssl.keystore.certificate.chain"], values["ssl.keystore.key"]
+    if values["ssl.keystore.location"] and (chain or key):
+        name = "ssl.keystore.certificate.chain" if chain else "ssl.keystore.key"
+        raise ConfigError(name, shown(name, values[name]),
+                          "unset when ssl.keystore.location is set (one source of the key)")
+    if bool(chain) != bool(key):
+        missing = "ssl.keystore.key" if chain else "ssl.keystore.certificate.chain"
+        raise ConfigError(missing, None, "set together with "
+                          + ("ssl.keystore.certificate.chain" if chain else "ssl.keystore.key"))
+    if values["ssl.key.password"] is not None and not (values["ssl.keystore.location"] or key):
+        raise ConfigError("ssl.key.password", HIDDEN,
+                          "set only with ssl.keystore.location or ssl.keystore.key")
+    top = "TLSv1.3" if values["ssl.protocol"] == "TLS" else values["ssl.protocol"]
+    if not [v for v in values["ssl.enabled.protocols"] if v <= top]:
+        raise ConfigError("ssl.enabled.protocols", ",".join(values["ssl.enabled.protocols"]),
+                          f"a version no newer than ssl.protocol ({values['ssl.protocol']})")
+
+
+def _tls_applies(values: dict[str, Any]) -> str | None:
+    protocol = values["security.protocol"]
+    if protocol in ("SSL", "SASL_SSL"):
+        return None
+    return f"set only with security.protocol SSL or SASL_SSL (it is {protocol})"
+
+
+#: TLS (security.protocol SSL or SASL_SSL): PEM files, mapped onto Python's ssl module.
+SETTINGS = SettingsGroup(
+    owner=__name__,
+    settings=(
+        Setting("ssl.truststore.location", None, parse_optional_str,
+                "PEM file of the CA certificates that sign the brokers' certificates "
+                "(default: the system's trusted CAs)"),
+        Setting("ssl.truststore.certificates", None, parse_optional_str,
+                "the same CA certificates as PEM text instead of a file"),
+        Setting("ssl.truststore.type", "PEM", _pem_store_type,
+                "PEM only; JKS and PKCS12 trust stores must be converted"),
+        Setting("ssl.truststore.password", None, parse_secret_str,
+                "not used: a PEM trust store has no password (accepted only as None)",
+                secret=True),
+        Setting("ssl.keystore.location", None, parse_optional_str,
+                "PEM file with this client's private key and certificate chain (mutual TLS)"),
+        Setting("ssl.keystore.certificate.chain", None, parse_optional_str,
+                "this client's certificate chain as PEM text (with ssl.keystore.key)"),
+        Setting("ssl.keystore.key", None, parse_secret_str,
+                "this client's private key as PEM text (with ssl.keystore.certificate.chain)",
+                secret=True),
+        Setting("ssl.keystore.type", "PEM", _pem_store_type,
+                "PEM only; JKS and PKCS12 key stores must be converted"),
+        Setting("ssl.keystore.password", None, parse_secret_str,
+                "not used: a PEM key store has no store password; an encrypted key takes "
+                "ssl.key.password (accepted only as None)", secret=True),
+        Setting("ssl.key.password", None, parse_secret_str,
+                "password of an encrypted private key", secret=True),
+        Setting("ssl.protocol", "TLSv1.3", _tls_protocol,
+                "highest TLS version to offer (TLS: the newest OpenSSL has)"),
+        Setting("ssl.enabled.protocols", ("TLSv1.2", "TLSv1.3"), _tls_versions,
+                "TLS versions allowed, e.g. TLSv1.3 alone"),
+        Setting("ssl.cipher.suites", None, _optional_names,
+                "allowed cipher suites, IANA (TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256) or "
+                "OpenSSL (ECDHE-RSA-AES128-GCM-SHA256) names (default: OpenSSL's secure set)"),
+        Setting("ssl.endpoint.identification.algorithm", "https", _endpoint_identification,
+                "https: the broker's certificate must name the host connected to; "
+                "empty: do not check the name (the certificate is still verified)"),
+        Setting("ssl.context", None, _ssl_context,
+                "an ssl.SSLContext used as is, instead of the ssl.* settings above"),
+    ),
+    applies=_tls_applies,
+    check=_check_tls,
+    after="security.protocol",
+)
+contribute(SETTINGS)

@@ -24,14 +24,18 @@ from .errors import (
     KafkaError,
     KafkaTimeoutError,
     MessageTooLargeError,
+    NotEnoughReplicasAfterAppendError,
     OutOfOrderSequenceNumberError,
     ProtocolError,
+    RecordPurgedError,
+    RequestTimedOutError,
     delivery_timeout,
     error_for_code,
 )
+from .failure_log import FailureLog
 
 if TYPE_CHECKING:
-    from kengine_ext import ProducerCore
+    from kengine_ext import RecordAccumulator
 
     from .metadata import Metadata
     from .metrics import ProducerMetrics
@@ -46,8 +50,24 @@ _log = logging.getLogger("kengine.sender")
 _MAX_POLL_MS = 1000
 # Produce answers given after the leader appended the batch: the records may be in the log
 # (REQUEST_TIMED_OUT: not replicated within timeout.ms; NOT_ENOUGH_REPLICAS_AFTER_APPEND).
-_WRITTEN_BUT_REFUSED = frozenset({7, 20})
+_WRITTEN_BUT_REFUSED = frozenset({RequestTimedOutError.code,
+                                  NotEnoughReplicasAfterAppendError.code})
 _CONCURRENT_TXN_BACKOFF_MS = 20
+
+
+class _Purge:
+    """One purge() call: answered by the sender thread with the records it dropped."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self.dropped = 0
+
+    def done(self, dropped: int) -> None:
+        self.dropped = dropped
+        self._event.set()
+
+    def wait(self, timeout_s: float) -> bool:
+        return self._event.wait(timeout_s)
 
 
 @dataclass(frozen=True)
@@ -63,14 +83,22 @@ class SenderSettings:
     transactional_id: str | None = None
 
 
+_BatchFailedHook = Callable[[ProducerBatch, KafkaError, "dict[int, KafkaError] | None"], None]
+
+
 class Sender:
-    def __init__(self, core: ProducerCore, client: NetworkClient, metadata: Metadata,
+    """The I/O thread. It holds the record accumulator (its only handle on the batches), the
+    network client, metadata, and optionally metrics and the transaction manager; it never
+    sees the public Producer."""
+
+    def __init__(self, accumulator: RecordAccumulator, client: NetworkClient, metadata: Metadata,
                  settings: SenderSettings, metrics: ProducerMetrics | None = None,
                  txn: TransactionManager | None = None,
-                 clock: Callable[[], int] = monotonic_ms) -> None:
-        self._core = core
+                 clock: Callable[[], int] = monotonic_ms,
+                 on_batch_failed: _BatchFailedHook | None = None) -> None:
+        self._acc = accumulator
         #: idempotence: sequence rules, told of every answer and expiry (None without it)
-        self._seqs = core.sequences
+        self._seqs = accumulator.sequences
         #: idempotence / transactions: producer id/epoch, coordinator requests
         self._txn = txn
         self._client = client
@@ -82,6 +110,9 @@ class Sender:
         self._clock = clock
         #: batches inside an unanswered produce request -> the error of their last attempt
         self._in_flight: dict[ProducerBatch, KafkaError | None] = {}
+        #: purge() calls waiting for this thread (it owns the queues): user threads append,
+        #: run_once() pops and answers each with the number of records dropped (GIL)
+        self._purges: list[_Purge] = []
         self._last_errors: dict[ProducerBatch, KafkaError] = {}
         #: unfinished batches an attempt of which may have been written (an answer lost, or
         #: written but refused): their failure says so (KafkaError.maybe_written)
@@ -95,8 +126,9 @@ class Sender:
         self._thread: threading.Thread | None = None
         #: called with (batch, error, record_errors) for every batch about to fail, while its
         #: sealed bytes still exist (dead-letter routing, kengine.deadletter)
-        self.on_batch_failed: Callable[[ProducerBatch, KafkaError,
-                                        dict[int, KafkaError] | None], None] | None = None
+        self._on_batch_failed = on_batch_failed
+        #: failed batches, written to the log per topic and kind of error, with counts
+        self._failure_log = FailureLog(settings.client_id)
         self.stopped = threading.Event()
 
     # ------------------------------------------------------------------ thread
@@ -112,7 +144,7 @@ class Sender:
             while self._running:
                 self.run_once()
             # close(): keep sending until nothing is left, unless forced
-            while not self._force_close and self._core.incomplete_batches():
+            while not self._force_close and self._acc.incomplete_batches():
                 self.run_once()
         except BaseException:
             _log.exception("[%s] the sender thread failed; failing every pending record",
@@ -122,6 +154,7 @@ class Sender:
             if self._force_close:
                 self._fail_everything(KafkaError(
                     "the producer was closed before these records were acknowledged"))
+            self._failure_log.close()
             self._client.close()
             self.stopped.set()
 
@@ -139,11 +172,32 @@ class Sender:
     def wakeup(self) -> None:
         self._client.wakeup()
 
+    def request_purge(self) -> _Purge:
+        """Any thread: asks run_once() to drop every record not sent yet (Producer.purge())."""
+        purge = _Purge()
+        self._purges.append(purge)
+        self._client.wakeup()
+        return purge
+
+    def _purge_unsent(self) -> int:
+        """Fails every batch that was never sent (none has a sequence number yet, so
+        idempotence loses nothing); those sent before, waiting for an answer or a retry, go on."""
+        dropped = 0
+        for b in self._acc.take_unsent_queued():
+            dropped += b.record_count
+            self._acc.complete(b, error=RecordPurgedError(
+                f"purge() dropped this record to {b.topic}-{b.partition} before it was sent; "
+                f"it was not written"))
+        return dropped
+
     # ------------------------------------------------------------------ one step
 
     def run_once(self) -> None:
         now = self._clock()
-        core = self._core
+        acc = self._acc
+        while self._purges:
+            purge = self._purges.pop()
+            purge.done(self._purge_unsent())
         fatal = self._client.fatal_error
         if fatal is not None:
             self._stop_for(fatal)
@@ -159,7 +213,7 @@ class Sender:
             self._stop_for(txn.last_error)
             return
         if txn is None or txn.poll(now):
-            nodes, _, unknown = core.ready(now)
+            nodes, _, unknown = acc.ready(now)
             if unknown:
                 self._metadata.request_update(unknown)
             for node in nodes:
@@ -172,21 +226,33 @@ class Sender:
                 else:
                     blocked.add(node)   # a response or the connection's set-up wakes us
                     if not self._client.is_ready(node) and not self._client.connect(node, now):
+                        # a leader that cannot be connected to (its last attempt failed, or
+                        # the client forgot its address in a rebootstrap): fresh metadata may
+                        # name another leader or its address, as Java asks for on every failed
+                        # connection (Metadata spaces the requests by retry.backoff.ms)
+                        self._metadata.request_update()
                         timeout = min(timeout, max(1, self._client.backoff_remaining_ms(node, now)))
             if sendable:
-                drained = core.drain(sendable, self._s.max_request_size, now)
+                drained = acc.drain(sendable, self._s.max_request_size, now)
                 for node, batches in drained.items():
                     self._send_produce(node, batches, now)
         if now >= self._next_expiry_ms:
             self._expire(now)
+        self._failure_log.flush(now)
         if self._metrics is not None:   # statistics.interval.ms
             timeout = min(timeout, self._metrics.poll(now))
-        timeout = core.prepare_sleep(min(timeout, max(0, self._next_expiry_ms - now)), now,
-                                     blocked)
+        if txn is not None:
+            # a coordinator request retrying after its backoff: wake for it, not at the
+            # next metadata refresh (up to _MAX_POLL_MS later)
+            due_ms = txn.time_to_next_request_ms(now)
+            if due_ms is not None:
+                timeout = min(timeout, due_ms)
+        timeout = acc.prepare_sleep(min(timeout, max(0, self._next_expiry_ms - now)), now,
+                                    blocked)
         try:
             self._client.poll(timeout)
         finally:
-            core.end_sleep()
+            acc.end_sleep()
 
     def _poll_timeout(self, now: int) -> int:
         return max(0, min(_MAX_POLL_MS, self._metadata.time_to_next_update_ms(now)))
@@ -201,7 +267,7 @@ class Sender:
         by_topic: dict[str, list[dict[str, Any]]] = {}
         sent: dict[tuple[str, int], ProducerBatch] = {}
         for b in batches:
-            records = self._core.seal(b)
+            records = self._acc.seal(b)
             by_topic.setdefault(b.topic, []).append({"index": b.partition, "records": records})
             sent[(b.topic, b.partition)] = b
             self._in_flight[b] = None
@@ -285,6 +351,15 @@ class Sender:
                             r.get("batch_index_error_message") or err.message,
                             topic=b.topic, partition=b.partition)
                         for r in p["record_errors"]}
+                    # the other records of the batch: refused for being in its company (as
+                    # Java says), each reported once with that reason rather than with the
+                    # broker's list of the invalid ones
+                    err = type(err)(
+                        f"not written: the broker refused the whole batch because "
+                        f"{len(record_errors)} other record(s) of it were invalid (batch "
+                        f"index(es) {', '.join(map(str, sorted(record_errors)[:10]))}); "
+                        f"this record may be sent again",
+                        topic=b.topic, partition=b.partition, broker=node)
                 leader = p.get("current_leader")
                 if leader and leader.get("leader_id", -1) >= 0:
                     self._metadata.apply_leader_hint(b.topic, b.partition, leader["leader_id"],
@@ -304,7 +379,7 @@ class Sender:
             self._sequences_lost(self._seqs.on_success(b, base_offset))
         if self._metrics is not None:
             self._metrics.on_batch_done(b, None)
-        self._core.complete(b, base_offset, log_append_time_ms)
+        self._acc.complete(b, base_offset, log_append_time_ms)
 
     def _retry_or_fail(self, b: ProducerBatch, error: KafkaError, now: int,
                        record_errors: dict[int, KafkaError] | None, *, from_broker: bool = True,
@@ -343,7 +418,7 @@ class Sender:
                      backoff)
             if self._metrics is not None:
                 self._metrics.on_retry(b)
-            self._core.reenqueue(b, now + backoff,
+            self._acc.reenqueue(b, now + backoff,
                                  isinstance(error, OutOfOrderSequenceNumberError))
             return
         if self._seqs is not None:
@@ -360,7 +435,7 @@ class Sender:
         size = b.size_bytes
         self._last_errors.pop(b, None)
         try:
-            pieces = self._core.split_batch(b)
+            pieces = self._acc.split_batch(b)
         except Exception:   # noqa: BLE001 (logged; the batch fails with the broker's error)
             _log.exception("[%s] could not split a batch of %d record(s) for %s-%d",
                            self._s.client_id, b.record_count, b.topic, b.partition)
@@ -387,25 +462,26 @@ class Sender:
         if error.maybe_written != maybe_written:
             error = copy.copy(error)   # errors may be shared by the batches of a request
             error.maybe_written = maybe_written
-        _log.warning("[%s] %d record(s) for %s-%d failed: %s", self._s.client_id,
-                     b.record_count, b.topic, b.partition, error)
+        _log.debug("[%s] %d record(s) for %s-%d failed: %s", self._s.client_id,
+                   b.record_count, b.topic, b.partition, error)
+        self._failure_log.failed(b.topic, b.partition, b.record_count, error)
         if self._txn is not None:
             self._txn.on_batch_failed(error)
         if self._metrics is not None:
             self._metrics.on_batch_done(b, error)
-        if self.on_batch_failed is not None:
+        if self._on_batch_failed is not None:
             try:
-                self.on_batch_failed(b, error, record_errors)
+                self._on_batch_failed(b, error, record_errors)
             except Exception:  # noqa: BLE001 (logged; the batch must still complete)
                 _log.exception("[%s] the failure hook for %s-%d raised; failing the batch anyway",
                                self._s.client_id, b.topic, b.partition)
-        self._core.complete(b, error=error, record_errors=record_errors)
+        self._acc.complete(b, error=error, record_errors=record_errors)
 
     # ------------------------------------------------------------------ expiry
 
     def _expire(self, now: int) -> None:
         limit = self._s.delivery_timeout_ms
-        for b in self._core.expire(now, limit):
+        for b in self._acc.expire(now, limit):
             if self._seqs is not None:
                 self._sequences_lost(self._seqs.on_expired(b))   # if sent before
             self._fail(b, self._timeout_error(b, now))
@@ -417,7 +493,7 @@ class Sender:
             self._maybe_written.add(b)
             self._fail(b, self._timeout_error(b, now))
         oldest = min((b.created_ms for b in self._in_flight), default=None)
-        oldest_queued = self._core.oldest_queued_ms()
+        oldest_queued = self._acc.oldest_queued_ms()
         if oldest_queued >= 0 and (oldest is None or oldest_queued < oldest):
             oldest = oldest_queued
         # batches created from now on cannot expire before now + limit
@@ -426,6 +502,9 @@ class Sender:
     def _timeout_error(self, b: ProducerBatch, now: int) -> KafkaTimeoutError:
         last = self._last_errors.get(b)
         cause = f"; last error: {last}" if last is not None else ""
+        away = self._unreachable_leader(b)
+        if away is not None:
+            cause += f"; {away}"
         unknown = ("; an attempt may have been written, so the records may be in the log "
                    "(maybe_written)" if b in self._maybe_written else
                    "; no attempt was written" if b.attempts > 0 else "; never sent")
@@ -434,13 +513,27 @@ class Sender:
                    f"(delivery.timeout.ms={self._s.delivery_timeout_ms}){cause}{unknown}")
         return delivery_timeout(message, last)
 
+    def _unreachable_leader(self, b: ProducerBatch) -> str | None:
+        """Why b's leader could not be reached, while it cannot ("broker 1 (h:p) unreachable
+        for 30.2 s (...; last: Connection refused)"); every unreachable address when the
+        leader or its address is not known; None when nothing is known to be out."""
+        reach = self._client.reachability
+        leader = next((p.leader for p in self._metadata.partitions_for(b.topic)
+                       if p.partition == b.partition), -1)
+        address = self._client.addresses.get(leader) if leader >= 0 else None
+        if address is not None:
+            return reach.describe(f"{address[0]}:{address[1]}")
+        # no leader known, or its address forgotten (a rebootstrap after every broker the
+        # producer knew was lost): whatever is out now is why
+        return reach.describe_all()
+
     def _stop_for(self, fatal: KafkaError) -> None:
         """A fatal error (authentication): later sends raise it, everything pending fails with
         it, and the loop only idles until close(); reconnecting would fail the same way."""
-        if self._core.fatal_error is None:
+        if self._acc.fatal_error is None:
             _log.error("[%s] %s; failing every pending record and refusing new ones",
                        self._s.client_id, fatal)
-            self._core._fail_for_sends(fatal)
+            self._acc.fail(fatal)
         self._fail_everything(fatal)
         self._metadata.fail_waiters(fatal)  # type: ignore[arg-type]
         self._client.poll(_MAX_POLL_MS)
@@ -451,7 +544,7 @@ class Sender:
             self._txn.on_sequences_lost(error)
 
     def _fail_everything(self, error: KafkaError) -> None:
-        for b in [*self._core.take_all_queued(), *self._in_flight]:
+        for b in [*self._acc.take_all_queued(), *self._in_flight]:
             if self._seqs is not None:
                 self._seqs.on_abandoned(b)
             self._fail(b, error)

@@ -29,6 +29,7 @@ from typing import IO
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from kengine import __version__
 from kengine_ext import decode_response, encode_request, pick_version
 from kengine_ext.schemas import ApiKey
 
@@ -108,7 +109,7 @@ def wait_for_broker(port: int, proc: subprocess.Popen, deadline_s: float) -> Con
 
 def run_checks(conn: Connection) -> None:
     v3 = conn.call(ApiKey.API_VERSIONS, 3, {"client_software_name": "kengine",
-                                            "client_software_version": "0.1.0"})
+                                            "client_software_version": __version__})
     assert v3["error_code"] == 0, v3
     ranges = {k["api_key"]: (k["min_version"], k["max_version"]) for k in v3["api_keys"]}
     features = [f["name"] for f in v3["finalized_features"]]

@@ -1,10 +1,11 @@
-"""Regenerates the broker error table in kengine/errors.py from Kafka's errors.tsv.
+"""Regenerates the broker error table in kengine_ext/errors.py from Kafka's errors.tsv.
 
     python tools/gen_errors.py [path/to/errors.tsv]
 
-The table is the block between the BEGIN/END markers of kengine/errors.py; everything else in
-that file is written by hand. Extra base classes (metadata refresh, authorization, ...) come
-from the small maps below, which follow how Kafka's Java client groups its exceptions.
+The table is the block between the BEGIN/END markers of kengine_ext/errors.py (re-exported as
+kengine.errors); everything else in that file is written by hand. Extra base classes (metadata
+refresh, authorization, ...) come from the small maps below, which follow how Kafka's Java
+client groups its exceptions.
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import sys
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 DEFAULT_TSV = ROOT / "spec" / "kafka-protocol" / "errors.tsv"
-TARGET = ROOT / "kengine" / "errors.py"
+TARGET = ROOT / "kengine_ext" / "errors.py"
 BEGIN = "# BEGIN GENERATED BROKER ERRORS (tools/gen_errors.py)"
 END = "# END GENERATED BROKER ERRORS"
 
@@ -70,6 +71,10 @@ def render(rows: list[dict[str, str]]) -> str:
     for code, cls in names:
         out.append(f"    {code}: {cls},")
     out.append("}")
+    out.append("__all__ += [")
+    for _, cls in names:
+        out.append(f"    \"{cls}\",")
+    out.append("]")
     out.append(END)
     return "\n".join(out)
 
@@ -81,7 +86,7 @@ def read_rows(tsv: pathlib.Path = DEFAULT_TSV) -> list[dict[str, str]]:
 
 
 def rewrite(text: str, rows: list[dict[str, str]]) -> str:
-    """``text`` (kengine/errors.py) with its generated block replaced by the table of rows."""
+    """``text`` (kengine_ext/errors.py) with its generated block replaced by the table of rows."""
     head, _, rest = text.partition(BEGIN)
     _, _, tail = rest.partition(END)
     return head + render(rows) + tail

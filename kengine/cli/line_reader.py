@@ -1,7 +1,7 @@
 """How ``kengine produce`` turns a line of input into a record: the rules and defaults of
 Kafka's ``LineMessageReader`` (the console producer's reader).
 
-Reader properties (``--property name=value``, or ``--reader-config FILE``):
+Reader properties (``--reader-property name=value``, or ``--reader-config FILE``):
 
 =====================  =========  ==============================================================
 ``parse.key``          false      the line holds a key before ``key.separator``

@@ -18,13 +18,14 @@ import sys
 from collections.abc import Sequence
 
 from ..errors import KafkaError
+from ..failure_log import FAILURES_LOGGER
 from . import UsageError, local_kafka, perf, produce, topics
 
 __all__ = ["build_parser", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .. import __version__
+    from ..version import __version__
 
     parser = argparse.ArgumentParser(
         prog="kengine", description="kengine: a Kafka producer engine for Python, and the "
@@ -42,12 +43,29 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
-    if extra and not getattr(args, "takes_extra_arguments", False):
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    args.extra_arguments = extra
-    logging.basicConfig(level=args.log_level, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     where = f"kengine {args.command}"
+    if extra and not getattr(args, "takes_extra_arguments", False):
+        # argparse would say "kengine: error:"; the sub-command is what was mistyped
+        print(f"{where}: error: unrecognized arguments: {' '.join(extra)} "
+              f"(kengine {args.command} --help lists the options)", file=sys.stderr)
+        return 2
+    args.extra_arguments = extra
+    # every line on stderr says which command wrote it, log lines included
+    logging.basicConfig(level=args.log_level, stream=sys.stderr,
+                        format=f"{where}: %(asctime)s %(levelname)s %(name)s: %(message)s")
+    failures_log = logging.getLogger(FAILURES_LOGGER)
+    failures_level = failures_log.level
+    if getattr(args, "reports_failures", False) and args.log_level == "WARNING":
+        # the command reports each failed record itself: the producer's own summary of
+        # failed batches would say it twice (--log-level INFO or DEBUG keeps it)
+        failures_log.setLevel(logging.ERROR)
+    try:
+        return _run(args, where)
+    finally:
+        failures_log.setLevel(failures_level)     # main() may run inside a program
+
+
+def _run(args: argparse.Namespace, where: str) -> int:
     try:
         return int(args.run(args))
     except UsageError as e:

@@ -1,20 +1,27 @@
 """``kengine produce``: Kafka's console producer (``kafka-console-producer``), same flags.
 
 Reads records from stdin, one per line, parsed as Kafka's LineMessageReader does (see
-:mod:`kengine.cli.line_reader`), and sends them to ``--topic``:
+:mod:`kengine.cli.line_reader`), and sends them to ``--topic`` (``--input FILE`` sends the rows
+of a Parquet, Arrow IPC, JSON lines or CSV file instead: :mod:`kengine.cli.produce_file`):
 
     kengine produce --bootstrap-server 127.0.0.1:9092 --topic events \\
-        --property parse.key=true --property key.separator=:
+        --reader-property parse.key=true --reader-property key.separator=:
 
 Differences from the Java tool, all in the direction of not losing data silently:
 
 * the exit status is 1 when any record failed (Java logs delivery failures and exits 0) or a
   line could not be parsed; a bad line stops the run, as in Java, unless ``--skip-bad-lines``,
   and either way it is reported with its line number; so are failed deliveries;
-* ``compression.type`` from ``--producer-property``/``--producer.config`` is kept unless
+* ``compression.type`` from ``--command-property``/``--command-config`` is kept unless
   ``--compression-codec`` is given (Java overwrites it with ``none``);
 * a progress line is drawn on stderr for long inputs when stderr is a terminal and stdin is
-  not (typing at a terminal shows Java's ``>`` prompt instead, on stderr).
+  not (typing at a terminal shows Java's ``>`` prompt instead, on stderr);
+* without ``--bootstrap-server``, ``bootstrap.servers`` comes from ``--command-config`` or
+  ``--command-property`` (Java requires the flag).
+
+Kafka 4.4's names and the older ones (``--producer-property``, ``--producer.config``,
+``--property``) are both taken, with Java's warning for the older ones; both names of one
+option together are refused, in Java's words.
 """
 from __future__ import annotations
 
@@ -33,7 +40,12 @@ from ..errors import (
 )
 from . import UsageError
 from .line_reader import LineFormatError, LineReader
+from .produce_file import add_arguments as add_file_arguments
+from .produce_file import apply_file_defaults
+from .produce_file import run as run_file
 from .properties import load_properties, parse_assignments, producer_settings
+from .schema_formats import add_arguments as add_schema_arguments
+from .schema_formats import decode_json, serializers
 from .status_line import StatusLine
 
 __all__ = ["add_parser", "producer_config", "run"]
@@ -41,6 +53,15 @@ __all__ = ["add_parser", "producer_config", "run"]
 _MAX_REPORTED_FAILURES = 100
 # Errors of one record that leave the producer fine: report the line, go on with the next.
 _RECORD_ERRORS = (RecordTooLargeError, SerializationError, InvalidPartitionError)
+
+# Kafka's LineMessageReader, by its 4.x and its older name: the only reader kengine has
+_LINE_READERS = ("org.apache.kafka.tools.LineMessageReader", "kafka.tools.LineMessageReader")
+
+# Kafka 4.x's names and the deprecated ones they replace, given at most one of each pair
+_RENAMED = (("command_property", "--command-property", "producer_property",
+             "--producer-property"),
+            ("command_config", "--command-config", "producer_config", "--producer.config"),
+            ("reader_property", "--reader-property", "property", "--property"))
 
 # The console producer's own options for producer settings, in the order Java merges them,
 # with Java's defaults: applied when given, or when nothing else set the setting.
@@ -65,23 +86,34 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         description="Reads data from standard input and publishes it to Kafka, with the flags "
                     "and line format of kafka-console-producer.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="reader properties (--property): parse.key, key.separator (\\t), parse.headers, "
-               "headers.delimiter (\\t),\n  headers.separator (,), headers.key.separator (:), "
+        epilog="reader properties (--reader-property): parse.key, key.separator (\\t), "
+               "parse.headers,\n  headers.delimiter (\\t), headers.separator (,), "
+               "headers.key.separator (:), "
                "null.marker, ignore.error.\n"
                "  parse.headers=true and parse.key=true: h1:v1,h2:v2<TAB>key<TAB>value\n"
                "exit status: 0 when every line was delivered, 1 otherwise, 2 for bad usage.")
     p.add_argument("--bootstrap-server", metavar="HOST:PORT[,...]",
-                   help="REQUIRED (unless --broker-list): the server(s) to connect to")
+                   help="the server(s) to connect to; without it, bootstrap.servers from "
+                        "--command-config or --command-property")
     p.add_argument("--broker-list", help=argparse.SUPPRESS)   # deprecated in Kafka, accepted
     p.add_argument("--topic", required=True, help="REQUIRED: the topic to produce to")
-    p.add_argument("--property", action="append", default=[], metavar="PROP=VALUE",
+    p.add_argument("--reader-property", action="append", default=[], metavar="PROP=VALUE",
                    help="a reader property (repeatable), see below")
+    p.add_argument("--property", action="append", default=[], metavar="PROP=VALUE",
+                   help="(deprecated in Kafka 4.x) the same as --reader-property")
     p.add_argument("--reader-config", metavar="FILE",
-                   help="reader properties file; --property takes precedence")
+                   help="reader properties file; --reader-property takes precedence")
+    p.add_argument("--line-reader", metavar="CLASS", default=_LINE_READERS[0],
+                   help=f"the line reader; only Kafka's own, {_LINE_READERS[0]} (the default), "
+                        "exists here")
+    p.add_argument("--command-property", action="append", default=[], metavar="KEY=VALUE",
+                   help="a producer setting (repeatable); takes precedence over --command-config")
     p.add_argument("--producer-property", action="append", default=[], metavar="KEY=VALUE",
-                   help="a producer setting (repeatable); takes precedence over --producer.config")
-    p.add_argument("--producer.config", dest="producer_config", metavar="FILE",
+                   help="(deprecated in Kafka 4.x) the same as --command-property")
+    p.add_argument("--command-config", metavar="FILE",
                    help="producer settings file (Java .properties format)")
+    p.add_argument("--producer.config", dest="producer_config", metavar="FILE",
+                   help="(deprecated in Kafka 4.x) the same as --command-config")
     p.add_argument("--sync", action="store_true",
                    help="send records one at a time, each waiting for its acknowledgement")
     p.add_argument("--compression-codec", nargs="?", const="gzip", metavar="CODEC",
@@ -104,19 +136,46 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                    help="send.buffer.bytes (102400)")
     p.add_argument("--skip-bad-lines", action="store_true",
                    help="report a line that does not parse and go on (default: stop there)")
-    p.set_defaults(run=run)
+    add_schema_arguments(p)
+    add_file_arguments(p)
+    p.set_defaults(run=run, reports_failures=True)
+
+
+def check_renamed(args: argparse.Namespace) -> list[str]:
+    """Kafka 4.x's option names and their deprecated predecessors: at most one of each pair
+    (Java refuses both with these words); returns a warning for each deprecated one used, as
+    Java prints. The deprecated option's value is moved to the current name."""
+    warnings = []
+    for current, current_flag, old, old_flag in _RENAMED:
+        if getattr(args, old) and getattr(args, current):
+            raise UsageError(f"Options {current_flag} and {old_flag} cannot be specified "
+                             f"together.")
+        if getattr(args, old):
+            warnings.append(f"warning: {old_flag} is deprecated and will be removed in a future "
+                            f"version of Kafka's tools. Use {current_flag} instead.")
+            setattr(args, current, getattr(args, old))
+            setattr(args, old, [] if isinstance(getattr(args, old), list) else None)
+    if args.line_reader not in _LINE_READERS:
+        raise UsageError(f"--line-reader {args.line_reader}: only Kafka's line reader, "
+                         f"{_LINE_READERS[0]}, exists here (a Java class cannot be loaded); "
+                         f"its format is set with --reader-property")
+    return warnings
 
 
 def producer_config(args: argparse.Namespace) -> dict[str, Any]:
     """The producer settings Java's console producer would use for these arguments:
-    --producer.config, overridden by --producer-property, then the tool's own options."""
-    bootstrap = args.bootstrap_server or args.broker_list
-    if not bootstrap:
-        raise UsageError("--bootstrap-server is required")
+    --command-config, overridden by --command-property, then the tool's own options.
+    --bootstrap-server wins over a bootstrap.servers of those, which stands in when it is
+    not given (Java requires --bootstrap-server)."""
+    check_renamed(args)
     props: dict[str, Any] = {}
-    if args.producer_config:
-        props.update(load_properties(args.producer_config))
-    props.update(parse_assignments(args.producer_property, "--producer-property"))
+    if args.command_config:
+        props.update(load_properties(args.command_config))
+    props.update(parse_assignments(args.command_property, "--command-property"))
+    bootstrap = args.bootstrap_server or args.broker_list or props.get("bootstrap.servers")
+    if not bootstrap:
+        raise UsageError("--bootstrap-server is required (or bootstrap.servers in "
+                         "--command-config or --command-property)")
     props["bootstrap.servers"] = bootstrap
     if args.compression_codec is not None:
         props["compression.type"] = args.compression_codec or "gzip"
@@ -139,7 +198,6 @@ class _Outcome:
         self._lock = threading.Lock()
         self.delivered = 0       # under _lock
         self.failed = 0          # under _lock
-        self.first_failure: str | None = None
 
     def on_delivery(self, line_number: int, error: KafkaError | None, metadata: Any) -> None:
         if error is None:
@@ -153,8 +211,6 @@ class _Outcome:
         with self._lock:
             self.failed += 1
             n = self.failed
-            if self.first_failure is None:
-                self.first_failure = message
         if n <= _MAX_REPORTED_FAILURES:
             self._status.print(message, file=sys.stderr)
         elif n == _MAX_REPORTED_FAILURES + 1:
@@ -180,12 +236,27 @@ def _lines(stream: IO[bytes], prompt: bool) -> Iterator[bytes]:
 def run(args: argparse.Namespace) -> int:
     from ..producer import Producer
 
+    if args.input is not None:
+        apply_file_defaults(args)
+        return run_file(args, producer_config(args))
+    for option in ("value_column", "key_column", "headers_columns", "timestamp_column",
+                   "partition_column", "input_format"):
+        if getattr(args, option) is not None:
+            flag = "--format" if option == "input_format" else "--" + option.replace("_", "-")
+            raise UsageError(f"{flag} reads the columns of a file: it needs --input FILE")
+    if args.value_format == "json":
+        raise UsageError("--value-format json sends each row of an --input file as a JSON "
+                         "object; lines of stdin are sent as they are without it")
+    for warning in check_renamed(args):
+        print(f"kengine produce: {warning}", file=sys.stderr)
     reader_props: dict[str, str] = {}
     if args.reader_config:
         reader_props.update(load_properties(args.reader_config))
-    reader_props.update(parse_assignments(args.property, "--property"))
+    reader_props.update(parse_assignments(args.reader_property, "--reader-property"))
     reader = LineReader(reader_props)
     settings = producer_config(args)
+    settings.update(serializers(args))
+    json_fields = [f for f in ("key", "value") if getattr(args, f"{f}_format", None)]
     stdin = sys.stdin.buffer
     interactive = sys.stdin.isatty()
     lines_read = 0
@@ -206,6 +277,14 @@ def run(args: argparse.Namespace) -> int:
                 lines_read += 1
                 try:
                     record = reader.parse(line, lines_read)
+                    key, value = record.key, record.value
+                    try:   # --key-format/--value-format: a JSON document the schema encodes
+                        if "key" in json_fields:
+                            key = decode_json(key, "key")
+                        if "value" in json_fields:
+                            value = decode_json(value, "value")
+                    except ValueError as e:
+                        raise LineFormatError(lines_read, str(e)) from None
                 except LineFormatError as e:
                     bad_lines += 1
                     status.print(f"kengine produce: {e}", file=sys.stderr)
@@ -215,7 +294,7 @@ def run(args: argparse.Namespace) -> int:
                                   f"(--skip-bad-lines goes on past such lines)")
                     break
                 try:
-                    future = producer.send(args.topic, record.value, key=record.key,
+                    future = producer.send(args.topic, value, key=key,
                                            headers=record.headers,
                                            on_delivery=partial(outcome.on_delivery, lines_read))
                 except _RECORD_ERRORS as e:
@@ -234,8 +313,9 @@ def run(args: argparse.Namespace) -> int:
     if stopped_by is not None:
         print(f"kengine produce: {stopped_by}", file=sys.stderr)
     if outcome.failed:
-        print(f"kengine produce: {outcome.failed} of {lines_read - bad_lines} record(s) failed; "
-              f"first: {outcome.first_failure}", file=sys.stderr)
+        # each was reported above by its line number: the count, not the first one again
+        print(f"kengine produce: {outcome.failed} of {lines_read - bad_lines} record(s) failed",
+              file=sys.stderr)
     if interrupted:
         return 130
     return 0 if not (outcome.failed or bad_lines or stopped_by) else 1

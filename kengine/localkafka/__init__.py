@@ -6,7 +6,9 @@
         cluster.create_topic("events", partitions=6, config={"min.insync.replicas": 2})
         ...  # produce to cluster.bootstrap_servers; cluster.kill(cluster.leader_of("events", 0))
 
-Needs a JDK 17+ and Maven; the jars are resolved once (``ensure_kafka``).
+Needs a JDK 17+ and Maven; the jars are resolved once (``ensure_kafka``). Network faults between
+clients and brokers: a ``Listener(..., proxied=True)`` and :class:`Toxiproxy` (built once from
+its Go module, ``ensure_toxiproxy``).
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from .errors import BrokerStartError, JarResolutionError, LocalKafkaError, ToolM
 from .launcher import ClusterStatus, KafkaCluster, NodeStatus
 from .probe import BrokerInfo, ClusterMetadata, PartitionInfo, TopicInfo
 from .security import Acl, BrokerTls, SecureBrokers
+from .toxiproxy import TOXIPROXY_VERSION, Proxy, Toxiproxy, ToxiproxyError, ensure_toxiproxy
 
 __all__ = [
     "KAFKA_VERSION",
@@ -33,7 +36,12 @@ __all__ = [
     "LocalKafkaError",
     "NodeStatus",
     "PartitionInfo",
+    "Proxy",
+    "TOXIPROXY_VERSION",
+    "Toxiproxy",
+    "ToxiproxyError",
     "ToolMissingError",
     "TopicInfo",
     "ensure_kafka",
+    "ensure_toxiproxy",
 ]

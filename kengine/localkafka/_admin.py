@@ -45,7 +45,7 @@ def _acl_admin_client(bootstrap: str, what: str = "creating ACLs") -> Any:
         from confluent_kafka.admin import AdminClient
     except ImportError as e:
         raise ToolMissingError(
-            f"{what} needs confluent-kafka: pip install 'kengine[test]' (or "
+            f"{what} needs confluent-kafka: pip install 'kengine-kafka[test]' (or "
             "confluent-kafka)") from e
     # log_level 4: librdkafka's informational lines (queue purges on close) are noise here
     return AdminClient({"bootstrap.servers": bootstrap, "client.id": _CLIENT_ID,

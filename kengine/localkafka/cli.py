@@ -2,6 +2,7 @@
 ``kengine local-kafka``).
 
     fetch [--kafka-version V] resolve the Kafka jars (Maven, once per version), print where
+    fetch --toxiproxy         build the Toxiproxy server (go install, once) for fault tests
     start [-n 3] [-c k=v]...  start a detached cluster, print its bootstrap servers; a cluster
                               stopped in the same workdir comes back as it was (same ports,
                               same data) unless --fresh
@@ -23,6 +24,7 @@ from pathlib import Path
 from .distribution import KAFKA_VERSION, MATRIX, default_home, ensure_kafka
 from .errors import LocalKafkaError
 from .launcher import KafkaCluster
+from .toxiproxy import TOXIPROXY_VERSION, ensure_toxiproxy
 
 __all__ = ["build_parser", "default_workdir", "main"]
 
@@ -43,6 +45,9 @@ def build_parser(prog: str = "python -m kengine.localkafka") -> argparse.Argumen
     fetch.add_argument("--home", type=Path, default=None,
                        help="jar cache (default $KENGINE_KAFKA_HOME or ~/.cache/kengine/kafka-<v>)")
     fetch.add_argument("--force", action="store_true", help="resolve again even if cached")
+    fetch.add_argument("--toxiproxy", action="store_true",
+                       help=f"build the Toxiproxy server {TOXIPROXY_VERSION} (go install, once) "
+                            "instead of resolving jars")
     fetch.add_argument("--kafka-version", action="append", default=None, metavar="V",
                        help=f"Kafka version (default {KAFKA_VERSION}; 'matrix': every tested "
                             f"one: {', '.join(MATRIX)}); repeatable")
@@ -81,8 +86,13 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m kengine.local
     try:
         return _run(args)
     except LocalKafkaError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"{prog}: error: {e}", file=sys.stderr)
         return 1
+    except SystemExit as e:
+        if isinstance(e.code, str):     # a usage mistake found after parsing
+            print(f"{prog}: error: {e.code}", file=sys.stderr)
+            return 2
+        raise
 
 
 def _stopped_cluster(workdir: Path) -> KafkaCluster | None:
@@ -98,6 +108,9 @@ def _stopped_cluster(workdir: Path) -> KafkaCluster | None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.command == "fetch" and args.toxiproxy:
+        print(f"Toxiproxy {TOXIPROXY_VERSION} server: {ensure_toxiproxy(force=args.force)}")
+        return 0
     if args.command == "fetch":
         versions = args.kafka_version or [None]
         if "matrix" in versions:

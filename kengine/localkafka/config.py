@@ -18,6 +18,7 @@ __all__ = [
     "ConfigValue",
     "Listener",
     "NodeLayout",
+    "advertised_port_name",
     "default_broker_config",
     "node_properties",
     "write_properties",
@@ -32,10 +33,17 @@ _PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 
 @dataclass(frozen=True)
 class Listener:
-    """A named broker listener and the security protocol it speaks."""
+    """A named broker listener and the security protocol it speaks.
+
+    ``proxied``: the broker binds the listener on one port but advertises another one of the
+    same host (:meth:`NodeLayout.advertised_port`), where a proxy such as Toxiproxy forwards to
+    it: clients that follow the metadata then reach every broker through its proxy, while
+    replication (the inter-broker listener) does not. Nothing listens on the advertised port
+    until the proxy is started."""
 
     name: str = "PLAINTEXT"
     security_protocol: str = "PLAINTEXT"
+    proxied: bool = False
 
     def __post_init__(self) -> None:
         if self.security_protocol not in _PROTOCOLS:
@@ -59,7 +67,20 @@ class NodeLayout:
     data_dir: Path
 
     def address(self, listener: str) -> str:
+        """Where clients reach ``listener``: the proxy's port for a proxied listener."""
+        return f"{self.host}:{self.advertised_port(listener)}"
+
+    def bind_address(self, listener: str) -> str:
+        """Where the broker itself listens (a proxied listener's upstream)."""
         return f"{self.host}:{self.ports[listener]}"
+
+    def advertised_port(self, listener: str) -> int:
+        return self.ports.get(advertised_port_name(listener), self.ports[listener])
+
+
+def advertised_port_name(listener: str) -> str:
+    """The key of a proxied listener's advertised port in :attr:`NodeLayout.ports`."""
+    return f"{listener}@ADVERTISED"
 
 
 def default_broker_config(brokers: int, mode: str = "kraft") -> dict[str, ConfigValue]:
@@ -143,7 +164,7 @@ def node_properties(
     }
     if roles != "controller":
         props["advertised.listeners"] = ",".join(
-            f"{lst.name}://{node.host}:{node.ports[lst.name]}" for lst in listeners)
+            f"{lst.name}://{node.address(lst.name)}" for lst in listeners)
         props["inter.broker.listener.name"] = inter_broker_listener
     props.update(overrides or {})
     return {k: _render(v) for k, v in props.items()}
@@ -165,7 +186,7 @@ def zookeeper_broker_properties(
         "zookeeper.connect": zookeeper_connect,
         "listeners": ",".join(f"{lst.name}://{node.host}:{node.ports[lst.name]}"
                               for lst in listeners),
-        "advertised.listeners": ",".join(f"{lst.name}://{node.host}:{node.ports[lst.name]}"
+        "advertised.listeners": ",".join(f"{lst.name}://{node.address(lst.name)}"
                                          for lst in listeners),
         "listener.security.protocol.map": ",".join(f"{lst.name}:{lst.security_protocol}"
                                                    for lst in listeners),

@@ -37,6 +37,7 @@ from .config import (
     ConfigValue,
     Listener,
     NodeLayout,
+    advertised_port_name,
     default_broker_config,
     node_properties,
     write_properties,
@@ -243,8 +244,14 @@ class KafkaCluster:
         return ",".join(self._layouts[n].address(listener) for n in self.nodes)
 
     def address(self, node: int, listener: str | None = None) -> str:
-        """``host:port`` of ``node`` on ``listener`` (the first client listener by default)."""
+        """``host:port`` of ``node`` on ``listener`` (the first client listener by default), as
+        advertised to clients: for a proxied listener, the proxy's port."""
         return self._layout(node).address(listener or self.listeners[0].name)
+
+    def bind_address(self, node: int, listener: str) -> str:
+        """``host:port`` where ``node`` itself listens on ``listener``: what a proxy in front
+        of a proxied listener forwards to."""
+        return self._layout(node).bind_address(listener)
 
     @property
     def kafka(self) -> KafkaDistribution:
@@ -634,7 +641,8 @@ class KafkaCluster:
 
     @property
     def _probe_listener(self) -> str:
-        return next(lst.name for lst in self.listeners if lst.security_protocol == "PLAINTEXT")
+        return next(lst.name for lst in self.listeners
+                    if lst.security_protocol == "PLAINTEXT" and not lst.proxied)
 
     def _layout(self, node: int) -> NodeLayout:
         try:
@@ -665,7 +673,7 @@ class KafkaCluster:
         if self.zookeeper_id is not None:
             self._lay_out_zookeeper(brokers)
             return
-        names = [lst.name for lst in self.listeners] + [CONTROLLER_LISTENER.name]
+        names = _port_names(self.listeners) + [CONTROLLER_LISTENER.name]
         count = brokers + (1 if self.controller_id is not None else 0)
         ports = _free_ports(self.host, count * len(names))
         self._layouts.clear()
@@ -697,7 +705,7 @@ class KafkaCluster:
     def _lay_out_zookeeper(self, brokers: int) -> None:
         """Node 0 is ZooKeeper (its ``server.properties`` is ZooKeeper's configuration, so
         that pidfiles and clean-up treat it like any node); nodes 1..N are brokers."""
-        names = [lst.name for lst in self.listeners]
+        names = _port_names(self.listeners)
         ports = _free_ports(self.host, 1 + brokers * len(names))
         self._layouts.clear()
         for n in range(brokers + 1):
@@ -863,8 +871,8 @@ class KafkaCluster:
             "host": self.host,
             "detached": self.detach,
             "jvm_opts": self._jvm_opts,
-            "listeners": [{"name": lst.name, "security_protocol": lst.security_protocol}
-                          for lst in self.listeners],
+            "listeners": [{"name": lst.name, "security_protocol": lst.security_protocol,
+                           "proxied": lst.proxied} for lst in self.listeners],
             "bootstrap_servers": self.bootstrap_servers if self._layouts else "",
             "nodes": [{"id": n, "ports": dict(lay.ports), "pid": self._nodes[n].pid}
                       for n, lay in self._layouts.items()],
@@ -878,14 +886,27 @@ class KafkaCluster:
         os.replace(tmp, self.workdir / STATE_FILE)
 
 
+def _port_names(listeners: Sequence[Listener]) -> list[str]:
+    """One port per listener, and one more for the advertised port of a proxied one."""
+    names = []
+    for lst in listeners:
+        names.append(lst.name)
+        if lst.proxied:
+            names.append(advertised_port_name(lst.name))
+    return names
+
+
 def _check_listeners(listeners: Sequence[Listener]) -> None:
     names = [lst.name for lst in listeners]
     if len(set(names)) != len(names) or CONTROLLER_LISTENER.name in names:
         raise ConfigError("listeners", names,
                           f"names must be unique and not {CONTROLLER_LISTENER.name!r}")
-    if not any(lst.security_protocol == "PLAINTEXT" for lst in listeners):
-        raise ConfigError("listeners", names, "include one PLAINTEXT listener: the readiness "
-                          "probe and topic creation speak plaintext")
+    if listeners[0].proxied:
+        raise ConfigError("listeners", names, "the first listener carries replication, which "
+                          "must not pass a proxy: put the proxied listener after it")
+    if not any(lst.security_protocol == "PLAINTEXT" and not lst.proxied for lst in listeners):
+        raise ConfigError("listeners", names, "include one PLAINTEXT listener without a proxy: "
+                          "the readiness probe and topic creation speak plaintext")
 
 
 def _config_str(value: ConfigValue) -> str:

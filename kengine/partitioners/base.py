@@ -73,7 +73,10 @@ class Configurable(Protocol):
 
     def configure(self, settings: Mapping[str, Any]) -> None:
         """``settings``: every producer setting by its Kafka name, validated. Raise
-        :class:`~kengine.errors.ConfigError` for a bad value."""
+        :class:`~kengine.errors.ConfigError` for a bad value. A partitioner's own settings are
+        declared by its module, as the built-ins declare theirs
+        (``kengine.config.contribute(SettingsGroup(...))`` when the module is imported);
+        otherwise it reads its options from ``partitioner.config``."""
         ...
 
 

@@ -42,10 +42,12 @@ from typing import Any
 
 from kengine_ext import partition_for_key
 
+from ..config import Setting, SettingsGroup, contribute
 from ..errors import ConfigError
 from .base import Headers
 
-__all__ = ["CompositeKeyPartitioner", "FieldSpec", "encode_composite_key", "parse_fields"]
+__all__ = ["SETTINGS", "CompositeKeyPartitioner", "FieldSpec", "encode_composite_key",
+           "parse_fields"]
 
 #: A field of the composite key: "key", "header:NAME", "value:NAME" or a callable of the value.
 FieldSpec = str | Callable[[Any], Any]
@@ -182,3 +184,41 @@ class CompositeKeyPartitioner:
 
     def __repr__(self) -> str:
         return f"CompositeKeyPartitioner([{', '.join(repr(str(f)) for f in self._fields)}])"
+
+
+# ---------------------------------------------------------------- partitioner.composite.*
+
+def _composite_fields(key: str, value: Any) -> tuple[Any, ...]:
+    if value is None:
+        return ()
+    parse_fields(value)  # raises ConfigError naming the bad field
+    items = value.split(",") if isinstance(value, str) else list(value)
+    return tuple(item.strip() if isinstance(item, str) else item for item in items)
+
+
+def _applies(values: dict[str, Any]) -> str | None:
+    partitioner = values["partitioner"]
+    if partitioner == "composite" or isinstance(partitioner, type):
+        return None   # a class may be this partitioner, or read them as a plugin would
+    return f"only used with partitioner='composite', not {partitioner!r}"
+
+
+def _check(values: dict[str, Any], explicit: frozenset[str]) -> None:
+    if values["partitioner"] == "composite" and not values["partitioner.composite.fields"]:
+        raise ConfigError("partitioner.composite.fields", values["partitioner.composite.fields"],
+                          "at least one field when partitioner='composite'")
+
+
+#: What CompositeKeyPartitioner.configure() reads.
+SETTINGS = SettingsGroup(
+    owner=__name__,
+    settings=(
+        Setting("partitioner.composite.fields", (), _composite_fields,
+                "composite: the key's fields in order: 'key', 'header:NAME', 'value:NAME' or "
+                "callables of the value (list, or a comma-separated string)"),
+    ),
+    applies=_applies,
+    check=_check,
+    after="partitioner.salted.detect.window.records",
+)
+contribute(SETTINGS)

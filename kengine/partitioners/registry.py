@@ -16,24 +16,29 @@ raises :class:`~kengine.errors.ConfigError` naming what exists.
 """
 from __future__ import annotations
 
-import importlib
-import importlib.metadata
 import inspect
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from kengine_ext import BUILTIN_PARTITIONERS
 
+from ..config import (
+    ProducerConfig,
+    Setting,
+    SettingsGroup,
+    contribute,
+    parse_bool,
+    parse_int,
+    parse_mapping,
+)
 from ..errors import ConfigError
+from ..plugin_loading import entry_point, import_path, installed_names
 from .base import Partitioner
 from .composite import CompositeKeyPartitioner
 from .salted_hot_key import SaltedHotKeyPartitioner
 
-if TYPE_CHECKING:
-    from ..config import ProducerConfig
-
-__all__ = ["CORE_PARTITIONERS", "ENTRY_POINT_GROUP", "PYTHON_PARTITIONERS", "builtin_names",
-           "load_partitioner", "plugin_names"]
+__all__ = ["CORE_PARTITIONERS", "ENTRY_POINT_GROUP", "PYTHON_PARTITIONERS", "SETTINGS",
+           "builtin_names", "load_partitioner", "plugin_names"]
 
 #: The entry-point group plugins register their partitioners in.
 ENTRY_POINT_GROUP = "kengine.partitioners"
@@ -53,7 +58,7 @@ def builtin_names() -> tuple[str, ...]:
 
 def plugin_names() -> list[str]:
     """Names of the partitioner plugins installed in this environment."""
-    return sorted({ep.name for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)})
+    return installed_names(ENTRY_POINT_GROUP)
 
 
 def load_partitioner(spec: Any, config: ProducerConfig | Mapping[str, Any] | None = None
@@ -76,11 +81,11 @@ def load_partitioner(spec: Any, config: ProducerConfig | Mapping[str, Any] | Non
             return name
         if name in PYTHON_PARTITIONERS:
             return _construct(PYTHON_PARTITIONERS[name], spec, settings)
-        found = _entry_point(name, spec)
+        found = entry_point(ENTRY_POINT_GROUP, "partitioner", name, spec)
         if found is not None:
             return _construct(found, spec, settings)
         if ":" in name:
-            return _construct(_import(name, spec), spec, settings)
+            return _construct(import_path("partitioner", name, spec), spec, settings)
         plugins = plugin_names()
         raise ConfigError(
             "partitioner", spec,
@@ -90,36 +95,6 @@ def load_partitioner(spec: Any, config: ProducerConfig | Mapping[str, Any] | Non
     if isinstance(spec, type):
         return _construct(spec, spec, settings)
     return _checked(spec, spec)
-
-
-def _entry_point(name: str, spec: str) -> Any:
-    matches = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP).select(name=name)
-    targets = sorted({ep.value for ep in matches})
-    if not targets:
-        return None
-    if len(targets) > 1:
-        raise ConfigError("partitioner", spec,
-                          f"a unique plugin name; {name!r} is registered by several installed "
-                          f"packages ({', '.join(targets)}): use 'module:Class' instead")
-    ep = next(iter(matches))
-    try:
-        return ep.load()
-    except Exception as e:
-        raise ConfigError("partitioner", spec,
-                          f"a loadable plugin; {name!r} ({ep.value}) failed to import: "
-                          f"{type(e).__name__}: {e}") from e
-
-
-def _import(path: str, spec: str) -> Any:
-    module_name, _, attr = path.partition(":")
-    try:
-        obj: Any = importlib.import_module(module_name)
-        for part in attr.split("."):
-            obj = getattr(obj, part)
-    except (ImportError, AttributeError) as e:
-        raise ConfigError("partitioner", spec,
-                          f"an importable 'module:Class' ({type(e).__name__}: {e})") from e
-    return obj
 
 
 def _construct(obj: Any, spec: Any, settings: Mapping[str, Any]) -> Partitioner:
@@ -160,3 +135,55 @@ def _checked(instance: Any, spec: Any) -> Partitioner:
         raise ConfigError("partitioner", spec,
                           f"{_SIGNATURE}; its partition{signature} takes other arguments") from None
     return instance  # type: ignore[no-any-return]
+
+
+# ---------------------------------------------------------------- the partitioner settings
+
+def _partitioner(key: str, value: Any) -> Any:
+    allowed = ("a built-in or plugin partitioner name, 'module:Class', a class, or an object with "
+               "partition()")
+    if value is None:
+        return "default"
+    if isinstance(value, str):
+        if not value.strip():
+            raise ConfigError(key, value, allowed)
+        return value.strip()
+    if isinstance(value, type) or callable(getattr(value, "partition", None)):
+        return value
+    raise ConfigError(key, value, allowed)
+
+
+def _check(values: dict[str, Any], explicit: frozenset[str]) -> None:
+    partitioner = values["partitioner"]
+    if values["partitioner.ignore.keys"] and partitioner != "default":
+        raise ConfigError("partitioner.ignore.keys", True,
+                          f"false unless partitioner='default' (the {partitioner!r} partitioner "
+                          f"decides itself how keys are used)")
+
+
+#: The partitioner, resolved here (load_partitioner), and the settings of the core's built-in
+#: partitioners (kengine_ext.Partitioning). A partitioner's own settings are its module's
+#: (salted_hot_key.SETTINGS, composite.SETTINGS); a plugin gets partitioner.config, or
+#: contributes a group of its own the same way when its module is imported.
+SETTINGS = SettingsGroup(
+    owner=__name__,
+    settings=(
+        Setting("partitioner", "default", _partitioner,
+                "default, round_robin, consistent_random, murmur2_random, salted_hot_key, "
+                "composite, an installed plugin's name (entry point group "
+                "'kengine.partitioners'), 'module:Class', a class, or a Partitioner instance"),
+        Setting("partitioner.ignore.keys", False, parse_bool,
+                "default partitioner: place keyed records like unkeyed ones (sticky)"),
+        Setting("partitioner.adaptive.partitioning.enable", True, parse_bool,
+                "sticky placement: pick the next partition with weights from queue sizes, so "
+                "partitions of slower brokers get less"),
+        Setting("partitioner.availability.timeout.ms", 0, parse_int(0, 2**62),
+                "sticky placement (adaptive): skip partitions whose leader had data waiting "
+                "this long without taking any (0: never)"),
+        Setting("partitioner.config", {}, parse_mapping,
+                "options for a plugin partitioner, passed to its configure() with the settings"),
+    ),
+    check=_check,
+    after="value.serializer",
+)
+contribute(SETTINGS)

@@ -32,10 +32,11 @@ from typing import Any
 
 from kengine_ext import partition_for_key
 
+from ..config import Setting, SettingsGroup, contribute, parse_int
 from ..errors import ConfigError
 from .base import Headers
 
-__all__ = ["SaltedHotKeyPartitioner", "salted_subkeys"]
+__all__ = ["SETTINGS", "SaltedHotKeyPartitioner", "salted_subkeys"]
 
 DEFAULT_BUCKETS = 8
 DEFAULT_WINDOW_RECORDS = 10_000
@@ -157,3 +158,69 @@ class SaltedHotKeyPartitioner:
     def __repr__(self) -> str:
         return (f"SaltedHotKeyPartitioner(buckets={self._buckets}, hot={len(self._hot)}, "
                 f"detect_share={self._share})")
+
+
+# ---------------------------------------------------------------- partitioner.salted.*
+
+def _keys(key: str, value: Any) -> tuple[bytes, ...]:
+    allowed = "a list of keys (str or bytes) or a comma-separated string"
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return tuple(k.strip().encode() for k in value.split(",") if k.strip())
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        raise ConfigError(key, value, allowed + " (a bytes value must be inside a list)")
+    try:
+        items = list(value)
+    except TypeError:
+        raise ConfigError(key, value, allowed) from None
+    out = []
+    for item in items:
+        if isinstance(item, str):
+            out.append(item.encode())
+        elif isinstance(item, (bytes, bytearray, memoryview)):
+            out.append(bytes(item))
+        else:
+            raise ConfigError(key, value, f"{allowed}; {item!r} is neither")
+    return tuple(out)
+
+
+def _share(key: str, value: Any) -> float:
+    allowed = "a share in [0, 1] (0: off)"
+    if isinstance(value, bool):
+        raise ConfigError(key, value, allowed)
+    try:
+        share = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(key, value, allowed) from None
+    if not 0.0 <= share <= 1.0:
+        raise ConfigError(key, value, allowed)
+    return share
+
+
+def _applies(values: dict[str, Any]) -> str | None:
+    partitioner = values["partitioner"]
+    if partitioner == "salted_hot_key" or isinstance(partitioner, type):
+        return None   # a class may be this partitioner, or read them as a plugin would
+    return f"only used with partitioner='salted_hot_key', not {partitioner!r}"
+
+
+#: What SaltedHotKeyPartitioner.configure() reads.
+SETTINGS = SettingsGroup(
+    owner=__name__,
+    settings=(
+        Setting("partitioner.salted.hot.keys", (), _keys,
+                "salted_hot_key: keys always spread over salted sub-keys (list of str/bytes, or "
+                "a comma-separated string)"),
+        Setting("partitioner.salted.buckets", 8, parse_int(2, 1 << 16),
+                "salted_hot_key: salted sub-keys (so at most partitions) per hot key"),
+        Setting("partitioner.salted.detect.share", 0.0, _share,
+                "salted_hot_key: also salt keys carrying at least this share of the records of "
+                "a detection window (0: no detection)"),
+        Setting("partitioner.salted.detect.window.records", 10000, parse_int(1),
+                "salted_hot_key: records per detection window"),
+    ),
+    applies=_applies,
+    after="partitioner.availability.timeout.ms",
+)
+contribute(SETTINGS)
