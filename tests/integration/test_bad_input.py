@@ -78,8 +78,36 @@ SEND_CASES = [
     ("a topic that does not exist with auto-creation off", {"max_block_ms": 1500},
      lambda p, t: p.send(t + "-missing", b"v"),
      KafkaTimeoutError, ("topic '{topic}-missing' not present in metadata after 1500 ms "
-                         "(max.block.ms): it does not exist and auto-creation is off, or no "
-                         "broker is reachable")),
+                         "(max.block.ms): the brokers answered that it does not exist, and "
+                         "they do not create topics on first use "
+                         "(auto.create.topics.enable=false): create it first (kengine topics "
+                         "create, or kafka-topics.sh --create)")),
+    ("a partition that is a str", {}, lambda p, t: p.send(t, b"v", partition="1"),
+     TypeError, ("partition must be an int (a partition number of '{topic}') or None, not str "
+                 "('1'); nothing was sent")),
+    ("a partition that is a str in send_many", {},
+     lambda p, t: p.send_many(t, [b"v"], partition="1"),
+     TypeError, ("partition must be an int (a partition number of '{topic}') or None, not str "
+                 "('1'); nothing was sent")),
+    ("a negative timestamp", {}, lambda p, t: p.send(t, b"v", timestamp_ms=-5),
+     ValueError, "timestamp_ms must be epoch milliseconds >= 0, not -5"),
+    ("an on_delivery that is not callable", {},
+     lambda p, t: p.send(t, b"v", on_delivery="print"),
+     TypeError, ("on_delivery must be a callable(error, metadata) or None, not str ('print'); "
+                 "nothing was sent")),
+    ("a str value that is not valid UTF-8", {}, lambda p, t: p.send(t, "caf\udce9"),
+     SerializationError, ("value is a str that cannot be encoded as UTF-8 (surrogates not "
+                          "allowed: '\\udce9' at index 3, e.g. from os.fsdecode/surrogateescape); "
+                          "pass bytes, or a str of valid text")),
+    ("a str key that is not valid UTF-8", {}, lambda p, t: p.send(t, b"v", key="\udcff"),
+     SerializationError, ("key is a str that cannot be encoded as UTF-8 (surrogates not "
+                          "allowed: '\\udcff' at index 0, e.g. from os.fsdecode/surrogateescape); "
+                          "pass bytes, or a str of valid text")),
+    ("a header key that is not valid UTF-8", {},
+     lambda p, t: p.send(t, b"v", headers=[("\udcff", b"v")]),
+     SerializationError, ("header key is a str that cannot be encoded as UTF-8 (surrogates not "
+                          "allowed: '\\udcff' at index 0, e.g. from os.fsdecode/surrogateescape); "
+                          "pass bytes, or a str of valid text")),
 ]
 
 
@@ -193,7 +221,8 @@ def test_a_broker_address_that_does_not_resolve(kafka, topic):
     ):
         p.send(topic, b"x")
     assert str(info.value).startswith(f"topic {topic!r} not present in metadata after 1500 ms")
-    assert "last connection error: [NETWORK_EXCEPTION (13)] cannot resolve broker address " \
+    assert "(max.block.ms): no broker answered a metadata request in that time; " \
+           "last connection error: [NETWORK_EXCEPTION (13)] cannot resolve broker address " \
            "no-such-broker.invalid:9092" in str(info.value)
     # one bad address among good ones only costs a log line
     with Producer(bootstrap_servers=f"no-such-broker.invalid:9092,{kafka.bootstrap_servers}",
@@ -227,8 +256,9 @@ CONFIG_CASES = [
     ({"bootstrap_servers": "kafka-without-port"},
      ("invalid configuration bootstrap.servers='kafka-without-port': a list of host:port "
       "addresses, e.g. 127.0.0.1:9092")),
-    ({"lingerms": 5}, ("invalid configuration lingerms=5: a known producer setting; did you "
-                       "mean 'linger.ms'?")),
+    ({"lingerms": 5}, "unknown setting 'lingerms'; did you mean 'linger.ms'?"),
+    ({"foo_bar": 1}, "unknown setting 'foo_bar'"),
+    ({"linger_msec": 5}, "unknown setting 'linger_msec'; did you mean 'linger.ms'?"),
     ({"acks": 1, "enable_idempotence": True}, ("invalid configuration acks=1: all (idempotence "
                                                "needs every in-sync replica)")),
     ({"delivery_timeout_ms": 1000}, ("invalid configuration delivery.timeout.ms=1000: at least "
@@ -246,4 +276,22 @@ def test_invalid_configuration_values(kafka, topic, settings, message):
         with pytest.raises(ConfigError) as info:          # ... is not disturbed by a bad one
             Producer({"bootstrap.servers": kafka.bootstrap_servers, **settings})
         assert str(info.value) == message
+    assert_earlier_delivered(kafka, topic, earlier)
+
+
+def test_send_many_fails_a_str_that_is_not_utf8_alone(kafka, topic_factory):
+    topic = topic_factory(kafka, partitions=2)
+    with producer(kafka, linger_ms=50) as p:
+        earlier = send_earlier(p, topic)
+        result = p.send_many(topic, [b"v0", "caf\udce9", "v2", "v3"],
+                             keys=[None, None, "\udcff", "k3"], partition=1).result(30)
+    assert {i: (type(e), e.field) for i, e in result.errors.items()} == {
+        1: (SerializationError, "value"), 2: (SerializationError, "key")}
+    assert str(result.errors[1]).startswith(
+        "value of record 1 is a str that cannot be encoded as UTF-8")
+    assert str(result.errors[2]).startswith(
+        "key of record 2 is a str that cannot be encoded as UTF-8")
+    on_1 = [(r.key, r.value) for r in read_all(kafka.bootstrap_servers, topic)
+            if r.partition == 1]
+    assert on_1 == [(None, b"v0"), (b"k3", b"v3")]
     assert_earlier_delivered(kafka, topic, earlier)

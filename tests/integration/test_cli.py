@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 import kengine_ext
 from kengine.localkafka import KafkaCluster
 from tests.support.readback import read_all
@@ -40,14 +42,18 @@ def produce(kafka: KafkaCluster, topic: str, stdin: bytes,
                    "--timeout", "5", *args, stdin=stdin)
 
 
+def reader_properties(*assignments: str) -> list[str]:
+    return [arg for a in assignments for arg in ("--reader-property", a)]
+
+
 # -- produce ----------------------------------------------------------------------------------
 
 def test_produce_keyed_lines_as_in_kafkas_quick_start(kafka: KafkaCluster,
                                                       topic_factory: Any) -> None:
     topic = topic_factory(kafka, partitions=3)
     lines = b"".join(b"user-%d:event %d\n" % (i % 7, i) for i in range(200))
-    run = produce(kafka, topic, lines, "--property", "parse.key=true",
-                  "--property", "key.separator=:")
+    run = produce(kafka, topic, lines, "--reader-property", "parse.key=true",
+                  "--reader-property", "key.separator=:")
     assert (run.returncode, run.stderr) == (0, "")
     records = read_all(kafka.bootstrap_servers, topic, at_least=200)
     assert sorted((r.key, r.value) for r in records) == sorted(
@@ -67,10 +73,10 @@ def test_produce_headers_custom_separators_null_marker_and_crlf(kafka: KafkaClus
              b"NIL|k3|NIL\n"
              b"|k4|plain")           # no final newline
     run = produce(kafka, topic, stdin, "--sync",
-                  "--property", "parse.key=true", "--property", "parse.headers=true",
-                  "--property", "key.separator=|", "--property", "headers.delimiter=|",
-                  "--property", "headers.separator=;", "--property", "headers.key.separator==",
-                  "--property", "null.marker=NIL", "--property", "ignore.error=true")
+                  *reader_properties("parse.key=true", "parse.headers=true", "key.separator=|",
+                                     "headers.delimiter=|", "headers.separator=;",
+                                     "headers.key.separator==", "null.marker=NIL",
+                                     "ignore.error=true"))
     assert run.returncode == 0, run.stderr
     got = [(r.key, r.value, r.headers) for r in read_all(kafka.bootstrap_servers, topic)]
     assert got == [
@@ -83,7 +89,7 @@ def test_produce_headers_custom_separators_null_marker_and_crlf(kafka: KafkaClus
 
 def test_a_bad_line_stops_the_run_with_its_line_number(kafka: KafkaCluster, topic: str) -> None:
     run = produce(kafka, topic, b"a:1\nb:2\nno separator\nd:4\n",
-                  "--property", "parse.key=true", "--property", "key.separator=:")
+                  "--reader-property", "parse.key=true", "--reader-property", "key.separator=:")
     assert run.returncode == 1
     assert "line 3: no key separator found in 'no separator'" in run.stderr
     assert [(r.key, r.value) for r in read_all(kafka.bootstrap_servers, topic)] == [
@@ -92,7 +98,7 @@ def test_a_bad_line_stops_the_run_with_its_line_number(kafka: KafkaCluster, topi
 
 def test_skip_bad_lines_goes_on_but_still_exits_1(kafka: KafkaCluster, topic: str) -> None:
     run = produce(kafka, topic, b"a:1\nbad\nc:3\nworse\n", "--skip-bad-lines",
-                  "--property", "parse.key=true", "--property", "key.separator=:")
+                  "--reader-property", "parse.key=true", "--reader-property", "key.separator=:")
     assert run.returncode == 1
     assert "line 2:" in run.stderr and "line 4:" in run.stderr
     assert [(r.key, r.value) for r in read_all(kafka.bootstrap_servers, topic)] == [
@@ -105,8 +111,8 @@ def test_records_the_broker_rejects_make_the_exit_status_1(kafka: KafkaCluster,
     # --sync sends one record per batch)
     topic = topic_factory(kafka, config={"cleanup.policy": "compact"})
     run = produce(kafka, topic, b"k:keyed\nunkeyed line\n", "--sync",
-                  "--property", "parse.key=true", "--property", "key.separator=:",
-                  "--property", "ignore.error=true")
+                  "--reader-property", "parse.key=true", "--reader-property", "key.separator=:",
+                  "--reader-property", "ignore.error=true")
     assert run.returncode == 1
     assert "line 2: delivery failed" in run.stderr and "INVALID_RECORD" in run.stderr
     assert "1 of 2 record(s) failed" in run.stderr
@@ -114,10 +120,32 @@ def test_records_the_broker_rejects_make_the_exit_status_1(kafka: KafkaCluster,
         (b"k", b"keyed")]
 
 
+def test_each_failed_line_is_reported_once_with_its_own_reason(kafka: KafkaCluster,
+                                                              topic_factory: Any) -> None:
+    # one batch of three records; the broker names the two without a key (KIP-467) and
+    # refuses the whole batch
+    topic = topic_factory(kafka, config={"cleanup.policy": "compact"})
+    run = produce(kafka, topic, b"k:keyed\nfirst unkeyed\nsecond unkeyed\n",
+                  "--reader-property", "parse.key=true", "--reader-property", "key.separator=:",
+                  "--reader-property", "ignore.error=true")
+    assert run.returncode == 1
+    lines = run.stderr.splitlines()
+    reports = {n: [m for m in lines if m.startswith(f"kengine produce: line {n}: ")]
+               for n in (1, 2, 3)}
+    assert all(len(r) == 1 for r in reports.values()), run.stderr
+    assert "2 other record(s) of it were invalid (batch index(es) 1, 2)" in reports[1][0]
+    for n in (2, 3):
+        assert "Compacted topic cannot accept message without key" in reports[n][0]
+        assert "RecordError(" not in reports[n][0]     # its own reason, not the broker's list
+    assert lines[-1] == "kengine produce: 3 of 3 record(s) failed", run.stderr
+    assert len(lines) == 4, run.stderr     # no log line, no repeat of the first failure
+    assert read_all(kafka.bootstrap_servers, topic) == []
+
+
 def test_a_record_too_large_is_reported_and_the_rest_delivered(kafka: KafkaCluster,
                                                                topic: str) -> None:
     stdin = b"small\n" + b"x" * 5000 + b"\nsmall again\n"
-    run = produce(kafka, topic, stdin, "--producer-property", "max.request.size=2000")
+    run = produce(kafka, topic, stdin, "--command-property", "max.request.size=2000")
     assert run.returncode == 1
     assert "line 2:" in run.stderr and "max.request.size" in run.stderr
     assert [r.value for r in read_all(kafka.bootstrap_servers, topic)] == [
@@ -129,11 +157,12 @@ def test_producer_config_file_and_unknown_settings(kafka: KafkaCluster, topic: s
     config = tmp_path / "producer.properties"
     config.write_text("compression.type=zstd\nacks=all\n"
                       "value.serializer=org.apache.kafka.common.serialization.ByteArraySerializer\n")
-    run = produce(kafka, topic, b"one\ntwo\n", "--producer.config", str(config))
+    run = produce(kafka, topic, b"one\ntwo\n", "--command-config", str(config))
     assert run.returncode == 0, run.stderr
     assert [r.value for r in read_all(kafka.bootstrap_servers, topic)] == [b"one", b"two"]
-    run = produce(kafka, topic, b"x\n", "--producer-property", "lingerms=5")
-    assert run.returncode == 1 and "invalid configuration lingerms" in run.stderr
+    run = produce(kafka, topic, b"x\n", "--command-property", "lingerms=5")
+    assert run.returncode == 1 and ("unknown setting 'lingerms'; did you mean 'linger.ms'?"
+                                     in run.stderr)
 
 
 # -- perf -------------------------------------------------------------------------------------
@@ -142,7 +171,7 @@ def test_perf_prints_javas_summary_and_writes_every_record(kafka: KafkaCluster,
                                                            topic_factory: Any) -> None:
     topic = topic_factory(kafka, partitions=3)
     run = kengine("perf", "--topic", topic, "--num-records", "20000", "--record-size", "100",
-                  "--throughput", "-1", "--producer-props",
+                  "--throughput", "-1", "--command-property",
                   f"bootstrap.servers={kafka.bootstrap_servers}", "acks=1", "linger.ms=5")
     assert run.returncode == 0, run.stderr
     (total,) = TOTAL_LINE.findall(run.stdout)
@@ -180,7 +209,7 @@ def test_perf_payload_file_print_metrics_and_a_window_line(kafka: KafkaCluster,
     # 12,000 records at 2,000/s: over five seconds, so at least one window line
     run = kengine("perf", "--topic", topic, "--num-records", "12000", "--payload-file",
                   str(payloads), "--throughput", "2000", "--print-metrics",
-                  "--producer-props", f"bootstrap.servers={kafka.bootstrap_servers}",
+                  "--command-property", f"bootstrap.servers={kafka.bootstrap_servers}",
                   "client.id=perf-test-client")
     assert run.returncode == 0, run.stderr
     assert "Number of messages read: 3" in run.stdout
@@ -200,6 +229,23 @@ def test_perf_reports_failed_records_with_exit_status_1(kafka: KafkaCluster,
     assert run.returncode == 1
     assert "INVALID_RECORD" in run.stderr and "50 of 50 records failed" in run.stderr
     assert TOTAL_LINE.search(run.stdout).group(1) == "0"
+
+
+@pytest.mark.parametrize("mode", [[], ["--bulk", "--bulk-size", "7"]], ids=["send", "bulk"])
+def test_perf_that_stops_on_an_error_counts_the_unsent_records_and_exits_1(
+        kafka: KafkaCluster, mode: list[str]) -> None:
+    # auto-creation is off on the test brokers: the first send waits max.block.ms for a
+    # topic that never appears, and the run stops there with nothing sent
+    run = kengine("perf", "--topic", "kengine-no-such-topic", "--num-records", "40",
+                  "--record-size", "10", "--throughput", "-1", "--json",
+                  "--bootstrap-server", kafka.bootstrap_servers,
+                  "--command-property", "max.block.ms=1500", *mode)
+    assert run.returncode == 1, run.stderr
+    summary = json.loads(run.stdout)
+    assert summary["failed"] == 40 and summary["records"] == 0
+    assert "kengine-no-such-topic" in summary["error"]
+    assert "kengine perf: 40 of 40 records failed" in run.stderr
+    assert "kengine perf: stopped:" in run.stderr
 
 
 def test_perf_in_transactions_commits_every_record(kafka: KafkaCluster,
@@ -225,7 +271,7 @@ def test_perf_bulk_transactional_id_from_producer_props(kafka: KafkaCluster,
     topic = topic_factory(kafka, partitions=2)
     run = kengine("perf", "--topic", topic, "--num-records", "5000", "--payload-monotonic",
                   "--throughput", "2500", "--bulk", "--bulk-size", "500", "--json",
-                  "--transaction-duration-ms", "500", "--producer-props",
+                  "--transaction-duration-ms", "500", "--command-property",
                   f"bootstrap.servers={kafka.bootstrap_servers}",
                   f"transactional.id=perf-bulk-{topic}")
     assert run.returncode == 0, run.stderr

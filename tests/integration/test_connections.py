@@ -5,17 +5,17 @@ metadata fetched at once and ``metadata.max.idle.ms``, and a local cluster that 
 identity across a restart. Every write is read back with confluent-kafka."""
 from __future__ import annotations
 
+import re
 import socket
 import threading
 import time
 import uuid
 
-import pytest
-
 import kengine.network
 from kengine import Producer
 from kengine.errors import KafkaTimeoutError
 from kengine.localkafka import KafkaCluster
+from kengine_ext.schemas import ApiKey as API
 from tests.support.forwarder import Forwarder
 from tests.support.readback import read_all
 
@@ -190,7 +190,7 @@ def test_new_topics_metadata_is_fetched_together_and_idle_topics_are_dropped(kaf
         original = p._client.send
 
         def counting_send(node, api_key, body, callback, **kw):
-            if api_key == 3:
+            if api_key == API.METADATA:
                 requests.append([t["name"] for t in body["topics"]])
             return original(node, api_key, body, callback, **kw)
 
@@ -269,7 +269,10 @@ def test_local_kafka_refuses_to_bring_back_a_cluster_with_other_settings(tmp_pat
     assert main(["start", "--workdir", str(workdir)]) == 0
     try:
         assert main(["stop", "--workdir", str(workdir)]) == 0
-        with pytest.raises(SystemExit, match="--brokers.*--fresh"):
-            main(["start", "--workdir", str(workdir), "--brokers", "3"])
+        capsys.readouterr()
+        assert main(["start", "--workdir", str(workdir), "--brokers", "3"]) == 2
+        # a usage error, said by the command that was mistyped
+        assert re.match(r"python -m kengine\.localkafka: error: --brokers .*--fresh",
+                        capsys.readouterr().err)
     finally:
         main(["stop", "--workdir", str(workdir)])

@@ -50,6 +50,8 @@ def test_counts_and_sizes_of_a_known_workload(kafka: KafkaCluster, topic_factory
     assert m["requests-in-flight"] == 0
     assert m["buffer-available-bytes"] == m["buffer-total-bytes"] == 33554432
     assert m["connection-count"] >= 1
+    assert m["connection-creation-total"] >= m["connection-count"]
+    assert m["incoming-byte-total"] > 0 and m["buffer-exhausted-total"] == 0
     assert m["record-send-rate"] > 0 and m["request-rate"] > 0
     assert len(read_all(kafka.bootstrap_servers, topic)) == 3000
 

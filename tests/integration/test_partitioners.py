@@ -120,7 +120,7 @@ def test_composite_and_salted_partitioners_selected_by_name(kafka, topic_factory
         for i in range(400):
             p.send(topic, b"%d" % i, key=b"hot" if i % 10 else b"cold-%d" % i)
         p.flush(60)
-        metrics = p.partitioner.metrics()
+        metrics = p.metrics()["partitioner"]
     assert metrics["salted_keys"] == {"hot": {"source": "configured", "records": 360}}
     records = read_all(kafka.bootstrap_servers, topic, at_least=400)
     hot = Counter(r.partition for r in records if r.key == b"hot")

@@ -174,7 +174,7 @@ def test_partitions_added_mid_run_get_traffic(kafka, topic_factory):
         p.flush()
         kafka.add_partitions(topic, 4)
         deadline = time.monotonic() + 30
-        while p.topic_state(topic).num_partitions < 4 and time.monotonic() < deadline:
+        while p._accumulator.topic_state(topic).num_partitions < 4 and time.monotonic() < deadline:
             time.sleep(0.1)
         for i in range(200):
             p.send(topic, b"%d" % i, key=b"%d" % i)
@@ -225,3 +225,57 @@ def test_eight_threads_share_one_producer_and_every_record_arrives_once(kafka, t
     values = Counter(r.value for r in read_all(kafka.bootstrap_servers, topic, timeout=180))
     assert len(values) == 8 * per_thread
     assert set(values.values()) == {1}
+
+
+def test_purge_drops_the_unsent_records_and_fails_their_futures(kafka, topic_factory):
+    from kengine.errors import IllegalStateError, RecordPurgedError
+    topic = topic_factory(kafka, partitions=2)
+    seen = []
+    with producer(kafka, enable_idempotence=True) as p:
+        p.send(topic, b"delivered-before", partition=0).result(30)
+    with producer(kafka, enable_idempotence=True, linger_ms=600_000) as p:
+        futures = [p.send(topic, b"purged-%d" % i, partition=i % 2,
+                          on_delivery=lambda e, m: seen.append(e)) for i in range(10)]
+        bulk = p.send_many(topic, [b"purged-bulk"] * 5, partition=1)
+        assert p.purge() == 15
+        for f in futures:
+            err = f.exception(0)
+            assert isinstance(err, RecordPurgedError) and not err.maybe_written
+            assert "purge() dropped this record" in str(err)
+        assert len(seen) == 10 and all(isinstance(e, RecordPurgedError) for e in seen)
+        assert set(type(e) for e in bulk.result(0).errors.values()) == {RecordPurgedError}
+        assert len(bulk.result(0).errors) == 5
+        assert p.purge() == 0
+        p.send(topic, b"after-purge", partition=1)   # the producer carries on (same sequences)
+        p.flush()
+    values = sorted(r.value for r in read_all(kafka.bootstrap_servers, topic))
+    assert values == [b"after-purge", b"delivered-before"]
+    with Producer(bootstrap_servers=kafka.bootstrap_servers,
+                  transactional_id=f"purge-{topic}") as t:
+        with pytest.raises(IllegalStateError, match="abort_transaction"):
+            t.purge()
+
+
+def test_send_many_metadata_reports_timestamps_and_sizes(kafka, topic_factory):
+    topic = topic_factory(kafka, partitions=3)
+    values = [b"v" * i if i % 4 else None for i in range(200)]
+    keys = [None if i % 5 == 0 else b"k%d" % i for i in range(200)]
+    stamps = [None if i % 7 == 0 else 1_700_000_000_000 + i for i in range(200)]
+    with producer(kafka) as p:
+        before = int(time.time() * 1000)
+        result = p.send_many(topic, values, keys=keys, timestamps=stamps).result(60)
+        after = int(time.time() * 1000)
+    assert result.ok
+    metadata = result.metadata()
+    read = {(r.partition, r.offset): r for r in read_all(kafka.bootstrap_servers, topic)}
+    for i, md in enumerate(metadata):
+        r = read[(md.partition, md.offset)]
+        assert (r.key, r.value) == (keys[i], values[i])
+        assert md.timestamp == r.timestamp_ms   # what the broker holds
+        if stamps[i] is not None:
+            assert md.timestamp == stamps[i]
+        else:
+            assert before <= md.timestamp <= after
+        assert md.timestamp_type == 0
+        assert md.serialized_key_size == (-1 if keys[i] is None else len(keys[i]))
+        assert md.serialized_value_size == (-1 if values[i] is None else len(values[i]))

@@ -47,11 +47,13 @@ BATCH_SIZES = (16_384, 65_536)
 BROKERS = (1, 3)
 MODES = ("idempotent", "transactional")
 
-#: (partitions, max.in.flight, batch.size, brokers, mode) run on every CI run
+#: (partitions, max.in.flight, batch.size, brokers, mode) run on every CI run. 1,000
+#: partitions on three brokers run there with leader kills (test_leader_kills_at_a_thousand_
+#: partitions, the same shape and record count); the fault-free cell of that shape (about 3
+#: minutes on two cores) is in the slower lane.
 CORE = {
     (100, 5, 65_536, 1, "idempotent"),      # issue 25's table, rows 3 and 1
     (100, 5, 16_384, 3, "idempotent"),
-    (1_000, 5, 16_384, 3, "idempotent"),
     (1_000, 1, 16_384, 1, "idempotent"),
     (1_000, 5, 65_536, 1, "transactional"),
 }

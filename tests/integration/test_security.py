@@ -22,6 +22,7 @@ from kengine import Producer
 from kengine.admin import AdminClient
 from kengine.errors import (
     AuthenticationError,
+    GroupAuthorizationFailedError,
     SaslAuthenticationFailedError,
     TopicAuthorizationFailedError,
     TransactionalIdAuthorizationFailedError,
@@ -46,6 +47,9 @@ def secure_kafka(tmp_path_factory, certs):
             Acl("User:alice", "WRITE", "TOPIC", "orders-", "PREFIXED"),
             Acl("User:client", "WRITE", "TOPIC", "orders-", "PREFIXED"),
             Acl("User:alice", "DESCRIBE", "TOPIC", "payments-described"),
+            # transactions of "orders-txn-*" are allowed; no group is
+            Acl("User:alice", "WRITE", "TRANSACTIONAL_ID", "orders-txn-", "PREFIXED"),
+            Acl("User:alice", "DESCRIBE", "TRANSACTIONAL_ID", "orders-txn-", "PREFIXED"),
         ])
         yield cluster
 
@@ -234,8 +238,28 @@ def test_a_transactional_id_without_permission_is_refused_clearly(secure_kafka, 
     p = sasl_producer(secure_kafka, "SASL_SSL", certs, transactional_id="orders-writer-1",
                       enable_idempotence=True)
     with p, pytest.raises(TransactionalIdAuthorizationFailedError,
-                          match="TRANSACTIONAL_ID_AUTHORIZATION_FAILED"):
+                          match="TRANSACTIONAL_ID_AUTHORIZATION_FAILED") as info:
         p.init_transactions()
+    # it names what was refused and the ACL it needs
+    assert "not authorized to use transactional.id 'orders-writer-1'" in str(info.value)
+    assert "WRITE and DESCRIBE on TransactionalId 'orders-writer-1'" in str(info.value)
+    assert info.value.context == {"transactional_id": "orders-writer-1"}
+
+
+def test_a_group_without_permission_is_named_in_the_transaction_error(secure_kafka, certs):
+    txn_id = f"orders-txn-{tag().decode()}"
+    p = sasl_producer(secure_kafka, "SASL_SSL", certs, transactional_id=txn_id,
+                      enable_idempotence=True)
+    with p:
+        p.init_transactions()
+        p.begin_transaction()
+        p.send("orders-a", b"x")
+        with pytest.raises(GroupAuthorizationFailedError) as info:
+            p.send_offsets_to_transaction({("orders-a", 0): 1}, "denied-group")
+        assert "consumer group 'denied-group'" in str(info.value)
+        assert f"transactional.id {txn_id!r}" in str(info.value)
+        assert "READ on Group 'denied-group'" in str(info.value)
+        p.abort_transaction()   # abortable: the producer goes on
 
 
 def test_the_admin_client_connects_with_the_producer_security_settings(secure_kafka, certs):

@@ -4,7 +4,11 @@
 It answers ApiVersions, Metadata, Produce and InitProducerId (and SaslHandshake /
 SaslAuthenticate when given a SASL script) as a single-node cluster leading every partition,
 keeps what it accepted in :attr:`FakeBroker.partitions` (with the idempotent producer state a
-Kafka leader keeps: tests/support/broker_model.py), and misbehaves on demand:
+Kafka leader keeps: tests/support/broker_model.py), is the transaction coordinator of every
+transactional.id (FindCoordinator, InitProducerId with KIP-360's epoch bump from v3 on,
+AddPartitionsToTxn, EndTxn writing commit or abort markers: :meth:`FakeBroker.committed`),
+advertises lower versions than kengine's on demand (``max_versions={22: 2}``: a broker older
+than Kafka 2.5), and misbehaves on demand:
 
     with FakeBroker({"orders": 3}) as broker:
         broker.inject(Fault(error_code=6, times=2),        # NOT_LEADER_OR_FOLLOWER twice
@@ -39,10 +43,13 @@ from kengine.errors import KafkaError, UnsupportedVersionError
 from kengine_ext import decode_batches, decode_request, encode_response, supported_versions
 from tests.support.broker_model import PartitionLog, StoredRecord
 
-__all__ = ["Chaos", "FakeBroker", "Fault", "SaslScript", "Seen", "StoredRecord"]
+__all__ = ["Chaos", "FakeBroker", "Fault", "Marker", "SaslScript", "Seen", "StoredRecord",
+           "TxnEntry"]
 
 PRODUCE, METADATA, SASL_HANDSHAKE, API_VERSIONS, INIT_PRODUCER_ID, SASL_AUTHENTICATE = (
     0, 3, 17, 18, 22, 36)
+FIND_COORDINATOR, ADD_PARTITIONS_TO_TXN, END_TXN = 10, 24, 26
+_INVALID_PRODUCER_EPOCH = 47
 _SIZE = struct.Struct(">i")
 
 #: error codes a Produce can meet on a real cluster, retriable and not
@@ -128,8 +135,22 @@ class FakeBroker:
                  ssl_context: ssl.SSLContext | None = None,
                  sasl_mechanisms: tuple[str, ...] = (), sasl: SaslScript | None = None,
                  sasl_session_lifetime_ms: int = 0, chaos: Chaos | None = None,
-                 max_message_bytes: Mapping[str, int] | None = None) -> None:
+                 max_message_bytes: Mapping[str, int] | None = None,
+                 max_versions: Mapping[int, int] | None = None) -> None:
         self.node_id = node_id
+        #: api key -> the highest version advertised, where lower than kengine's (an older
+        #: broker: {INIT_PRODUCER_ID: 2} is Kafka 2.4, which cannot bump epochs, KIP-360)
+        self.max_versions: dict[int, int] = dict(max_versions or {})
+        #: the transaction coordinator's state per transactional.id, and the markers EndTxn
+        #: wrote per partition (guarded by lock)
+        self.transactions: dict[str, TxnEntry] = {}
+        self.markers: dict[tuple[str, int], list[Marker]] = defaultdict(list)
+        #: every InitProducerId request as read: (version, body)
+        self.init_producer_id_requests: list[tuple[int, dict[str, Any]]] = []
+        self._next_producer_id = 1000
+        #: the epoch InitProducerId gives an idempotent producer (Kafka: 0; near 32767 to
+        #: test what happens when an idempotent producer's epochs run out)
+        self.idempotent_epoch = 0
         #: topic -> its max.message.bytes: a larger batch is refused with MESSAGE_TOO_LARGE
         #: before its sequence is looked at, as a broker does
         self.max_message_bytes: dict[str, int] = dict(max_message_bytes or {})
@@ -186,6 +207,27 @@ class FakeBroker:
         with self.lock:
             return [r.value for (t, p), log in sorted(self.partitions.items()) if t == topic
                     for r in log.records]
+
+    def committed(self, topic: str) -> list[bytes | None]:
+        """What a read_committed consumer reads of ``topic``, partition by partition: records
+        without a producer id or of an idempotent producer, and those of transactions that a
+        commit marker closed (an open or aborted transaction's records are left out)."""
+        with self.lock:
+            txn_pids = {e.producer_id for e in self.transactions.values()}
+            out: list[bytes | None] = []
+            for (t, p), log in sorted(self.partitions.items()):
+                if t != topic:
+                    continue
+                markers = self.markers.get((t, p), [])
+                for i, r in enumerate(log.records):
+                    if r.producer_id not in txn_pids:
+                        out.append(r.value)
+                        continue
+                    closing = next((m for m in markers if m.producer_id == r.producer_id
+                                    and m.position > i), None)
+                    if closing is not None and closing.commit:
+                        out.append(r.value)
+            return out
 
     def requests(self, api_key: int = PRODUCE) -> list[Seen]:
         with self.lock:
@@ -315,10 +357,16 @@ class FakeBroker:
             response = self._metadata(body, version, fault)
         elif api_key == API_VERSIONS:
             response = self._api_versions_body(fault.error_code if fault else 0)
+        elif version > self._max_version(api_key):
+            return False   # as Kafka: a version it does not speak closes the connection
         elif api_key == INIT_PRODUCER_ID:
-            response = {"error_code": fault.error_code if fault else 0,
-                        "producer_id": -1 if fault and fault.error_code else 1000,
-                        "producer_epoch": 0}
+            response = self._init_producer_id(body, version, fault)
+        elif api_key == FIND_COORDINATOR:
+            response = self._find_coordinator(body, version, fault)
+        elif api_key == ADD_PARTITIONS_TO_TXN:
+            response = self._add_partitions(body, fault)
+        elif api_key == END_TXN:
+            response = self._end_txn(body, fault)
         elif api_key == SASL_HANDSHAKE:
             ok = body["mechanism"] in self._sasl_mechanisms
             state.mechanism = body["mechanism"]
@@ -363,13 +411,103 @@ class FakeBroker:
                     return name
         return "?"
 
+    def _max_version(self, api_key: int) -> int:
+        return min(supported_versions(api_key)[1], self.max_versions.get(api_key, 1 << 15))
+
     def _api_versions_body(self, error_code: int) -> dict[str, Any]:
-        keys = [PRODUCE, METADATA, API_VERSIONS, INIT_PRODUCER_ID]
+        keys = [PRODUCE, METADATA, API_VERSIONS, INIT_PRODUCER_ID, FIND_COORDINATOR,
+                ADD_PARTITIONS_TO_TXN, END_TXN]
         if self._sasl_mechanisms:
             keys += [SASL_HANDSHAKE, SASL_AUTHENTICATE]
         return {"error_code": error_code, "throttle_time_ms": 0, "api_keys": [
             {"api_key": k, "min_version": supported_versions(k)[0],
-             "max_version": supported_versions(k)[1]} for k in keys]}
+             "max_version": self._max_version(k)} for k in keys]}
+
+    # ------------------------------------------------------------------ transactions
+
+    def _init_producer_id(self, body: dict[str, Any], version: int,
+                          fault: Fault | None) -> dict[str, Any]:
+        with self.lock:
+            self.init_producer_id_requests.append((version, dict(body)))
+            if fault is not None and fault.error_code:
+                return {"error_code": fault.error_code, "producer_id": -1, "producer_epoch": -1}
+            tid = body.get("transactional_id")
+            entry = self.transactions.get(tid) if tid is not None else None
+            if entry is None:
+                pid, self._next_producer_id = self._next_producer_id, self._next_producer_id + 1
+                if tid is not None:
+                    self.transactions[tid] = TxnEntry(pid, 0)
+                return {"error_code": 0, "producer_id": pid,
+                        "producer_epoch": 0 if tid is not None else self.idempotent_epoch}
+            # Kafka's TransactionCoordinator.handleInitProducerId: from v3 on a request naming
+            # a producer is refused unless it is the current one (a zombie cannot fence its
+            # successor); before v3 (Kafka 2.4-) there is nothing to check, whoever asks gets
+            # the next epoch. An open transaction is aborted first.
+            named = body.get("producer_id", -1)
+            if version >= 3 and named >= 0 and (named, body.get("producer_epoch", -1)) != (
+                    entry.producer_id, entry.epoch):
+                return {"error_code": _INVALID_PRODUCER_EPOCH, "producer_id": -1,
+                        "producer_epoch": -1}
+            self._write_markers(entry, commit=False)
+            entry.epoch += 1
+            return {"error_code": 0, "producer_id": entry.producer_id,
+                    "producer_epoch": entry.epoch}
+
+    def _find_coordinator(self, body: dict[str, Any], version: int,
+                          fault: Fault | None) -> dict[str, Any]:
+        code = fault.error_code if fault else 0
+        if version >= 4:
+            return {"throttle_time_ms": 0, "coordinators": [
+                {"key": k, "node_id": self.node_id, "host": self.host, "port": self.port,
+                 "error_code": code, "error_message": None}
+                for k in body["coordinator_keys"]]}
+        return {"throttle_time_ms": 0, "error_code": code, "error_message": None,
+                "node_id": self.node_id, "host": self.host, "port": self.port}
+
+    def _txn_entry(self, body: dict[str, Any], prefix: str = "") -> TxnEntry | int:
+        """The transaction of the request's producer, or the error code refusing it."""
+        entry = self.transactions.get(body[prefix + "transactional_id"])
+        if entry is None:
+            return 49   # INVALID_PRODUCER_ID_MAPPING
+        if (body[prefix + "producer_id"], body[prefix + "producer_epoch"]) != (
+                entry.producer_id, entry.epoch):
+            return _INVALID_PRODUCER_EPOCH
+        return entry
+
+    def _add_partitions(self, body: dict[str, Any], fault: Fault | None) -> dict[str, Any]:
+        prefix = "v3_and_below_"
+        with self.lock:
+            entry = self._txn_entry(body, prefix)
+            results = []
+            for t in body[prefix + "topics"]:
+                parts = []
+                for p in t["partitions"]:
+                    code = fault.error_code if fault and fault.error_code else \
+                        entry if isinstance(entry, int) else 0
+                    if code == 0:
+                        assert isinstance(entry, TxnEntry)
+                        entry.partitions.add((t["name"], p))
+                    parts.append({"partition_index": p, "partition_error_code": code})
+                results.append({"name": t["name"], "results_by_partition": parts})
+        return {"throttle_time_ms": 0, "error_code": 0,
+                "results_by_topic_v3_and_below": results}
+
+    def _end_txn(self, body: dict[str, Any], fault: Fault | None) -> dict[str, Any]:
+        with self.lock:
+            if fault is not None and fault.error_code:
+                return {"throttle_time_ms": 0, "error_code": fault.error_code}
+            entry = self._txn_entry(body)
+            if isinstance(entry, int):
+                return {"throttle_time_ms": 0, "error_code": entry}
+            self._write_markers(entry, commit=bool(body["committed"]))
+            return {"throttle_time_ms": 0, "error_code": 0}
+
+    def _write_markers(self, entry: TxnEntry, commit: bool) -> None:
+        """Closes the producer's open transaction (caller holds lock)."""
+        for tp in sorted(entry.partitions):
+            self.markers[tp].append(Marker(len(self.partitions[tp].records),
+                                           entry.producer_id, entry.epoch, commit))
+        entry.partitions.clear()
 
     def _metadata(self, body: dict[str, Any], version: int, fault: Fault | None) -> dict[str, Any]:
         with self.lock:
@@ -446,6 +584,26 @@ def _batch_sizes(records: bytes) -> list[int]:
         sizes.append(size)
         pos += max(size, 12)
     return sizes
+
+
+@dataclass
+class TxnEntry:
+    """What the coordinator keeps of one transactional.id."""
+
+    producer_id: int
+    epoch: int
+    partitions: set[tuple[str, int]] = field(default_factory=set)
+
+
+@dataclass(frozen=True)
+class Marker:
+    """A commit or abort marker: it closes the transaction of ``producer_id`` for the records
+    of the partition before ``position`` (an index into its records)."""
+
+    position: int
+    producer_id: int
+    epoch: int
+    commit: bool
 
 
 @dataclass

@@ -17,8 +17,10 @@ import kengine_ext as k
 from kengine.connection import API, Connection, ConnectionState
 from kengine.errors import AuthenticationError, ConfigError, CorruptRecordError, KafkaError
 from kengine.metadata import Metadata
+from kengine.reachability import BrokerReachability
 from kengine.sasl import OAuthBearerSession, ScramCache, ScramSession, parse_jaas_config
 from kengine.sender import Sender, SenderSettings
+from tests.support.core import Core
 
 __all__ = ["TARGETS", "FuzzFailure", "seeds"]
 
@@ -30,20 +32,9 @@ class FuzzFailure(AssertionError):
 # ------------------------------------------------------------------ a producer without sockets
 
 
-class _Core(k.ProducerCore):
-    """The accumulator with two topics whose leader is node 0."""
-
-    def __init__(self) -> None:
-        self._configure_core(linger_ms=0, batch_size=1024, max_request_size=1 << 20,
-                             buffer_memory=1 << 20, compression="none", compression_level=None,
-                             key_serializer="bytes", value_serializer="bytes", partitioner=None,
-                             ignore_keys=False, idempotent=False, transactional=False,
-                             wakeup=lambda: None, max_block_ms=0)
-        for topic in ("t", "u"):
-            self.update_topic(topic, [(0, 0), (0, 0)])
-
-    def _await_metadata(self, topic: str, partition: int | None = None) -> Any:
-        return self.topic_state(topic)
+def _core() -> Core:
+    """The send path and accumulator with two topics whose leader is node 0."""
+    return Core({"t": [0, 0], "u": [0, 0]}, linger_ms=0, max_block_ms=0)
 
 
 class _Client:
@@ -52,6 +43,7 @@ class _Client:
     def __init__(self) -> None:
         self.addresses: dict[int, tuple[str, int]] = {0: ("127.0.0.1", 9092)}
         self.fatal_error = None
+        self.reachability = BrokerReachability("fuzz")
 
     def set_brokers(self, brokers: dict[int, tuple[str, int]]) -> None:
         self.addresses.update(brokers)
@@ -75,12 +67,12 @@ class _Offline(Connection):
 
 class _Harness:
     def __init__(self) -> None:
-        self.core = _Core()
+        self.core = _core()
         self.client = _Client()
-        self.metadata = Metadata(self.core, self.client, client_id="fuzz",  # type: ignore[arg-type]
+        self.metadata = Metadata(self.core.acc, self.client, client_id="fuzz",  # type: ignore[arg-type]
                                  max_age_ms=1000, refresh_backoff_ms=10,
                                  refresh_backoff_max_ms=100)
-        self.sender = Sender(self.core, self.client, self.metadata,  # type: ignore[arg-type]
+        self.sender = Sender(self.core.acc, self.client, self.metadata,  # type: ignore[arg-type]
                              SenderSettings(client_id="fuzz", acks=-1, request_timeout_ms=1000,
                                             delivery_timeout_ms=60_000, retries=5,
                                             retry_backoff_ms=10, retry_backoff_max_ms=100,
@@ -103,8 +95,8 @@ class _Harness:
             for p in (0, 1):
                 self.core.send(topic, b"value", key=b"key", partition=p)
         sent = {}
-        for b in self.core.drain({0}, 1 << 30, k.monotonic_ms() + 10_000).get(0, []):
-            self.core.seal(b)
+        for b in self.core.acc.drain({0}, 1 << 30, k.monotonic_ms() + 10_000).get(0, []):
+            self.core.acc.seal(b)
             sent[(b.topic, b.partition)] = b
         return sent
 
@@ -143,7 +135,7 @@ def response_stream(data: bytes) -> None:
         e = h.handler_errors[0]
         raise FuzzFailure(f"a response handler raised {type(e).__name__}: {e}") from e
     for b in sent.values():
-        h.core.complete(b)   # whatever the fuzzer made of them, nothing may be left locked
+        h.core.acc.complete(b)   # whatever the fuzzer made of them, nothing may be left locked
 
 
 def record_batches(data: bytes) -> None:

@@ -13,7 +13,7 @@ leader keeps (tests/support/broker_model.py: the same checks as the socket fake 
 replicas do. A request carries the batch bytes as they were when it was sent.
 
     sim = Simulation(topics={"t": 10}, nodes=3)
-    futures = [sim.core.send("t", b"v", key=b"k")]
+    futures = [sim.core.send("t", b"v", key=b"k")]    # sim.core.acc: the accumulator
     sim.run_until_done()
 """
 from __future__ import annotations
@@ -24,25 +24,37 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from kengine.errors import KafkaError, KafkaTimeoutError, NetworkError
+from kengine.errors import (
+    KafkaError,
+    KafkaTimeoutError,
+    MessageTooLargeError,
+    NetworkError,
+    NotLeaderOrFollowerError,
+)
 from kengine.metadata import Metadata
+from kengine.reachability import BrokerReachability
 from kengine.sender import Sender, SenderSettings
 from kengine.transactions import TransactionManager
-from kengine_ext import ProducerCore, decode_batches, monotonic_ms
+from kengine_ext import decode_batches, monotonic_ms
 from tests.support.broker_model import PartitionLog
+from tests.support.core import Core
 
 __all__ = ["SimCluster", "SimNetworkClient", "Simulation"]
 
 PRODUCE, METADATA, INIT_PRODUCER_ID = 0, 3, 22
-NOT_LEADER_OR_FOLLOWER = 6
+NOT_LEADER_OR_FOLLOWER = NotLeaderOrFollowerError.code
+MESSAGE_TOO_LARGE = MessageTooLargeError.code
 _VERSIONS = {PRODUCE: 12, METADATA: 12, INIT_PRODUCER_ID: 4}   # Produce v12: topics by name
 
 
 class SimCluster:
     """Brokers 0..nodes-1 leading the partitions of ``topics`` round robin."""
 
-    def __init__(self, topics: Mapping[str, int], nodes: int = 1) -> None:
+    def __init__(self, topics: Mapping[str, int], nodes: int = 1,
+                 max_message_bytes: int | None = None) -> None:
         self.nodes = list(range(nodes))
+        #: the topics' max.message.bytes: a batch over it is refused, MESSAGE_TOO_LARGE
+        self.max_message_bytes = max_message_bytes
         self.topics = dict(topics)
         self.leaders: dict[tuple[str, int], int] = {}
         self.leader_epochs: dict[tuple[str, int], int] = {}
@@ -79,6 +91,9 @@ class SimCluster:
                                          "log_start_offset": 0}
                 if self.leaders.get((t["name"], p["index"])) != node:
                     entry["error_code"] = NOT_LEADER_OR_FOLLOWER
+                elif self.max_message_bytes is not None and \
+                        len(p["records"]) > self.max_message_bytes:
+                    entry["error_code"] = MESSAGE_TOO_LARGE     # before any append, as Kafka
                 elif write:
                     log = self.logs[(t["name"], p["index"])]
                     (batch,) = decode_batches(p["records"])   # one batch per partition
@@ -139,7 +154,12 @@ class SimNetworkClient:
         self.max_in_flight = max_in_flight
         self.fatal_error: KafkaError | None = None
         self.addresses: dict[int, tuple[str, int]] = {n: ("sim", 9000 + n) for n in cluster.nodes}
+        self.reachability = BrokerReachability("sim")
         self._conns: dict[int, _Connection] = {}
+        self.rebootstrap_count = 0
+        #: brokers the client cannot reach (a connection attempt fails at once, as to a broker
+        #: that was killed); the cluster still counts them until the test moves their leaders
+        self.unreachable: set[int] = set()
 
     # -- what the producer calls --
 
@@ -151,6 +171,15 @@ class SimNetworkClient:
 
     def rebootstrap(self, reason: str) -> None:
         raise AssertionError(f"the simulated cluster never needs a rebootstrap: {reason}")
+
+    def forget_brokers(self) -> None:
+        """What a KIP-899 rebootstrap that someone other than Metadata triggered (the
+        transaction manager or the sender looking for a node) leaves: every broker's address
+        forgotten, connections closed unanswered, only a bootstrap address (node -1) known."""
+        self.rebootstrap_count += 1
+        for node in list(self._conns):
+            self.disconnect(node)
+        self.addresses = {-1: ("sim", 9000)}
 
     def known_nodes(self) -> list[int]:
         return sorted(self.addresses)
@@ -166,6 +195,8 @@ class SimNetworkClient:
         return self._conns.get(node_id)
 
     def connect(self, node_id: int, now_ms: int) -> bool:
+        if node_id not in self.addresses or node_id in self.unreachable:
+            return False    # as NetworkClient: no address, or the attempt failed (backoff)
         self._conns.setdefault(node_id, _Connection())
         return True
 
@@ -191,7 +222,7 @@ class SimNetworkClient:
         return True
 
     def least_loaded_node(self, now_ms: int) -> int | None:
-        return min(self.cluster.nodes, key=lambda n: (
+        return min([n for n in self.known_nodes() if n not in self.unreachable], key=lambda n: (
             len(self._conns[n].in_flight) if n in self._conns else 0, n))
 
     def wakeup(self) -> None:
@@ -244,35 +275,34 @@ class Simulation:
     request_timeout_ms: int = 30_000
     retry_backoff_ms: int = 100
     idempotent: bool = True
+    max_message_bytes: int | None = None
     skew_ms: int = 0
     futures: list[Any] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.cluster = SimCluster(self.topics, self.nodes)
+        self.cluster = SimCluster(self.topics, self.nodes, self.max_message_bytes)
         self.client = SimNetworkClient(self.cluster, self.max_in_flight)
-        self.core = _Core()
-        self.core._configure_core(
-            linger_ms=self.linger_ms, batch_size=self.batch_size,
-            max_request_size=self.max_request_size, buffer_memory=64 << 20, compression="none",
-            compression_level=None, key_serializer="bytes", value_serializer="bytes",
-            partitioner=None, ignore_keys=False, idempotent=self.idempotent,
-            transactional=False, wakeup=lambda: None, max_block_ms=1000, client_id="sim")
-        self.metadata = Metadata(self.core, self.client, client_id="sim",  # type: ignore[arg-type]
+        # Metadata comes from the simulated cluster up front: send() never waits for it.
+        self.core = Core({}, await_metadata=self._known_topic, linger_ms=self.linger_ms,
+                         batch_size=self.batch_size, max_request_size=self.max_request_size,
+                         buffer_memory=64 << 20, idempotent=self.idempotent,
+                         max_block_ms=1000, client_id="sim")
+        self.metadata = Metadata(self.core.acc, self.client, client_id="sim",  # type: ignore[arg-type]
                                  max_age_ms=300_000, refresh_backoff_ms=self.retry_backoff_ms,
                                  refresh_backoff_max_ms=1000)
         self.metadata.apply(self.cluster.handle(0, METADATA, {"topics": [
             {"name": t} for t in self.topics]}), self.now())
         self.txn = TransactionManager(
-            self.core, self.client, self.metadata, client_id="sim",  # type: ignore[arg-type]
+            self.core.acc, self.client, self.metadata, client_id="sim",  # type: ignore[arg-type]
             transactional_id=None, transaction_timeout_ms=60_000,
             retry_backoff_ms=self.retry_backoff_ms, max_block_ms=1000,
             wakeup=lambda: None) if self.idempotent else None
-        self.sender = Sender(self.core, self.client, self.metadata, SenderSettings(  # type: ignore[arg-type]
+        self.sender = Sender(self.core.acc, self.client, self.metadata, SenderSettings(  # type: ignore[arg-type]
             client_id="sim", acks=-1, request_timeout_ms=self.request_timeout_ms,
             delivery_timeout_ms=self.delivery_timeout_ms, retries=1 << 30,
             retry_backoff_ms=self.retry_backoff_ms, retry_backoff_max_ms=1000,
             max_request_size=self.max_request_size), txn=self.txn, clock=self.now)
-        while self.idempotent and self.core.producer_id < 0:   # InitProducerId
+        while self.idempotent and self.core.acc.producer_id < 0:   # InitProducerId
             self.step()
 
     def now(self) -> int:
@@ -287,7 +317,7 @@ class Simulation:
     def run_until_done(self, max_steps: int = 100_000) -> None:
         """No more faults: answer everything, let backoffs pass, until every batch finished."""
         for _ in range(max_steps):
-            if not self.core.incomplete_batches():
+            if not self.core.acc.incomplete_batches():
                 return
             self.step()
             busy = self.client.busy_nodes()
@@ -297,15 +327,11 @@ class Simulation:
             else:
                 self.advance(self.retry_backoff_ms)
         raise KafkaTimeoutError(
-            f"{len(self.core.incomplete_batches())} batch(es) still unfinished after "
+            f"{len(self.core.acc.incomplete_batches())} batch(es) still unfinished after "
             f"{max_steps} steps without faults: the producer is wedged")
 
-
-class _Core(ProducerCore):
-    """Metadata comes from the simulated cluster up front: send() never waits for it."""
-
-    def _await_metadata(self, topic: str, partition: int | None = None) -> Any:
-        state = self.topic_state(topic)
+    def _known_topic(self, topic: str, partition: int | None = None) -> Any:
+        state = self.core.acc.topic_state(topic)
         if state is None:
             raise KafkaTimeoutError(f"topic {topic!r} is not in the simulated cluster")
         return state

@@ -1,4 +1,4 @@
-"""The Cython accumulator (ProducerCore) driven directly, without a network: appends,
+"""The Cython send path and accumulator driven directly, without a network: appends,
 partitioning, readiness, draining, completion, futures, callbacks and buffer.memory blocking.
 Batches it produces are decoded with kafka-python (an independent reader)."""
 from __future__ import annotations
@@ -19,50 +19,14 @@ from kengine.errors import (
     RecordTooLargeError,
     SerializationError,
 )
-
-
-class Core(k.ProducerCore):
-    """A ProducerCore with metadata served from a dict instead of brokers."""
-
-    def __init__(self, partitions=None, **overrides):
-        self.wakeups = 0
-        self.metadata = partitions or {"t": 3}
-        settings = dict(linger_ms=5, batch_size=1024, max_request_size=1 << 20,
-                        buffer_memory=1 << 20, compression="none", compression_level=None,
-                        key_serializer="bytes", value_serializer="bytes", partitioner=None,
-                        ignore_keys=False, idempotent=False, transactional=False,
-                        wakeup=self._wake, max_block_ms=200)
-        settings.update(overrides)
-        self._configure_core(**settings)
-        for topic, n in self.metadata.items():
-            self.update_topic(topic, [(i % 2, 0) for i in range(n)])  # leaders 0 and 1
-
-    def _wake(self):
-        self.wakeups += 1
-
-    def _await_metadata(self, topic, partition=None):
-        state = self.topic_state(topic)
-        if state is None:
-            raise KafkaTimeoutError(f"topic {topic!r} not present in metadata")
-        return state
+from tests.support.core import Core, drain_all
 
 
 def records_of(core, batch):
-    data = bytes(core.seal(batch))
+    data = bytes(core.acc.seal(batch))
     b = DefaultRecordBatch(data)
     assert b.validate_crc()
     return [(r.key, r.value, r.headers) for r in b]
-
-
-def drain_all(core, now=None):
-    now = k.monotonic_ms() + 10_000 if now is None else now
-    out = []
-    while True:
-        got = core.drain({0, 1}, 1 << 30, now)
-        if not got:
-            return out
-        for batches in got.values():
-            out.extend(batches)
 
 
 def test_keyed_records_go_to_the_java_partition_and_keep_order():
@@ -101,29 +65,31 @@ def test_explicit_partition_headers_timestamp_and_null_fields():
     f = core.send("t", None, key=None, partition=2, headers=[("h", b"1")], timestamp_ms=1234)
     (b,) = drain_all(core)
     assert b.partition == 2 and f.partition == 2
-    data = bytes(core.seal(b))
+    data = bytes(core.acc.seal(b))
     (rec,) = list(DefaultRecordBatch(data))
     assert (rec.key, rec.value, rec.headers, rec.timestamp) == (None, None, [("h", b"1")], 1234)
 
 
 def test_batches_become_ready_when_full_or_after_linger_or_on_flush():
     core = Core({"t": 1}, linger_ms=1000)
-    now = k.monotonic_ms()
     core.send("t", b"x" * 10)
-    nodes, delay, _ = core.ready(now)
+    # read the clock after the batch opens: a millisecond tick between the two would make
+    # the remaining linger 1001 ms from a clock read before it
+    now = k.monotonic_ms()
+    nodes, delay, _ = core.acc.ready(now)
     assert nodes == set() and 900 <= delay <= 1000
-    assert core.drain({0}, 1 << 20, now) == {}
-    core.begin_flush()
+    assert core.acc.drain({0}, 1 << 20, now) == {}
+    core.acc.begin_flush()
     try:
-        assert core.ready(now)[0] == {0}
+        assert core.acc.ready(now)[0] == {0}
     finally:
-        core.end_flush()
+        core.acc.end_flush()
     for _ in range(20):  # fill past batch.size: the first batch closes and is ready at once
         core.send("t", b"x" * 100)
-    assert core.ready(now)[0] == {0}
-    (b,) = core.drain({0}, 1 << 20, now)[0]
+    assert core.acc.ready(now)[0] == {0}
+    (b,) = core.acc.drain({0}, 1 << 20, now)[0]
     assert b.record_count >= 9
-    assert core.ready(now + 1000)[0] == {0}  # the second batch after linger
+    assert core.acc.ready(now + 1000)[0] == {0}  # the second batch after linger
 
 
 def test_drain_respects_max_request_size_per_node_and_rotates():
@@ -132,7 +98,7 @@ def test_drain_respects_max_request_size_per_node_and_rotates():
         for _ in range(9):
             core.send("t", b"y" * 100, partition=p)
     now = k.monotonic_ms() + 1
-    got = core.drain({0, 1}, 2000, now)
+    got = core.acc.drain({0, 1}, 2000, now)
     for node, batches in got.items():
         assert sum(b.size_bytes for b in batches) <= 2000 or len(batches) == 1
         assert all(b.partition % 2 == node for b in batches)
@@ -143,12 +109,12 @@ def test_complete_resolves_futures_runs_callbacks_and_frees_memory():
     seen = []
     futs = [core.send("t", b"v%d" % i, key=b"k", timestamp_ms=1000 + i,
                       on_delivery=lambda err, md: seen.append((err, md.offset))) for i in range(3)]
-    used = core.buffer_used_bytes
+    used = core.memory.used_bytes
     assert used > 0
     (b,) = drain_all(core)
-    core.seal(b)
-    core.complete(b, 500, -1)
-    assert core.buffer_used_bytes == 0
+    core.acc.seal(b)
+    core.acc.complete(b, 500, -1)
+    assert core.memory.used_bytes == 0
     assert [f.result(0).offset for f in futs] == [500, 501, 502]
     md = futs[1].result()
     assert (md.topic, md.partition, md.timestamp, md.timestamp_type) == ("t", 0, 1001, 0)
@@ -163,13 +129,13 @@ def test_log_append_time_and_errors_reach_the_future():
     core = Core({"t": 1})
     f1 = core.send("t", b"a")
     (b,) = drain_all(core)
-    core.complete(b, 7, 99999)
+    core.acc.complete(b, 7, 99999)
     md = f1.result()
     assert (md.timestamp, md.timestamp_type) == (99999, 1)
     f2 = core.send("t", b"b")
     (b,) = drain_all(core)
     err = NotLeaderOrFollowerError("gone", topic="t")
-    core.complete(b, error=err)
+    core.acc.complete(b, error=err)
     with pytest.raises(NotLeaderOrFollowerError):
         f2.result()
     assert f2.exception() is err
@@ -185,7 +151,7 @@ def test_a_raising_callback_is_logged_and_the_others_still_run(caplog):
     core.send("t", b"a", on_delivery=bad)
     core.send("t", b"b", on_delivery=lambda e, m: ran.append(m.offset))
     (b,) = drain_all(core)
-    core.complete(b, 0, -1)
+    core.acc.complete(b, 0, -1)
     assert ran == [1]
     assert "delivery callback" in caplog.text and "boom" in caplog.text
 
@@ -194,7 +160,7 @@ def test_result_waits_across_threads():
     core = Core({"t": 1})
     f = core.send("t", b"a")
     (b,) = drain_all(core)
-    threading.Timer(0.05, core.complete, args=(b, 3, -1)).start()
+    threading.Timer(0.05, core.acc.complete, args=(b, 3, -1)).start()
     assert f.result(timeout=5).offset == 3
     f2 = core.send("t", b"b")
     with pytest.raises(KafkaTimeoutError):
@@ -217,17 +183,17 @@ def test_blocked_send_resumes_when_memory_is_freed():
     for _ in range(4):
         core.send("t", b"x" * 400)
     batches = drain_all(core)
-    threading.Timer(0.05, lambda: [core.complete(b, 0, -1) for b in batches]).start()
+    threading.Timer(0.05, lambda: [core.acc.complete(b, 0, -1) for b in batches]).start()
     f = core.send("t", b"x" * 400)  # blocks until the timer frees memory
     assert not f.done()
-    assert core.buffer_used_bytes >= 1024
+    assert core.memory.used_bytes >= 1024
 
 
 def test_record_larger_than_max_request_size_fails_before_batching():
     core = Core({"t": 1}, max_request_size=2000)
     with pytest.raises(RecordTooLargeError, match="max.request.size"):
         core.send("t", b"x" * 5000)
-    assert core.queued_batch_count == 0
+    assert core.acc.queued_batch_count == 0
 
 
 def test_serializers_and_their_errors():
@@ -262,9 +228,9 @@ def test_expire_returns_old_queued_batches():
     core = Core({"t": 1}, linger_ms=100000)
     core.send("t", b"a")
     now = k.monotonic_ms()
-    assert core.expire(now, 60000) == []
-    (b,) = core.expire(now + 60001, 60000)
-    assert b.record_count == 1 and core.queued_batch_count == 0
+    assert core.acc.expire(now, 60000) == []
+    (b,) = core.acc.expire(now + 60001, 60000)
+    assert b.record_count == 1 and core.acc.queued_batch_count == 0
 
 
 def test_reenqueue_puts_the_batch_first_with_backoff():
@@ -273,15 +239,15 @@ def test_reenqueue_puts_the_batch_first_with_backoff():
     (b1,) = drain_all(core)
     core.send("t", b"second")
     now = k.monotonic_ms() + 1
-    core.reenqueue(b1, now + 100)
-    assert core.drain({0}, 1 << 20, now) == {}  # head is backing off: nothing behind it jumps
-    (b,) = core.drain({0}, 1 << 20, now + 100)[0]
+    core.acc.reenqueue(b1, now + 100)
+    assert core.acc.drain({0}, 1 << 20, now) == {}  # head is backing off: nothing behind it jumps
+    (b,) = core.acc.drain({0}, 1 << 20, now + 100)[0]
     assert b is b1
 
 
 def test_closed_core_refuses_sends_and_transactional_needs_a_transaction():
     core = Core()
-    core._close_for_sends()
+    core.acc.close()
     with pytest.raises(ProducerClosedError):
         core.send("t", b"x")
     tx = Core(transactional=True)
@@ -292,12 +258,12 @@ def test_closed_core_refuses_sends_and_transactional_needs_a_transaction():
 def test_sender_is_woken_only_when_it_sleeps_past_the_new_batch():
     core = Core({"t": 1}, linger_ms=50)
     now = k.monotonic_ms()
-    assert core.prepare_sleep(10_000, now) == 10_000
+    assert core.acc.prepare_sleep(10_000, now) == 10_000
     core.send("t", b"a")           # new batch ready in 50 ms < 10 s: wake
     assert core.wakeups == 1
     core.send("t", b"b")           # same batch: no wake
     assert core.wakeups == 1
-    core.end_sleep()
+    core.acc.end_sleep()
 
 
 # ---------------------------------------------------------------------------- send_many
@@ -313,7 +279,7 @@ def test_send_many_partitions_like_send_and_keeps_per_partition_order():
     fut = core.send_many("t", values, keys=keys, headers=headers, timestamps=stamps)
     got = {}
     for b in drain_all(core):
-        data = bytes(core.seal(b))
+        data = bytes(core.acc.seal(b))
         got.setdefault(b.partition, []).extend(
             (r.key, r.value, r.headers, r.timestamp) for r in DefaultRecordBatch(data))
     for p, recs in got.items():
@@ -333,9 +299,9 @@ def test_send_many_result_maps_offsets_and_failures_to_input_indices():
     fut = core.send_many("t", [b"%d" % i for i in range(100)], keys=keys)
     for b in drain_all(core):
         if b.partition == 0:
-            core.complete(b, 1000, -1)
+            core.acc.complete(b, 1000, -1)
         else:
-            core.complete(b, error=NotLeaderOrFollowerError("x"))
+            core.acc.complete(b, error=NotLeaderOrFollowerError("x"))
     res = fut.result(timeout=1)
     assert set(res.errors) == {i for i in range(100) if keys[i] == bad}
     assert all(isinstance(e, NotLeaderOrFollowerError) for e in res.errors.values())
@@ -351,7 +317,7 @@ def test_small_send_many_calls_fill_the_open_batch():
     for i in range(20):
         core.send_many("t", [b"x%d" % i] * 5)
     core.send("t", b"last")
-    assert core.queued_batch_count == 1
+    assert core.acc.queued_batch_count == 1
 
 
 def test_send_many_large_call_spans_batches_and_respects_batch_size():
@@ -359,9 +325,9 @@ def test_send_many_large_call_spans_batches_and_respects_batch_size():
     fut = core.send_many("t", [b"y" * 100] * 10_000, partition=0)
     batches = drain_all(core)
     assert sum(b.record_count for b in batches) == 10_000
-    assert all(len(bytes(core.seal(b))) <= 4096 for b in batches)
+    assert all(len(bytes(core.acc.seal(b))) <= 4096 for b in batches)
     for b in batches:
-        core.complete(b, 0, -1)
+        core.acc.complete(b, 0, -1)
     assert fut.result(1).ok
 
 
@@ -369,13 +335,15 @@ def test_send_many_refuses_mismatched_lengths_as_a_whole():
     core = Core({"t": 1})
     with pytest.raises(ValueError, match="keys has 1 entries for 2 values"):
         core.send_many("t", [b"a", b"b"], keys=[b"k"])
-    assert core.queued_batch_count == 0
+    assert core.acc.queued_batch_count == 0
 
 
 class Refusals(Core):
+    """Records what send_many() reports through its records_refused up-call."""
+
     def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
         self.refused = []
+        super().__init__(*args, records_refused=self._records_refused, **kwargs)
 
     def _records_refused(self, topic, count, first_index, first_error):
         self.refused.append((topic, count, first_index, type(first_error)))
@@ -389,7 +357,7 @@ def test_send_many_refuses_bad_records_alone_and_sends_the_rest_in_order():
     (batch,) = drain_all(core)
     assert records_of(core, batch) == [(b"k0", b"v0", []), (b"k2", b"v2", []),
                                        (b"k5", b"v5", [("ok", b"h")]), (b"k6", b"v6", [])]
-    core.complete(batch, 500, -1)
+    core.acc.complete(batch, 500, -1)
     res = fut.result(timeout=1)
     assert sorted(res.errors) == [1, 3, 4]
     assert isinstance(res.errors[1], RecordTooLargeError)
@@ -417,7 +385,7 @@ def test_send_many_refusals_keep_their_index_past_the_first_chunk():
     assert sorted(sent, key=lambda v: -1 if v is None else int(v)) == \
         [None] + [b"%d" % i for i in range(n - 1) if i not in (5, 4500)]
     for b in batches:
-        core.complete(b, 0, -1)
+        core.acc.complete(b, 0, -1)
     res = fut.result(timeout=1)
     assert sorted(res.errors) == [5, 4500]
     assert "value of record 4500 must be bytes" in str(res.errors[4500])
@@ -434,7 +402,7 @@ def test_send_many_a_serializer_that_raises_fails_that_record_only():
     fut = core.send_many("t", ["a", "bad", "c"])
     (batch,) = drain_all(core)
     assert [v for (_, v, _) in records_of(core, batch)] == [b"a", b"c"]
-    core.complete(batch, 0, -1)
+    core.acc.complete(batch, 0, -1)
     (error,) = fut.result(timeout=1).errors.values()
     assert isinstance(error, SerializationError)
     assert str(error) == "record 1: the value serializer failed for a record to 't': " \
@@ -448,10 +416,10 @@ def test_send_many_out_of_buffer_memory_refuses_the_rest_after_one_wait():
     started = time.monotonic()
     fut = core.send_many("t", [b"v%05d" % i for i in range(n)], partition=0)
     assert time.monotonic() - started < 2    # one wait of max.block.ms, not one per chunk
-    queued = sum(b.record_count for b in core.topic_state("t").queues[0].batches())
+    queued = sum(b.record_count for b in core.acc.topic_state("t").queues[0].batches())
     assert 0 < queued < n
     for b in drain_all(core):
-        core.complete(b, 0, -1)
+        core.acc.complete(b, 0, -1)
     res = fut.result(timeout=1)
     assert sorted(res.errors) == list(range(queued, n))   # the first ones went, in order
     assert all(isinstance(e, KafkaTimeoutError) for e in res.errors.values())
@@ -462,5 +430,74 @@ def test_send_many_out_of_buffer_memory_refuses_the_rest_after_one_wait():
 def test_send_many_where_every_record_is_refused_is_done_at_once():
     core = Refusals({"t": 1})
     fut = core.send_many("t", [1, 2])
-    assert fut.done() and core.queued_batch_count == 0
+    assert fut.done() and core.acc.queued_batch_count == 0
     assert sorted(fut.result(timeout=0).errors) == [0, 1]
+
+
+# -- buffer.memory follows what batches hold, not batch.size ---------------------------------
+
+def test_a_thousand_partitions_of_large_batches_do_not_hold_buffer_memory_empty():
+    """One record in each of 1,000 partitions with batch.size 64 KiB: reserving batch.size
+    per batch (Java's way) would need 64 MiB of a 32 MiB buffer.memory, and the sends would
+    wait for batches holding one record each to be sent. Each batch starts small instead."""
+    core = Core({"t": 1000}, batch_size=65536, buffer_memory=32 << 20, linger_ms=60_000,
+                max_block_ms=100)
+    for p in range(1000):
+        core.send("t", b"x" * 100, partition=p)
+    assert core.acc.queued_batch_count == 1000
+    assert core.memory.used_bytes == 1000 * 4096
+    assert core.memory.waiters == 0
+
+
+def test_a_batch_grows_to_batch_size_and_buffer_memory_follows_it():
+    core = Core({"t": 1}, batch_size=65536, buffer_memory=1 << 20, linger_ms=60_000)
+    futures = [core.send("t", b"%05d" % i + b"x" * 95) for i in range(500)]
+    (b,) = drain_all(core, k.monotonic_ms() + 120_000)
+    assert b.record_count == 500
+    # 4 KiB, doubled four times; every step charged when it was taken
+    assert core.memory.used_bytes == 65536
+    core.acc.seal(b)
+    core.acc.complete(b, 0, -1)
+    assert core.memory.used_bytes == 0
+    assert [f.result(0).offset for f in futures] == list(range(500))
+    # the partition's next batch starts at the size the last one needed
+    core.send("t", b"y")
+    assert core.memory.used_bytes == 65536
+    assert core.acc.topic_state("t").queues[0].open_bytes == 65536
+
+
+def test_a_batch_that_buffer_memory_cannot_grow_goes_out_as_it_is():
+    """12 KiB of buffer.memory: the first batch grows to 8 KiB, cannot reach 16 KiB, and is
+    closed; the next opens with the 4 KiB left. Nothing accepted is lost, and the bytes
+    charged never pass buffer.memory."""
+    core = Core({"t": 1}, batch_size=65536, buffer_memory=12288, linger_ms=60_000,
+                max_block_ms=100)
+    accepted = []
+    with pytest.raises(KafkaTimeoutError, match="buffer.memory"):
+        for i in range(1000):
+            accepted.append(core.send("t", b"%05d" % i + b"x" * 95))
+            assert core.memory.used_bytes <= 12288
+    batches = drain_all(core, k.monotonic_ms() + 120_000)
+    assert [b.size_bytes <= 8192 for b in batches] == [True, True]
+    assert sum(b.record_count for b in batches) == len(accepted)
+
+
+def test_a_send_waiting_for_buffer_memory_makes_queued_batches_sendable_before_linger():
+    core = Core({"t": 2}, batch_size=4096, buffer_memory=8192, linger_ms=60_000,
+                max_block_ms=5000)
+    core.send("t", b"x" * 3000, partition=0)
+    core.send("t", b"x" * 3000, partition=1)
+    now = k.monotonic_ms()
+    nodes, _, _ = core.acc.ready(now)
+    assert nodes == set()            # linger.ms is a minute away
+    waker = threading.Thread(target=core.send, args=("t", b"x" * 3000), kwargs={"partition": 0})
+    waker.start()
+    deadline = time.monotonic() + 5
+    while core.memory.waiters == 0 and time.monotonic() < deadline:
+        time.sleep(0.001)
+    assert core.memory.waiters == 1
+    nodes, _, _ = core.acc.ready(now)
+    assert nodes == {0, 1}           # everything queued goes, to give the memory back
+    core.complete_all_queued()
+    waker.join(5)
+    assert not waker.is_alive()

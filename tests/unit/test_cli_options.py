@@ -3,6 +3,8 @@ arguments, and the console producer's option defaults and precedence (Java's
 maybeMergeOptions)."""
 from __future__ import annotations
 
+import itertools
+import re
 from pathlib import Path
 
 import pytest
@@ -113,7 +115,9 @@ def test_perf_settings(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("argv,message", [
     (["perf", "--topic", "t", "--num-records", "5", "--record-size", "10",
-      "--throughput", "-1"], "either --producer-props"),
+      "--throughput", "-1"],
+     "At least one of --bootstrap-server, --command-property, --producer-props, "
+     "--producer.config or --command-config must be specified."),
     (["perf", "--topic", "t", "--num-records", "0", "--record-size", "10",
       "--throughput", "-1", "--bootstrap-server", "h:1"], "--num-records"),
     (["perf", "--topic", "t", "--num-records", "5", "--record-size", "0",
@@ -136,9 +140,10 @@ def test_bad_usage_exits_2_with_a_message(argv: list[str], message: str,
 
 def test_unknown_arguments_and_mutually_exclusive_payloads_are_argparse_errors(
         capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as info:
-        main(["topics", "list", "--bootstrap-server", "h:1", "--bogus"])
-    assert info.value.code == 2
+    # the sub-command says it, not "kengine:"
+    assert main(["topics", "list", "--bootstrap-server", "h:1", "--bogus"]) == 2
+    assert capsys.readouterr().err.startswith(
+        "kengine topics: error: unrecognized arguments: --bogus")
     with pytest.raises(SystemExit) as info:
         main(["perf", "--topic", "t", "--num-records", "5", "--record-size", "10",
               "--payload-monotonic", "--throughput", "-1"])
@@ -162,3 +167,74 @@ def test_local_kafka_passes_every_argument_to_the_launcher(
         main(["local-kafka", "--help"])
     assert info.value.code == 0
     assert "usage: kengine local-kafka" in capsys.readouterr().out
+
+
+def test_kafka_44_names_mean_what_the_older_ones_meant(tmp_path: Path) -> None:
+    config = tmp_path / "producer.properties"
+    config.write_text("linger.ms=7\nacks=1\n")
+    old = producer_config(produce_args("--bootstrap-server", "h:1", "--producer.config",
+                                       str(config), "--producer-property", "acks=0"))
+    new = producer_config(produce_args("--bootstrap-server", "h:1", "--command-config",
+                                       str(config), "--command-property", "acks=0"))
+    assert old == new and new["acks"] == "0" and new["linger.ms"] == "7"
+    old = perf_config(perf_args("--producer.config", str(config), "--producer-props", "acks=0"))
+    new = perf_config(perf_args("--command-config", str(config), "--command-property", "acks=0"))
+    assert old == new and new["acks"] == "0" and new["linger.ms"] == "7"
+
+
+def test_produce_takes_bootstrap_servers_from_its_settings(tmp_path: Path) -> None:
+    config = tmp_path / "client.properties"
+    config.write_text("bootstrap.servers=from-file:9092\n")
+    assert producer_config(produce_args("--command-config", str(config)))[
+        "bootstrap.servers"] == "from-file:9092"
+    assert producer_config(produce_args("--command-property", "bootstrap.servers=prop:1"))[
+        "bootstrap.servers"] == "prop:1"
+    assert producer_config(produce_args("--command-config", str(config),
+                                        "--bootstrap-server", "flag:1"))[
+        "bootstrap.servers"] == "flag:1"
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["produce", "--topic", "t", "--bootstrap-server", "h:1", "--property", "a=b",
+      "--reader-property", "a=b"],
+     "kengine produce: Options --reader-property and --property cannot be specified together."),
+    (["produce", "--topic", "t", "--bootstrap-server", "h:1",
+      "--line-reader", "com.example.MyReader"],
+     "kengine produce: --line-reader com.example.MyReader: only Kafka's line reader"),
+    (["perf", "--topic", "t", "--num-records", "5", "--record-size", "1", "--throughput", "-1",
+      "--bootstrap-server", "h:1", "--reporting-interval", "0"],
+     "kengine perf: --reporting-interval should be greater than zero"),
+    (["perf", "--topic", "t", "--num-records", "5", "--record-size", "1", "--throughput", "-1",
+      "--bootstrap-server", "h:1", "--key-distribution", "range"],
+     "kengine perf: --record-key-range is required when --key-distribution is 'range' or "
+     "'random'."),
+])
+def test_kafka_44_flags_refused_in_javas_words(argv: list[str], message: str,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(argv) == 2
+    assert capsys.readouterr().err.startswith(message)
+
+
+def test_a_transaction_duration_alone_makes_a_transactional_id_as_java_does() -> None:
+    cfg = perf_config(perf_args("--bootstrap-server", "h:1", "--transaction-duration-ms", "100"))
+    assert re.fullmatch(r"performance-producer-[0-9a-f-]{36}", cfg["transactional.id"])
+    assert "transactional.id" not in perf_config(perf_args("--bootstrap-server", "h:1"))
+
+
+def test_key_distributions_are_javas_keys() -> None:
+    from kengine.cli.perf import key_stream
+
+    def keys(*argv: str, n: int = 8) -> list[bytes | None]:
+        stream = key_stream(build_parser().parse_args(
+            ["perf", "--topic", "t", "--num-records", "9", "--record-size", "1",
+             "--throughput", "-1", *argv]))
+        return [None] * n if stream is None else list(itertools.islice(stream, n))
+
+    assert keys() == [None] * 8
+    assert keys("--key-distribution", "range", "--record-key-range", "3") == [
+        b"0", b"1", b"2", b"0", b"1", b"2", b"0", b"1"]
+    drawn = keys("--key-distribution", "random", "--record-key-range", "5", n=200)
+    assert set(drawn) == {b"0", b"1", b"2", b"3", b"4"}
+    assert drawn == keys("--key-distribution", "random", "--record-key-range", "5", n=200)
+    assert drawn != keys("--key-distribution", "random", "--record-key-range", "5",
+                         "--random-seed", "1", n=200)

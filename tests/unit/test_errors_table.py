@@ -1,5 +1,6 @@
-"""The broker error classes in kengine/errors.py are what tools/gen_errors.py makes of Kafka's
-errors.tsv (spec/kafka-protocol), and they classify errors as the table says."""
+"""The broker error classes in kengine_ext/errors.py (public as kengine.errors) are what
+tools/gen_errors.py makes of Kafka's errors.tsv (spec/kafka-protocol), and they classify errors
+as the table says."""
 from __future__ import annotations
 
 from kengine import errors
@@ -10,9 +11,9 @@ ROWS = gen.read_rows()
 
 
 def test_committed_table_matches_errors_tsv() -> None:
-    committed = (REPO / "kengine" / "errors.py").read_text(encoding="utf-8")
+    committed = (REPO / "kengine_ext" / "errors.py").read_text(encoding="utf-8")
     assert gen.rewrite(committed, ROWS) == committed, \
-        "kengine/errors.py is stale: run tools/gen_errors.py"
+        "kengine_ext/errors.py is stale: run tools/gen_errors.py"
 
 
 def test_every_code_of_the_table_has_a_class_with_its_name_and_kind() -> None:

@@ -12,17 +12,20 @@ import pytest
 from kafka.record.default_records import DefaultRecordBatch
 
 import kengine_ext as k
+from kengine.connection import API
 from kengine.errors import (
     BROKER_ERRORS,
+    ConcurrentTransactionsError,
     DuplicateSequenceNumberError,
     IllegalStateError,
     InvalidRecordError,
     NotLeaderOrFollowerError,
     OutOfOrderSequenceNumberError,
+    TransactionNotRecoverableError,
     UnknownProducerIdError,
 )
-from kengine.transactions import TRANSITIONS, TransactionManager, TxnState
-from tests.unit.test_accumulator import Core
+from kengine.transactions import TRANSITIONS, TransactionManager, TxnState, _Result
+from tests.support.core import Core
 
 FAR = 10**12   # a "now" far enough ahead that every batch is ready
 PID = 1000
@@ -31,22 +34,22 @@ PID = 1000
 def idempotent_core(partitions=1, transactional=False, **kw):
     core = Core({"t": partitions}, idempotent=True, transactional=transactional, linger_ms=0,
                 **kw)
-    core.sequences.set_identity(PID, 0)
+    core.acc.sequences.set_identity(PID, 0)
     if transactional:
-        core._set_implicit_txn_partitions(True)   # transactions v2: no AddPartitionsToTxn
-        core._set_in_transaction(True)
+        core.acc.set_implicit_txn_partitions(True)   # transactions v2: no AddPartitionsToTxn
+        core.acc.set_in_transaction(True)
     return core
 
 
 def header(core, batch):
     """(producer id, epoch, base sequence) as the batch's bytes carry them, CRC checked."""
-    data = bytes(core.seal(batch))
+    data = bytes(core.acc.seal(batch))
     assert DefaultRecordBatch(data).validate_crc()
     return struct.unpack(">qhi", data[43:57])
 
 
 def drain(core, now=FAR, max_request_size=1 << 30):
-    got = core.drain({0, 1}, max_request_size, now)
+    got = core.acc.drain({0, 1}, max_request_size, now)
     return [b for batches in got.values() for b in batches]
 
 
@@ -63,17 +66,17 @@ def sent(core, n, partition=0):
 
 
 def ack(core, b, offset=0):
-    assert core.sequences.on_success(b, offset) is None
-    core.complete(b, offset, -1)
+    assert core.acc.sequences.on_success(b, offset) is None
+    core.acc.complete(b, offset, -1)
 
 
 def retry(core, b, error, lso=-1):
-    assert core.sequences.can_retry(b, error, lso)
-    core.reenqueue(b, 0)
+    assert core.acc.sequences.can_retry(b, error, lso)
+    core.acc.reenqueue(b, 0)
 
 
 def window(core, partition=0):
-    return core.topic_state("t").queues[partition].sequences
+    return core.acc.topic_state("t").queues[partition].sequences
 
 
 # -- rule 1: a sequence only for a batch that goes, so sequences never overlap --------------
@@ -83,7 +86,7 @@ def test_a_batch_left_out_of_a_full_request_gets_no_sequence_and_stays_open():
     """The loss of issue 25: a batch given its sequence by a drain that then found no room for
     it stayed open, took more records, and its sequences overlapped the next batch's."""
     core = idempotent_core(2, batch_size=1 << 16)
-    core.update_topic("t", [(0, 0), (0, 0)])          # both partitions led by node 0
+    core.acc.update_topic("t", [(0, 0), (0, 0)])          # both partitions led by node 0
     for _ in range(10):
         core.send("t", b"a" * 100, partition=0)
         core.send("t", b"b" * 100, partition=1)
@@ -105,17 +108,17 @@ def test_each_node_resumes_where_its_last_request_was_full():
     """1,000 partitions on one node, requests of ~8 batches: every partition is served once
     before any is served twice (no partition starves behind the lower-numbered ones)."""
     core = Core({"t": 1000}, linger_ms=0)
-    core.update_topic("t", [(0, 0)] * 1000)
+    core.acc.update_topic("t", [(0, 0)] * 1000)
     for p in range(1000):
         core.send("t", b"v" * 100, partition=p)
     seen = []
     while len(seen) < 1000:
-        got = core.drain({0}, 8 * 200, FAR)
+        got = core.acc.drain({0}, 8 * 200, FAR)
         assert got, "a drain with sendable batches returned nothing"
         seen += [b.partition for b in got[0]]
         for b in got[0]:
             core.send("t", b"v" * 100, partition=b.partition)   # refill what was taken
-            core.complete(b, 0, -1)
+            core.acc.complete(b, 0, -1)
     assert sorted(seen[:1000]) == list(range(1000))
 
 
@@ -157,7 +160,7 @@ def test_retries_go_back_in_sequence_order_and_only_the_oldest_is_resent():
     batches = [sent(core, 2) for _ in range(3)]
     for b in reversed(batches):                        # answers in reverse order
         retry(core, b, NotLeaderOrFollowerError("moved"))
-    q = core.topic_state("t").queues[0]
+    q = core.acc.topic_state("t").queues[0]
     assert q.batches() == batches
     assert drain(core) == [batches[0]]
     assert drain(core) == []                           # the next waits for the oldest
@@ -168,7 +171,7 @@ def test_retries_go_back_in_sequence_order_and_only_the_oldest_is_resent():
 def test_new_epoch_waits_for_old_batches_then_restarts_at_zero():
     core = idempotent_core()
     old = sent(core, 4)
-    core.sequences.set_identity(PID, 1)                # a bump caused by another partition
+    core.acc.sequences.set_identity(PID, 1)                # a bump caused by another partition
     send_batch(core, 2)
     assert drain(core) == []                           # the old epoch still has a batch out
     ack(core, old)
@@ -211,11 +214,11 @@ def test_oldest_batch_refused_while_later_sequences_were_acknowledged_is_a_gap()
     oldest = sent(core, 2)                             # sequences 1-2
     nxt = sent(core, 2)                                # 3-4
     ack(core, nxt)                                     # the broker took 3-4 without 1-2
-    assert core.sequences.can_retry(oldest, OutOfOrderSequenceNumberError("gap"), 0)
-    assert core.sequences.epoch_bump_requested
-    core.reenqueue(oldest, 0)
+    assert core.acc.sequences.can_retry(oldest, OutOfOrderSequenceNumberError("gap"), 0)
+    assert core.acc.sequences.epoch_bump_requested
+    core.acc.reenqueue(oldest, 0)
     assert drain(core) == []                           # waits for the new epoch
-    core.sequences.set_identity(PID, 1)
+    core.acc.sequences.set_identity(PID, 1)
     assert drain(core) == [oldest]
     assert header(core, oldest) == (PID, 1, 0)
 
@@ -226,17 +229,17 @@ def test_oldest_batch_refused_while_later_sequences_were_acknowledged_is_a_gap()
 def test_duplicate_sequence_counts_as_written_only_for_a_resent_batch():
     core = idempotent_core()
     b = sent(core, 2)
-    assert not core.sequences.duplicate_is_written(b)  # first attempt: others hold these
+    assert not core.acc.sequences.duplicate_is_written(b)  # first attempt: others hold these
     retry(core, b, NotLeaderOrFollowerError("moved"))
     (again,) = drain(core)
-    assert core.sequences.duplicate_is_written(again)  # an earlier attempt carried them
+    assert core.acc.sequences.duplicate_is_written(again)  # an earlier attempt carried them
 
 
 def test_a_first_attempt_answered_duplicate_is_not_success_and_renumbers():
     core = idempotent_core()
     b = sent(core, 2)
-    assert core.sequences.can_retry(b, DuplicateSequenceNumberError("dup"), 0)
-    assert core.sequences.epoch_bump_requested
+    assert core.acc.sequences.can_retry(b, DuplicateSequenceNumberError("dup"), 0)
+    assert core.acc.sequences.epoch_bump_requested
 
 
 def test_unresolved_partition_takes_no_new_sequence_until_settled():
@@ -244,8 +247,8 @@ def test_unresolved_partition_takes_no_new_sequence_until_settled():
     ack(core, sent(core, 1))
     b0 = sent(core, 2)
     b1 = sent(core, 2)
-    assert core.sequences.on_expired(b0) is None       # in flight at delivery.timeout.ms
-    core.complete(b0, error=TimeoutError("expired"))
+    assert core.acc.sequences.on_expired(b0) is None       # in flight at delivery.timeout.ms
+    core.acc.complete(b0, error=TimeoutError("expired"))
     send_batch(core, 2)
     assert drain(core) == []                           # its fate is unknown
     ack(core, b1)                                      # 3-4 written after 1-2...
@@ -256,10 +259,10 @@ def test_unresolved_partition_takes_no_new_sequence_until_settled():
 def test_unresolved_that_never_settles_bumps_the_epoch():
     core = idempotent_core()
     b0 = sent(core, 2)
-    core.sequences.on_expired(b0)
-    core.complete(b0, error=TimeoutError("expired"))
-    assert core.sequences.epoch_bump_requested
-    core.sequences.set_identity(PID, 1)
+    core.acc.sequences.on_expired(b0)
+    core.acc.complete(b0, error=TimeoutError("expired"))
+    assert core.acc.sequences.epoch_bump_requested
+    core.acc.sequences.set_identity(PID, 1)
     assert header(core, sent(core, 3)) == (PID, 1, 0)
 
 
@@ -271,10 +274,10 @@ def test_out_of_order_gap_renumbers_unfinished_batches_when_they_next_go():
     for b in batches[1:]:
         header(core, b)                                # sealed, as when it went out
     # the next expected batch is refused although it follows the last ack: a gap
-    assert core.sequences.can_retry(batches[1], OutOfOrderSequenceNumberError("gap"), 0)
-    core.reenqueue(batches[1], 0)
+    assert core.acc.sequences.can_retry(batches[1], OutOfOrderSequenceNumberError("gap"), 0)
+    core.acc.reenqueue(batches[1], 0)
     assert header(core, batches[2]) == (PID, 0, 4)     # still in flight: bytes untouched
-    core.sequences.set_identity(PID, 1)
+    core.acc.sequences.set_identity(PID, 1)
     assert drain(core) == [batches[1]]
     assert header(core, batches[1]) == (PID, 1, 0)     # renumbered as it goes, CRC rewritten
     retry(core, batches[2], OutOfOrderSequenceNumberError("old epoch answer"))
@@ -288,8 +291,8 @@ def test_unknown_producer_id_after_retention_bumps_the_epoch():
     core = idempotent_core()
     b = sent(core, 2)
     # the log start moved past everything we know was acknowledged: producer state is gone
-    assert core.sequences.can_retry(b, UnknownProducerIdError("gone"), 500)
-    assert core.sequences.epoch_bump_requested
+    assert core.acc.sequences.can_retry(b, UnknownProducerIdError("gone"), 500)
+    assert core.acc.sequences.epoch_bump_requested
 
 
 def test_transactional_gap_is_closed_by_the_batches_after_it():
@@ -297,9 +300,9 @@ def test_transactional_gap_is_closed_by_the_batches_after_it():
     ack(core, sent(core, 1))
     failed, after = sent(core, 2), sent(core, 3)      # 1-2 and 3-5
     error = InvalidRecordError("bad record")
-    assert not core.sequences.can_retry(failed, error, 0)
-    assert core.sequences.on_failed(failed, error, True) is None
-    core.complete(failed, error=error)
+    assert not core.acc.sequences.can_retry(failed, error, 0)
+    assert core.acc.sequences.on_failed(failed, error, True) is None
+    core.acc.complete(failed, error=error)
     retry(core, after, OutOfOrderSequenceNumberError("expected 1"))
     assert drain(core) == [after]
     assert header(core, after) == (PID, 0, 1)          # took the failed batch's sequences
@@ -311,9 +314,9 @@ def test_abort_drops_only_batches_never_sent():
     out = sent(core, 2)
     retry(core, out, NotLeaderOrFollowerError("moved"))
     send_batch(core, 3)                                # queued behind it, never sent
-    dropped = core.take_unsent_queued()
+    dropped = core.acc.take_unsent_queued()
     assert [b.record_count for b in dropped] == [3]
-    assert core.topic_state("t").queues[0].batches() == [out]
+    assert core.acc.topic_state("t").queues[0].batches() == [out]
 
 
 # -- the transaction manager ---------------------------------------------------------------------
@@ -324,7 +327,7 @@ def test_state_machine_table_and_wrong_calls():
     assert TxnState.IN_TRANSACTION not in TRANSITIONS[TxnState.READY]
     assert TRANSITIONS[TxnState.FATAL_ERROR] == frozenset(TxnState)
     core = Core({"t": 1}, idempotent=True, transactional=True)
-    tm = TransactionManager(core, client=None, metadata=None, client_id="c",
+    tm = TransactionManager(core.acc, client=None, metadata=None, client_id="c",
                             transactional_id="tx", transaction_timeout_ms=1000,
                             retry_backoff_ms=10, max_block_ms=100, wakeup=lambda: None)
     with pytest.raises(IllegalStateError, match="begin_transaction.*initialised"):
@@ -337,15 +340,15 @@ def test_state_machine_table_and_wrong_calls():
 
 def test_an_idempotent_epoch_bump_uses_the_next_epoch():
     core = idempotent_core()
-    tm = TransactionManager(core, client=None, metadata=None, client_id="test",
+    tm = TransactionManager(core.acc, client=None, metadata=None, client_id="test",
                             transactional_id=None, transaction_timeout_ms=60000,
                             retry_backoff_ms=100, max_block_ms=1000, wakeup=lambda: None)
     b = sent(core, 2)
-    core.sequences.on_expired(b)
-    core.complete(b, error=TimeoutError("expired"))
+    core.acc.sequences.on_expired(b)
+    core.acc.complete(b, error=TimeoutError("expired"))
     tm._bump_idempotent_epoch()
-    assert (core.producer_id, core.producer_epoch) == (PID, 1)
-    assert not core.sequences.epoch_bump_requested
+    assert (core.acc.producer_id, core.acc.producer_epoch) == (PID, 1)
+    assert not core.acc.sequences.epoch_bump_requested
 
 
 # -- retries and their backoff ---------------------------------------------------------------------
@@ -359,9 +362,9 @@ def test_a_retry_behind_an_earlier_sequence_follows_it_without_a_backoff_of_its_
         b2 = sent(core, 2)
         # b1 failed (CONCURRENT_TRANSACTIONS, say) and waits 100 ms; b2 came back
         # OUT_OF_ORDER_SEQUENCE_NUMBER only because of it
-        core.reenqueue(b1, FAR + 100)
-        core.reenqueue(b2, FAR + 5000, follow)
-        assert core.topic_state("t").queues[0].batches() == [b1, b2]
+        core.acc.reenqueue(b1, FAR + 100)
+        core.acc.reenqueue(b2, FAR + 5000, follow)
+        assert core.acc.topic_state("t").queues[0].batches() == [b1, b2]
         assert drain(core, now=FAR + 99) == []
         assert drain(core, now=FAR + 100) == [b1]      # retries go one at a time
         ack(core, b1)
@@ -372,7 +375,7 @@ def test_a_retry_behind_an_earlier_sequence_follows_it_without_a_backoff_of_its_
 def test_follow_earlier_keeps_the_backoff_when_nothing_earlier_waits():
     core = idempotent_core()
     b1 = sent(core, 3)
-    core.reenqueue(b1, FAR + 300, True)
+    core.acc.reenqueue(b1, FAR + 300, True)
     assert drain(core, now=FAR + 299) == []
     assert drain(core, now=FAR + 300) == [b1]
 
@@ -384,3 +387,130 @@ def test_the_sequence_error_codes_are_kafkas():
     assert k.SEQUENCE_ERROR_CODES
     for name, code in k.SEQUENCE_ERROR_CODES.items():
         assert by_name[name] == code, name
+
+
+# -- epoch bumps and the coordinator's InitProducerId version (KIP-360) --------------------------
+
+class _Coordinator:
+    """The network client as the transaction manager sees it: one ready broker (node 1) that
+    speaks InitProducerId up to `init_pid_version`; requests are recorded, never answered."""
+
+    def __init__(self, init_pid_version):
+        self.versions = {API.INIT_PRODUCER_ID: init_pid_version}
+        self.finalized_features = {}
+        self.sent = []
+
+    def version(self, api_key):
+        return self.versions.get(api_key, 4)
+
+    def is_ready(self, node):
+        return True
+
+    def connection(self, node):
+        return self
+
+    def send(self, node, api_key, body, callback, *, now_ms, version):
+        self.sent.append((api_key, version, body))
+
+
+@pytest.mark.parametrize("init_pid_version", [2, 4])
+def test_an_epoch_bump_decided_before_the_coordinator_moved_to_an_old_broker(init_pid_version):
+    # The bump was decided with a coordinator that could give one; the transaction's
+    # coordinator is now a broker older than 2.5: the request is not sent without the
+    # current epoch (it would fence a newer producer), the producer stops instead.
+    core = idempotent_core(transactional=True)
+    client = _Coordinator(init_pid_version)
+    tm = TransactionManager(core.acc, client=client, metadata=None, client_id="c",
+                            transactional_id="tx", transaction_timeout_ms=1000,
+                            retry_backoff_ms=10, max_block_ms=100, wakeup=lambda: None)
+    tm._coordinators[(1, "tx")] = 1
+    tm._coordinator_init_pid_version = 4
+    tm.state = TxnState.ABORTING
+    tm._epoch_bump_required = True
+    result = _Result("abort_transaction()")
+    tm._complete_transaction(result)
+    assert tm.state is TxnState.INITIALIZING and not result.is_done   # waits for the bump
+    tm._maybe_send(0)
+    if init_pid_version >= 3:
+        (api_key, version, body), = client.sent
+        assert (api_key, version) == (API.INIT_PRODUCER_ID, init_pid_version)
+        assert (body["producer_id"], body["producer_epoch"]) == (PID, 0)
+        assert not result.is_done
+    else:
+        assert client.sent == []
+        assert tm.state is TxnState.FATAL_ERROR and not tm.can_bump_epoch
+        assert isinstance(result.error, TransactionNotRecoverableError)
+        assert "InitProducerId up to v2" in str(result.error)
+        assert "Kafka 2.5" in str(result.error)
+
+
+def test_only_a_transactional_producer_depends_on_the_coordinator_for_epoch_bumps():
+    core = idempotent_core()
+    tm = TransactionManager(core.acc, client=None, metadata=None, client_id="c",
+                            transactional_id=None, transaction_timeout_ms=60000,
+                            retry_backoff_ms=10, max_block_ms=100, wakeup=lambda: None)
+    assert tm.can_bump_epoch          # the idempotent producer bumps its epoch itself
+    txn = TransactionManager(idempotent_core(transactional=True).acc, client=None,
+                             metadata=None, client_id="c", transactional_id="tx",
+                             transaction_timeout_ms=1000, retry_backoff_ms=10, max_block_ms=100,
+                             wakeup=lambda: None)
+    assert not txn.can_bump_epoch     # not before the coordinator was seen (Java: the same)
+    for version, can in ((2, False), (3, True), (5, True)):
+        txn._coordinator_init_pid_version = version
+        assert txn.can_bump_epoch is can
+
+
+def test_a_coordinator_retry_sets_how_long_the_sender_may_sleep():
+    """A coordinator request waiting out its backoff (CONCURRENT_TRANSACTIONS after the previous
+    commit, in every transaction of a consume-transform-produce loop) must wake the sender
+    when it is due, not at its next metadata refresh up to a second later."""
+    from kengine.group_metadata import ConsumerGroupMetadata
+    from kengine.transactions import _TxnOffsetCommit
+
+    core = idempotent_core(transactional=True)
+    tm = TransactionManager(core.acc, client=None, metadata=None, client_id="test",
+                            transactional_id="tx", transaction_timeout_ms=60000,
+                            retry_backoff_ms=100, max_block_ms=1000, wakeup=lambda: None)
+    assert tm.time_to_next_request_ms(k.monotonic_ms()) is None     # nothing queued
+    request = _TxnOffsetCommit(_Result("send_offsets_to_transaction()"),
+                               ConsumerGroupMetadata("g", 3, "m"), {("in", 0): (5, -1, None)})
+    tm._transactions_v2 = True
+    # the group coordinator's answer: the previous transaction is still completing
+    request.handle(tm, {"topics": [{"name": "in", "partitions": [
+        {"partition_index": 0, "error_code": ConcurrentTransactionsError.code}]}]})
+    now = k.monotonic_ms()
+    due = tm.time_to_next_request_ms(now)
+    assert due is not None and 0 < due <= 20    # the short backoff, not retry.backoff.ms
+    # once due it is sent at the next step; a due request that cannot go yet (an EndTxn
+    # waiting for its batches) is woken by their events, never by a zero sleep (a spin)
+    assert tm.time_to_next_request_ms(now + 25) is None
+
+
+def test_a_coordinator_that_cannot_be_connected_to_is_looked_up_again():
+    """A dead broker's coordinator partitions move to another broker within seconds; a
+    producer that kept trying to connect to the dead one waited until it came back (over a
+    minute under load, past max.block.ms). As Java's sender: look the coordinator up again,
+    after retry.backoff.ms."""
+    from kengine.group_metadata import ConsumerGroupMetadata
+    from kengine.transactions import _GROUP, _TxnOffsetCommit
+    from tests.support.fake_network import FakeNetworkClient
+
+    core = idempotent_core(transactional=True)
+    client = FakeNetworkClient({0: ("h0", 9092), 1: ("h1", 9092)}, topics={"t": [0]})
+    client.ready = {0}                  # broker 1, the group's coordinator, is down
+    tm = TransactionManager(core.acc, client=client, metadata=None, client_id="test",
+                            transactional_id="tx", transaction_timeout_ms=60000,
+                            retry_backoff_ms=100, max_block_ms=1000, wakeup=lambda: None)
+    tm._coordinators[(_GROUP, "g")] = 1
+    request = _TxnOffsetCommit(_Result("send_offsets_to_transaction()"),
+                               ConsumerGroupMetadata("g", 3, "m"), {("in", 0): (5, -1, None)})
+    tm._enqueue(request)
+    now = k.monotonic_ms()
+    with tm._lock:
+        tm._maybe_send(now)
+        assert client.connects == [1] and (_GROUP, "g") not in tm._coordinators
+        assert tm.time_to_next_request_ms(now) == 100          # retry.backoff.ms
+        for step in range(3):
+            tm._maybe_send(now + 100 + step)
+    assert [r.api_key for r in client.requests] == [API.FIND_COORDINATOR]
+    assert client.requests[0].node == 0

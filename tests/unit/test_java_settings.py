@@ -36,7 +36,7 @@ def test_java_serializers() -> None:
                         "io.confluent.kafka.serializers.KafkaAvroSerializer"})
 
 
-@pytest.mark.parametrize("name", ["interceptor.classes", "metric.reporters",
+@pytest.mark.parametrize("name", ["metric.reporters",
                                   "ssl.keymanager.algorithm", "sasl.kerberos.service.name",
                                   "sasl.login.callback.handler.class"])
 def test_java_only_settings_are_refused_as_such(name) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import math
 import random
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -17,9 +16,9 @@ from kengine.metrics import (
     SAMPLE_WINDOW_MS,
     TOPIC,
     LogHistogram,
-    ProducerMetrics,
     _Sampled,
 )
+from tests.support.metric_inputs import Batch, Builder, Partitioner, make
 
 
 def test_histogram_buckets_are_contiguous_and_exact_below_64() -> None:
@@ -70,47 +69,10 @@ def test_sampled_stat_follows_javas_windows() -> None:
     assert math.isnan(s.avg(gone)) and s.rate(gone) == 0
 
 
-@dataclass
-class Builder:
-    compression_ratio: float
-
-
-@dataclass
-class Batch:
-    topic: str
-    record_count: int
-    size_bytes: int
-    created_ms: int
-    builder_or_none: Builder | None = field(default_factory=lambda: Builder(1.0))
-
-
-@dataclass
-class Core:
-    memory_wait_ns: int = 0
-    buffer_total_bytes: int = 1000
-    buffer_used_bytes: int = 0
-    memory_waiters: int = 0
-
-
-@dataclass
-class Client:
-    connections: dict[int, Any] = field(default_factory=dict)
-
-
-class Partitioner:
-    def metrics(self) -> dict[str, int]:
-        return {"hot-keys": 3}
-
-
-def make(**kwargs: Any) -> tuple[ProducerMetrics, Core, Client]:
-    core, client = Core(), Client()
-    return ProducerMetrics("cid", core, client, **kwargs), core, client
-
-
 def test_request_batches_responses_errors_and_retries() -> None:
     from kengine_ext import monotonic_ms
 
-    m, core, client = make(partitioner=Partitioner())
+    m, memory, client = make(partitioner=Partitioner())
     now = monotonic_ms()
     m.on_request(1, [Batch("a", 10, 1000, now - 5, Builder(0.5)),
                      Batch("b", 30, 3000, now - 15)], now)
@@ -122,7 +84,7 @@ def test_request_batches_responses_errors_and_retries() -> None:
     m.on_batch_done(Batch("b", 30, 3000, now), _error())
     m.on_batch_done(Batch("a", 10, 1000, now), None)       # success counts at send time
     m.on_retry(Batch("a", 20, 2000, now))
-    core.buffer_used_bytes, core.memory_waiters, core.memory_wait_ns = 400, 2, 7_000
+    memory.used_bytes, memory.waiters, memory.wait_ns = 400, 2, 7_000
     client.connections.update({1: object(), 2: object()})
     snap = m.snapshot()
     assert snap["client-id"] == "cid"
@@ -148,6 +110,25 @@ def test_request_batches_responses_errors_and_retries() -> None:
     assert snap["brokers"][2]["request-latency-max"] == 80
     assert snap["brokers"][2]["produce-throttle-time-max"] == 100
     assert snap["partitioner"] == {"hot-keys": 3}
+
+
+def test_running_totals_become_totals_and_rates_and_never_go_back() -> None:
+    m, memory, client = make()
+    client.connections_created, client.connections_closed = 3, 1
+    client.bytes_received, memory.exhausted_total = 5000, 2
+    snap = m.snapshot()
+    assert (snap["connection-creation-total"], snap["connection-close-total"]) == (3, 1)
+    assert (snap["incoming-byte-total"], snap["buffer-exhausted-total"]) == (5000, 2)
+    # rates over Java's minimum window (NUM_SAMPLES - 1 samples of SAMPLE_WINDOW_MS)
+    assert snap["incoming-byte-rate"] == pytest.approx(5000 / SAMPLE_WINDOW_MS * 1000, rel=0.1)
+    assert snap["connection-creation-rate"] > snap["connection-close-rate"] > 0
+    assert snap["buffer-exhausted-rate"] > 0
+    # a closing connection's bytes move from the open ones to the closed ones' sum: a read in
+    # between may see fewer; the metric keeps what it saw
+    client.bytes_received = 4000
+    assert m.snapshot()["incoming-byte-total"] == 5000
+    client.bytes_received = 6500
+    assert m.snapshot()["incoming-byte-total"] == 6500
 
 
 def test_acks_0_and_failed_requests_record_no_latency() -> None:

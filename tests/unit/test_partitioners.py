@@ -1,4 +1,4 @@
-"""Partition choice in the core, driven on a ProducerCore with metadata from a dict (no broker):
+"""Partition choice in the core, driven on the send path with metadata from a dict (no broker):
 the built-ins (default, murmur2_random, consistent_random, round_robin), Java's KIP-794 sticky
 placement of unkeyed records, and the bridge to Python partitioners."""
 from __future__ import annotations
@@ -10,47 +10,36 @@ from collections import Counter
 import pytest
 
 import kengine_ext as k
-from kengine.errors import KafkaTimeoutError, PartitionerError
+from kengine.errors import PartitionerError
+from tests.support import core as support
 
 RECORD = b"x" * 100   # ~108 bytes once framed in a batch
 
 
-class Core(k.ProducerCore):
-    """A ProducerCore serving topic "t" from `leaders` (leader id per partition, -1: none)."""
+class Core(support.Core):
+    """The send path serving topic "t" from `leaders` (leader id per partition, -1: none)."""
 
     def __init__(self, leaders=(0, 1, 0, 1), **overrides):
-        settings = {"linger_ms": 0, "batch_size": 1024, "max_request_size": 1 << 20,
-                    "buffer_memory": 256 << 20, "compression": "none", "compression_level": None,
-                    "key_serializer": "bytes", "value_serializer": "bytes", "partitioner": None,
-                    "ignore_keys": False, "idempotent": False, "transactional": False,
-                    "wakeup": lambda: None, "max_block_ms": 200}
-        settings.update(overrides)
-        self._configure_core(**settings)
-        self.update_topic("t", [(leader, 0) for leader in leaders])
-
-    def _await_metadata(self, topic, partition=None):
-        state = self.topic_state(topic)
-        if state is None:
-            raise KafkaTimeoutError(f"topic {topic!r} not present in metadata")
-        return state
+        super().__init__({"t": leaders}, **{"linger_ms": 0, "batch_size": 1024,
+                                            "buffer_memory": 256 << 20, **overrides})
 
     def drain_everything(self, now=None, except_partitions=()):
         """Drains every sendable batch (completing it, which frees its memory)."""
         now = k.monotonic_ms() + 10_000 if now is None else now
         while True:
-            got = self.drain({0, 1, 2}, 1 << 30, now)
+            got = self.acc.drain({0, 1, 2}, 1 << 30, now)
             if not got:
                 return
             for batches in got.values():
                 for b in batches:
-                    self.complete(b, 0)
+                    self.acc.complete(b, 0)
 
 
 def sticky_periods(core, count, value=RECORD, after_each=None):
     """Sends `count` unkeyed records and splits them into sticky periods, each ended by a switch
     (possibly back to the same partition): [(partition, records, bytes counted before the
     record that ended it, whether that record still counted for it)]."""
-    state = core.topic_state("t").partitioning
+    state = core.acc.topic_state("t").partitioning
     periods = []
     current = None
     for _ in range(count):
@@ -76,7 +65,7 @@ def sticky_periods(core, count, value=RECORD, after_each=None):
 def single_record_batch_bytes(value=RECORD):
     core = Core(leaders=(0,))
     core.send("t", value, partition=0)
-    (b,) = core.topic_state("t").queues[0].batches()
+    (b,) = core.acc.topic_state("t").queues[0].batches()
     return b.size_bytes
 
 
@@ -144,14 +133,14 @@ def test_round_robin_does_not_skip_partitions_when_every_record_opens_a_batch():
     core = Core(leaders=(0, 1, 0, 1), partitioner="round_robin", batch_size=100)
     parts = [core.send("t", b"y" * 80).partition for _ in range(400)]
     assert parts == [0, 1, 2, 3] * 100
-    assert core.queued_batch_count == 400   # each record did open a batch
+    assert core.acc.queued_batch_count == 400   # each record did open a batch
 
 
 def test_round_robin_in_send_many_continues_the_same_sequence():
     core = Core(leaders=(0, 1, 0), partitioner="round_robin")
     core.send("t", b"v")
     core.send_many("t", [b"v"] * 6)
-    counts = [sum(b.record_count for b in q.batches()) for q in core.topic_state("t").queues]
+    counts = [sum(b.record_count for b in q.batches()) for q in core.acc.topic_state("t").queues]
     assert counts == [3, 2, 2]
     assert core.send("t", b"v").partition == 1   # the 8th record: 7 % 3
 
@@ -173,7 +162,7 @@ def test_unkeyed_records_fill_a_batch_before_switching():
         assert counted_last
         assert 2 * 1024 - one <= counted_before < 2 * 1024, periods
     first_partition = periods[0][0]
-    first_batch = core.topic_state("t").queues[first_partition].batches()[0]
+    first_batch = core.acc.topic_state("t").queues[first_partition].batches()[0]
     assert first_batch.size_bytes + record > 1024   # full: the next record did not fit
 
 
@@ -214,10 +203,10 @@ def test_adaptive_spread_is_even_when_brokers_keep_up():
 
 def test_adaptive_sends_less_to_a_partition_with_a_long_queue():
     core = Core(leaders=(0, 1, 0, 1), batch_size=1024)
-    t = core.topic_state("t")
+    t = core.acc.topic_state("t")
     for _ in range(20):   # a slow partition: 20 batches wait for its broker
         core.send("t", b"z" * 700, partition=0)
-    t.queues[0].muted = True   # ... and none of them leaves
+    core.acc.set_muted(t.queues[0], True)   # ... and none of them leaves
     switches = Counter(p for p, *_ in sticky_periods(core, 8000, after_each=core.drain_everything))
     # Java's weights: (longest queue + 1 - queue) = 1 for partition 0, about 21 for the others
     assert switches[0] < 0.08 * sum(switches.values()), switches
@@ -228,7 +217,7 @@ def test_adaptive_off_ignores_queue_lengths():
     core = Core(leaders=(0, 1, 0, 1), batch_size=1024, adaptive_partitioning=False)
     for _ in range(20):
         core.send("t", b"z" * 700, partition=0)
-    core.topic_state("t").queues[0].muted = True
+    core.acc.set_muted(core.acc.topic_state("t").queues[0], True)
     switches = Counter(p for p, *_ in sticky_periods(core, 8000, after_each=core.drain_everything))
     assert switches[0] > 0.15 * sum(switches.values()), switches
 
@@ -243,11 +232,11 @@ def test_availability_timeout_skips_a_broker_that_stopped_taking_data():
     now = k.monotonic_ms()
     core.send("t", b"a", partition=0)     # data for both brokers
     core.send("t", b"b", partition=1)
-    assert core.ready(now)[0] == {0, 1}
-    core.drain({1}, 1 << 20, now)         # broker 1 takes its data, broker 0 cannot
-    assert core.ready(now + 150)[0] == {0}   # broker 0's data waited 150 ms > 100 ms
+    assert core.acc.ready(now)[0] == {0, 1}
+    core.acc.drain({1}, 1 << 20, now)         # broker 1 takes its data, broker 0 cannot
+    assert core.acc.ready(now + 150)[0] == {0}   # broker 0's data waited 150 ms > 100 ms
     assert {p for p, *_ in sticky_periods(core, 3000)} == {1, 3}
-    core.drain({0}, 1 << 20, now + 151)   # broker 0 recovers
+    core.acc.drain({0}, 1 << 20, now + 151)   # broker 0 recovers
     assert {0, 2} <= {p for p, *_ in sticky_periods(core, 6000)}
 
 
@@ -256,15 +245,15 @@ def test_availability_timeout_needs_adaptive_partitioning_as_in_java():
                 adaptive_partitioning=False)
     now = k.monotonic_ms()
     core.send("t", b"a", partition=0)
-    core.ready(now)
-    core.ready(now + 150)
+    core.acc.ready(now)
+    core.acc.ready(now + 150)
     assert {p for p, *_ in sticky_periods(core, 6000)} == {0, 1, 2, 3}
 
 
 def test_keyed_and_explicit_records_do_not_count_towards_the_sticky_switch():
     core = Core(leaders=(0, 1, 0, 1), batch_size=1024)
     first = core.send("t", RECORD).partition
-    state = core.topic_state("t").partitioning
+    state = core.acc.topic_state("t").partitioning
     for i in range(50):
         core.send("t", RECORD, key=b"k%d" % i)
         core.send("t", RECORD, partition=first)
@@ -276,7 +265,7 @@ def test_send_many_unkeyed_switches_every_batch_size_bytes():
     core = Core(leaders=(0, 1, 0, 1), batch_size=1024)
     fut = core.send_many("t", [RECORD] * 4000)
     by_partition = Counter()
-    for q in core.topic_state("t").queues:
+    for q in core.acc.topic_state("t").queues:
         for b in q.batches():
             by_partition[b.partition] += b.record_count
     assert sum(by_partition.values()) == 4000 and fut.record_count == 4000
@@ -309,7 +298,7 @@ def test_python_partitioner_sees_key_bytes_raw_value_headers_and_availability():
     f = core.send("t", {"p": 2}, key="clé", headers=[("h", b"1")])
     assert f.partition == 2
     assert rec.calls == [("t", "clé".encode(), {"p": 2}, [("h", b"1")], 3, (0, 2))]
-    assert core.partitioner is rec
+    assert core.partitioning.partitioner is rec
 
 
 def test_python_partitioner_returning_none_uses_the_sticky_partitioner():
@@ -331,7 +320,7 @@ def test_a_bad_partition_fails_only_that_record(result, match):
     with pytest.raises(PartitionerError, match=match):
         core.send("t", b"bad")
     assert core.send("t", b"good").partition == 1
-    assert core.queued_batch_count == 1
+    assert core.acc.queued_batch_count == 1
 
 
 def test_a_raising_partitioner_fails_only_that_record():
@@ -384,7 +373,7 @@ def test_for_topic_gives_per_topic_state_once_per_topic():
             return made[-1]
 
     core = Core(leaders=(0, 1, 0), partitioner=Factory())
-    core.update_topic("u", [(0, 0), (1, 0)])
+    core.acc.update_topic("u", [(0, 0), (1, 0)])
     assert [core.send("t", b"v").partition for _ in range(4)] == [1, 2, 0, 1]
     assert [core.send("u", b"v").partition for _ in range(3)] == [1, 0, 1]
     assert [p.topic for p in made] == ["t", "u"]
@@ -395,7 +384,7 @@ def test_on_new_batch_hears_every_batch_a_record_opens():
     core = Core(leaders=(0, 1, 0), partitioner=rec, batch_size=300)
     for i in range(6):
         core.send("t", b"y" * 100, partition=i % 2)
-    opened = [(b.topic, b.partition) for q in core.topic_state("t").queues for b in q.batches()]
+    opened = [(b.topic, b.partition) for q in core.acc.topic_state("t").queues for b in q.batches()]
     assert sorted(rec.new_batches) == sorted(opened) and len(opened) >= 4
 
 
@@ -409,7 +398,7 @@ def test_on_new_batch_errors_are_logged_and_the_record_kept(caplog):
 
     core = Core(partitioner=Hook())
     f = core.send("t", b"v")
-    assert f.partition == 0 and core.queued_batch_count == 1
+    assert f.partition == 0 and core.acc.queued_batch_count == 1
     assert "hook broke" in caplog.text and "on_new_batch" in caplog.text
 
 
@@ -421,7 +410,7 @@ def test_send_many_calls_the_python_partitioner_with_raw_values_in_order():
     core.send_many("t", values, keys=keys)
     assert [(c[1], c[2]) for c in rec.calls] == list(zip(keys, values, strict=True))
     per_partition = {q.partition: sum(b.record_count for b in q.batches())
-                     for q in core.topic_state("t").queues}
+                     for q in core.acc.topic_state("t").queues}
     assert per_partition == {0: 10, 1: 10, 2: 10}
     assert sorted(set(rec.new_batches)) == [("t", 0), ("t", 1), ("t", 2)]
 
@@ -437,12 +426,12 @@ def test_send_many_fails_only_the_records_a_partitioner_refuses():
 
     core = Core(partitioner=Bad())
     fut = core.send_many("t", [b"a", b"b", b"c", b"d"])
-    assert [b.record_count for q in core.topic_state("t").queues for b in q.batches()] == [2]
+    assert [b.record_count for q in core.acc.topic_state("t").queues for b in q.batches()] == [2]
     errors = fut.result(timeout=0).errors if fut.done() else None
     assert errors is None   # the batch of records 0 and 3 is still pending
-    for q in core.topic_state("t").queues:
+    for q in core.acc.topic_state("t").queues:
         for b in q.batches():
-            core.complete(b, 0, -1)
+            core.acc.complete(b, 0, -1)
     errors = fut.result(timeout=1).errors
     assert sorted(errors) == [1, 2]
     assert all(isinstance(e, PartitionerError) for e in errors.values())
@@ -457,8 +446,8 @@ def test_the_core_refuses_unknown_built_in_names_and_objects_without_partition()
         Core(partitioner="salted_hot_key")
     with pytest.raises(TypeError, match="no partition"):
         Core(partitioner=object())
-    assert Core(partitioner="round_robin").partitioner == "round_robin"
-    assert Core().partitioner == "default"
+    assert Core(partitioner="round_robin").partitioning.partitioner == "round_robin"
+    assert Core().partitioning.partitioner == "default"
     assert k.BUILTIN_PARTITIONERS == ("default", "round_robin", "consistent_random",
                                       "murmur2_random")
 

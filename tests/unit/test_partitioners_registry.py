@@ -3,11 +3,6 @@ into this interpreter once per session), "module:Class", classes and instances, 
 for everything else."""
 from __future__ import annotations
 
-import importlib
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
 from kengine import config
@@ -19,17 +14,13 @@ from kengine.partitioners import (
     plugin_names,
 )
 from kengine_ext import partition_for_key
-
-PLUGIN = Path(__file__).resolve().parents[2] / "examples" / "partitioner-plugin"
+from tests.support.plugins import install_example_plugin
 
 
 @pytest.fixture(scope="session")
 def example_plugin() -> str:
     """Installs examples/partitioner-plugin (entry point ``key_prefix``) into this interpreter."""
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
-                    "--no-build-isolation", "--disable-pip-version-check", str(PLUGIN)],
-                   check=True, timeout=300, capture_output=True)
-    importlib.invalidate_caches()
+    install_example_plugin("partitioner-plugin")
     return "key_prefix"
 
 
@@ -152,21 +143,11 @@ def test_the_example_plugin_rejects_bad_options(example_plugin):
 
 
 def test_the_plugin_places_records_sent_through_the_core(example_plugin):
-    import kengine_ext as k
-
-    class Core(k.ProducerCore):
-        def _await_metadata(self, topic, partition=None):
-            return self.topic_state(topic)
+    from tests.support.core import Core
 
     cfg = settings(partitioner=example_plugin)
-    core = Core()
-    core._configure_core(linger_ms=0, batch_size=1024, max_request_size=1 << 20,
-                         buffer_memory=1 << 20, compression="none", compression_level=None,
-                         key_serializer="str", value_serializer="bytes",
-                         partitioner=load_partitioner(cfg["partitioner"], cfg), ignore_keys=False,
-                         idempotent=False, transactional=False, wakeup=lambda: None,
-                         max_block_ms=100)
-    core.update_topic("t", [(0, 0)] * 6)
+    core = Core({"t": [0] * 6}, linger_ms=0, key_serializer="str",
+                partitioner=load_partitioner(cfg["partitioner"], cfg), max_block_ms=100)
     for order in range(10):
         f = core.send("t", b"v", key=f"tenant-3:order-{order}")
         assert f.partition == partition_for_key(b"tenant-3", 6)

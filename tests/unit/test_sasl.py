@@ -281,7 +281,8 @@ def test_wrong_password_is_fatal_fails_pending_records_and_later_sends_at_once()
                 p.send("t", b"y")
             with pytest.raises(SaslAuthenticationFailedError):
                 p.send_many("t", [b"z"])
-            assert p.closed and isinstance(p.fatal_error, SaslAuthenticationFailedError)
+            acc = p._accumulator
+            assert acc.closed and isinstance(acc.fatal_error, SaslAuthenticationFailedError)
         # one attempt, no endless reconnecting
         assert len(broker.requests(SASL_AUTHENTICATE)) == 1
 

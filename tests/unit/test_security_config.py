@@ -217,3 +217,20 @@ def test_certificate_and_protocol_failures_are_fatal_breakage_is_not():
     assert "is it a TLS listener?" in str(err)
     assert isinstance(tls_error(ConnectionResetError(104, "reset"), "h", 1, 0, "session"),
                       NetworkError)
+
+
+@pytest.mark.parametrize("store_type", ["JKS", "PKCS12"])
+def test_a_java_truststore_without_its_type_gets_the_conversion_hint(certs, tmp_path, store_type):
+    import shutil
+    import subprocess
+    # a real trust store, made by the JDK's keytool (the suite's brokers need a JDK anyway)
+    store = tmp_path / f"truststore.{store_type.lower()}"
+    subprocess.run([shutil.which("keytool") or "keytool", "-importcert", "-noprompt",
+                    "-alias", "CARoot", "-file", str(certs.ca), "-keystore", str(store),
+                    "-storepass", "changeit", "-storetype", store_type],
+                   check=True, capture_output=True)
+    err = error_of(security_protocol="SSL", ssl_truststore_location=str(store))
+    assert err.key == "ssl.truststore.location"
+    assert f"it is a {store_type} trust store" in str(err)
+    assert ("keytool -exportcert" if store_type == "JKS" else "openssl pkcs12") in str(err)
+    assert "ssl.truststore.location=ca.pem" in str(err)

@@ -18,13 +18,13 @@ from kengine.errors import (
     NotLeaderOrFollowerError,
     OutOfOrderSequenceNumberError,
 )
-from tests.unit.test_accumulator import Core, drain_all
+from tests.support.core import Core, drain_all
 
 CODECS = ["none", "gzip", "snappy", "lz4", "zstd"]
 
 
 def decoded(core, batch):
-    data = bytes(core.seal(batch))
+    data = bytes(core.acc.seal(batch))
     b = DefaultRecordBatch(data)
     assert b.validate_crc()
     return b, [(r.key, r.value, list(r.headers), r.timestamp) for r in b]
@@ -41,14 +41,14 @@ def one_batch(core, n=60, value_bytes=40, **send):
 
 def drain_once(core):
     """One drain: at most one batch per partition, as in one produce request."""
-    got = core.drain({0, 1}, 1 << 30, k.monotonic_ms() + 10_000)
+    got = core.acc.drain({0, 1}, 1 << 30, k.monotonic_ms() + 10_000)
     return [b for batches in got.values() for b in batches]
 
 
 def complete_in_order(core, pieces, base_offset):
     offset = base_offset
     for p in pieces:
-        core.complete(p, offset, -1)
+        core.acc.complete(p, offset, -1)
         offset += p.record_count
 
 
@@ -56,14 +56,14 @@ def complete_in_order(core, pieces, base_offset):
 def test_pieces_hold_the_same_records_in_order_with_their_sequences(codec):
     core = Core({"t": 1}, batch_size=8192, linger_ms=0, compression=codec,
                 idempotent=True, transactional=False)
-    core.sequences.set_identity(42, 3)
+    core.acc.sequences.set_identity(42, 3)
     _, big = one_batch(core, n=80)
     _, records = decoded(core, big)
     refused_bytes = big.size_bytes
     assert big.base_sequence == 0
-    pieces = core.split_batch(big)
+    pieces = core.acc.split_batch(big)
     assert len(pieces) >= 2 and big.split_into == pieces
-    assert core.topic_state("t").queues[0].batches() == pieces
+    assert core.acc.topic_state("t").queues[0].batches() == pieces
     again = []
     sequence = 0
     for p in pieces:
@@ -86,27 +86,27 @@ def test_a_batch_that_compressed_worse_than_estimated_splits_into_batch_size_pie
     # compressed size stays under batch.size; records compressing far worse than the
     # topic's earlier ones make it many times batch.size.
     core = Core({"t": 1}, batch_size=1024, linger_ms=0, compression="zstd")
-    state = core.topic_state("t")
+    state = core.acc.topic_state("t")
     for _ in range(150):            # very compressible batches lower the estimate
         for _ in range(8):
             core.send("t", b"z" * 100, partition=0)
         (b,) = drain_all(core)
-        core.seal(b)
-        core.complete(b, 0, -1)
+        core.acc.seal(b)
+        core.acc.complete(b, 0, -1)
     rnd = random.Random(1)
     for _ in range(200):
         core.send("t", rnd.randbytes(100), partition=0)
     batches = drain_all(core)
     big = batches[0]
-    core.seal(big)
+    core.acc.seal(big)
     assert big.size_bytes > 2 * 1024   # incompressible: sent uncompressed, far over batch.size
-    pieces = core.split_batch(big)
+    pieces = core.acc.split_batch(big)
     assert all(p.size_bytes <= 1024 for p in pieces)
     assert sum(p.record_count for p in pieces) == big.record_count
     # the topic's next batches are built as if uncompressed: batch.size of raw records
     assert state.compression_ratio >= 1.0
     for b in batches[1:]:
-        core.complete(b, 0, -1)
+        core.acc.complete(b, 0, -1)
     for _ in range(100):
         core.send("t", rnd.randbytes(100), partition=0)
     later = [b for b in drain_all(core) if b not in pieces]
@@ -115,18 +115,18 @@ def test_a_batch_that_compressed_worse_than_estimated_splits_into_batch_size_pie
 
 def test_the_topic_compression_estimate_goes_back_up_to_no_compression():
     core = Core({"t": 1}, batch_size=4096, linger_ms=0, compression="lz4")
-    state = core.topic_state("t")
+    state = core.acc.topic_state("t")
     for _ in range(100):
         for _ in range(30):
             core.send("t", b"z" * 100, partition=0)
         (b,) = drain_all(core)
-        core.seal(b)
-        core.complete(b, 0, -1)
+        core.acc.seal(b)
+        core.acc.complete(b, 0, -1)
     assert state.compression_ratio < 0.6
     _, big = one_batch(core, n=40)
-    core.seal(big)
+    core.acc.seal(big)
     assert state.compression_ratio < 1.0    # compressed fine: sealing alone would keep it
-    core.split_batch(big)
+    core.acc.split_batch(big)
     assert state.compression_ratio == 1.0
 
 
@@ -134,24 +134,24 @@ def test_later_splits_cut_to_half_the_smallest_size_the_topic_refused():
     # max.message.bytes is the topic's: once a small batch was refused, the other pieces of
     # an earlier split need not be refused at every size on the way down to it
     core = Core({"t": 1}, batch_size=65536, linger_ms=0)
-    state = core.topic_state("t")
+    state = core.acc.topic_state("t")
     _, big = one_batch(core, n=400)
     refused = big.size_bytes
-    first, sibling = core.split_batch(big)[:2]
+    first, sibling = core.acc.split_batch(big)[:2]
     assert state.refused_bytes == refused
     head = first
     for _ in range(3):            # the first piece is refused again and again
         assert drain_once(core) == [head]
         refused = head.size_bytes
-        head = core.split_batch(head)[0]
+        head = core.acc.split_batch(head)[0]
         assert state.refused_bytes == refused
     while True:
         (p,) = drain_once(core)
         if p is sibling:
             break
-        core.complete(p, 0, -1)
+        core.acc.complete(p, 0, -1)
     assert sibling.size_bytes > 4 * state.refused_bytes
-    pieces = core.split_batch(sibling)
+    pieces = core.acc.split_batch(sibling)
     assert all(p.size_bytes <= state.refused_bytes // 2 for p in pieces)
 
 
@@ -160,7 +160,7 @@ def test_a_lone_large_record_among_small_ones_ends_in_its_own_batch():
     values = [b"a" * 50] * 10 + [b"B" * 5000] + [b"c" * 50] * 10
     futures = [core.send("t", v, partition=0) for v in values]
     (big,) = drain_all(core)
-    core.split_batch(big)
+    core.acc.split_batch(big)
     # as the sender does: the pieces go one by one, and any refused is split again, until
     # the big record is alone and refused for good
     sent = []
@@ -171,12 +171,12 @@ def test_a_lone_large_record_among_small_ones_ends_in_its_own_batch():
         (p,) = got
         held = [v for _, v, _, _ in decoded(core, p)[1]]
         if b"B" * 5000 not in held:
-            core.complete(p, 0, -1)
+            core.acc.complete(p, 0, -1)
             sent += held
         elif p.record_count > 1:
-            core.split_batch(p)
+            core.acc.split_batch(p)
         else:
-            core.complete(p, error=MessageTooLargeError("too large"))
+            core.acc.complete(p, error=MessageTooLargeError("too large"))
             sent += held
     assert sent == values
     errors = [f.exception(0) for f in futures]
@@ -195,22 +195,22 @@ def test_futures_callbacks_and_bulk_results_follow_their_records():
     bulk = core.send_many("t", [b"m%02d" % i + b"." * 30 for i in range(30)], partition=0)
     futures[4].add_callback(lambda e, md: heard.__setitem__("late-before", (e, md)))
     (big,) = drain_all(core)
-    pieces = core.split_batch(big)
+    pieces = core.acc.split_batch(big)
     futures[6].add_callback(lambda e, md: heard.__setitem__("late-after", (e, md)))
     # the second piece is refused again: futures follow two levels
     assert drain_once(core) == [pieces[0]]
     assert drain_once(core) == [pieces[1]]
-    sub = core.split_batch(pieces[1])
+    sub = core.acc.split_batch(pieces[1])
     assert not any(f.done() for f in futures) and not bulk.done()
-    assert core.topic_state("t").queues[0].batches() == [*sub, *pieces[2:]]
+    assert core.acc.topic_state("t").queues[0].batches() == [*sub, *pieces[2:]]
     # the last piece fails, the others are written at consecutive offsets from 500
     queued = [pieces[0], *sub, *pieces[2:]]
     offset = 500
     for p in queued[:-1]:
-        core.complete(p, offset, -1)
+        core.acc.complete(p, offset, -1)
         offset += p.record_count
     failed_from = offset - 500
-    core.complete(queued[-1], error=MessageTooLargeError("still too large"))
+    core.acc.complete(queued[-1], error=MessageTooLargeError("still too large"))
     assert all(f.done() for f in futures) and bulk.done() and big.wait(0)
     for i, f in enumerate(futures):
         if i < failed_from:
@@ -245,7 +245,7 @@ def test_a_waiter_blocked_before_the_split_gets_its_record_outcome():
     for t in threads:
         t.start()
     started.wait(10)
-    pieces = core.split_batch(big)
+    pieces = core.acc.split_batch(big)
     complete_in_order(core, pieces, 1000)
     for t in threads:
         t.join(30)
@@ -256,14 +256,14 @@ def test_wait_on_the_split_batch_waits_for_every_piece():
     # flush() and close() wait on incomplete_batches(), which may still list the split batch
     core = Core({"t": 1}, batch_size=8192, linger_ms=0)
     _, big = one_batch(core, n=20)
-    pieces = core.split_batch(big)
-    assert big not in core.incomplete_batches()
-    assert set(pieces) <= set(core.incomplete_batches())
-    core.complete(pieces[0], 0, -1)
+    pieces = core.acc.split_batch(big)
+    assert big not in core.acc.incomplete_batches()
+    assert set(pieces) <= set(core.acc.incomplete_batches())
+    core.acc.complete(pieces[0], 0, -1)
     assert not big.wait(0.01)
     complete_in_order(core, pieces[1:], 100)
-    assert big.wait(0) and not core.incomplete_batches()
-    core.complete(big, 5, -1)        # a late outcome for the split batch changes nothing
+    assert big.wait(0) and not core.acc.incomplete_batches()
+    core.acc.complete(big, 5, -1)        # a late outcome for the split batch changes nothing
     assert not big.done
 
 
@@ -271,20 +271,20 @@ def test_buffer_memory_moves_to_the_pieces_and_is_released_once():
     core = Core({"t": 1}, batch_size=8192, linger_ms=0, compression="lz4",
                 buffer_memory=1 << 20)
     _, big = one_batch(core, n=100)
-    core.seal(big)
-    used = core.buffer_used_bytes
-    pieces = core.split_batch(big)
+    core.acc.seal(big)
+    used = core.memory.used_bytes
+    pieces = core.acc.split_batch(big)
     # the pieces are charged what they hold, the refused batch nothing any more
-    assert core.buffer_used_bytes == sum(p.builder_or_none.size_bytes for p in pieces)
-    assert core.buffer_used_bytes <= used
+    assert core.memory.used_bytes == sum(p.builder_or_none.size_bytes for p in pieces)
+    assert core.memory.used_bytes <= used
     assert drain_once(core) == [pieces[0]]
-    more = core.split_batch(pieces[0])     # refused again
-    assert core.buffer_used_bytes == sum(p.builder_or_none.size_bytes
+    more = core.acc.split_batch(pieces[0])     # refused again
+    assert core.memory.used_bytes == sum(p.builder_or_none.size_bytes
                                          for p in more + pieces[1:])
     for p in drain_all(core):
-        core.seal(p)                 # sealing compresses in place: no more memory
-        core.complete(p, 0, -1)
-    assert core.buffer_used_bytes == 0
+        core.acc.seal(p)                 # sealing compresses in place: no more memory
+        core.acc.complete(p, 0, -1)
+    assert core.memory.used_bytes == 0
 
 
 def test_only_a_drained_unfinished_batch_of_several_records_splits():
@@ -292,25 +292,25 @@ def test_only_a_drained_unfinished_batch_of_several_records_splits():
     core.send("t", b"alone", partition=0)
     (single,) = drain_all(core)
     with pytest.raises(IllegalStateError):
-        core.split_batch(single)
+        core.acc.split_batch(single)
     _, big = one_batch(core, n=3)
-    core.reenqueue(big, 0)                 # queued again: its queue links it
+    core.acc.reenqueue(big, 0)                 # queued again: its queue links it
     with pytest.raises(IllegalStateError):
-        core.split_batch(big)
+        core.acc.split_batch(big)
     assert drain_all(core) == [big]
-    core.complete(big, 0, -1)
+    core.acc.complete(big, 0, -1)
     with pytest.raises(IllegalStateError):
-        core.split_batch(big)
-    assert core.topic_state("t").queues[0].batches() == []
+        core.acc.split_batch(big)
+    assert core.acc.topic_state("t").queues[0].batches() == []
 
 
 def test_pieces_keep_the_creation_time_for_delivery_timeout():
     core = Core({"t": 1}, batch_size=8192, linger_ms=0)
     _, big = one_batch(core, n=20)
-    pieces = core.split_batch(big)
+    pieces = core.acc.split_batch(big)
     assert {p.created_ms for p in pieces} == {big.created_ms}
-    assert core.oldest_queued_ms() == big.created_ms
-    expired = core.expire(big.created_ms + 1000, 1000)
+    assert core.acc.oldest_queued_ms() == big.created_ms
+    expired = core.acc.expire(big.created_ms + 1000, 1000)
     assert expired == pieces
 
 
@@ -318,17 +318,17 @@ def test_pieces_keep_the_creation_time_for_delivery_timeout():
 
 
 def header(core, batch):
-    return struct.unpack(">qhi", bytes(core.seal(batch))[43:57])
+    return struct.unpack(">qhi", bytes(core.acc.seal(batch))[43:57])
 
 
 def ack(core, b, offset=0):
-    core.sequences.on_success(b, offset)
-    core.complete(b, offset, -1)
+    core.acc.sequences.on_success(b, offset)
+    core.acc.complete(b, offset, -1)
 
 
 def test_pieces_take_over_the_sequences_and_later_batches_wait_behind_them():
     core = Core({"t": 1}, idempotent=True, linger_ms=0, batch_size=8192)
-    core.sequences.set_identity(1000, 0)
+    core.acc.sequences.set_identity(1000, 0)
     core.send("t", b"first", partition=0)
     (first,) = drain_all(core)
     ack(core, first)                           # the broker knows this producer now
@@ -339,15 +339,15 @@ def test_pieces_take_over_the_sequences_and_later_batches_wait_behind_them():
         (b,) = drain_once(core)
         sent.append(b)
     big, later = sent
-    q = core.topic_state("t").queues[0]
+    q = core.acc.topic_state("t").queues[0]
     # big is refused as too large; later, out of order (the broker still expects 1)
-    pieces = core.split_batch(big)
-    core.sequences.on_split(big, pieces)
+    pieces = core.acc.split_batch(big)
+    core.acc.sequences.on_split(big, pieces)
     assert pieces[0].base_sequence == 1
     assert q.sequences.batches() == [*pieces, later]
     error = OutOfOrderSequenceNumberError("expected 1")
-    assert core.sequences.can_retry(later, error, -1)
-    core.reenqueue(later, 0)
+    assert core.acc.sequences.can_retry(later, error, -1)
+    core.acc.reenqueue(later, 0)
     assert q.batches() == [*pieces, later]
     core.send("t", b"new", partition=0)         # no sequence yet: behind everything
     sequences = [p.base_sequence for p in [*pieces, later]]
@@ -370,12 +370,12 @@ def test_pieces_take_over_the_sequences_and_later_batches_wait_behind_them():
 def split_and_send_first_piece():
     """An idempotent partition whose one batch was split; the first piece is in flight."""
     core = Core({"t": 1}, idempotent=True, linger_ms=0, batch_size=8192)
-    core.sequences.set_identity(1000, 0)
+    core.acc.sequences.set_identity(1000, 0)
     for i in range(20):
         core.send("t", b"%d" % i + b"." * 40, partition=0)
     (big,) = drain_all(core)
-    pieces = core.split_batch(big)
-    core.sequences.on_split(big, pieces)
+    pieces = core.acc.split_batch(big)
+    core.acc.sequences.on_split(big, pieces)
     (first,) = drain_all(core)
     return core, pieces, first
 
@@ -383,25 +383,25 @@ def split_and_send_first_piece():
 def test_a_piece_that_fails_for_good_renumbers_the_rest_with_a_new_epoch():
     core, pieces, first = split_and_send_first_piece()
     error = MessageTooLargeError("too large")
-    assert not core.sequences.can_retry(first, error, -1)
-    core.sequences.on_failed(first, error, True)
-    core.complete(first, error=error)
-    assert core.sequences.epoch_bump_requested
-    core.sequences.set_identity(1000, 1)
+    assert not core.acc.sequences.can_retry(first, error, -1)
+    core.acc.sequences.on_failed(first, error, True)
+    core.acc.complete(first, error=error)
+    assert core.acc.sequences.epoch_bump_requested
+    core.acc.sequences.set_identity(1000, 1)
     (second,) = drain_all(core)
     assert second is pieces[1] and header(core, second) == (1000, 1, 0)
 
 
 def test_a_retriable_error_on_a_piece_retries_it_in_sequence_order():
     core, pieces, first = split_and_send_first_piece()
-    assert core.sequences.can_retry(first, NotLeaderOrFollowerError("moved"), -1)
-    core.reenqueue(first, 0)
-    assert core.topic_state("t").queues[0].batches() == pieces
+    assert core.acc.sequences.can_retry(first, NotLeaderOrFollowerError("moved"), -1)
+    core.acc.reenqueue(first, 0)
+    assert core.acc.topic_state("t").queues[0].batches() == pieces
     assert drain_all(core) == [first]
 
 
 def test_split_batches_are_counted_in_metrics():
-    from tests.unit.test_metrics import Batch, make
+    from tests.support.metric_inputs import Batch, make
 
     m, _, _ = make()
     m.on_split(Batch("a", 10, 1000, 0))
@@ -414,10 +414,10 @@ def test_the_split_records_decode_with_kengine_too():
     core = Core({"t": 1}, batch_size=8192, linger_ms=0, compression="gzip")
     _, big = one_batch(core, n=30)
     original = [(r.key, r.value, r.headers, r.timestamp)
-                for r in k.decode_batches(bytes(core.seal(big)))[0].records]
-    pieces = core.split_batch(big)
+                for r in k.decode_batches(bytes(core.acc.seal(big)))[0].records]
+    pieces = core.acc.split_batch(big)
     again = [(r.key, r.value, r.headers, r.timestamp) for p in pieces
-             for r in k.decode_batches(bytes(core.seal(p)))[0].records]
+             for r in k.decode_batches(bytes(core.acc.seal(p)))[0].records]
     assert again == original
 
 
@@ -427,7 +427,7 @@ def test_pieces_of_a_later_split_queue_behind_the_pieces_of_an_earlier_one():
     # head is a sequence that cannot go before the ones behind it and the partition waits
     # until delivery.timeout.ms (CI saw exactly that against the fake broker).
     core = Core({"t": 1}, idempotent=True, linger_ms=0, batch_size=8192)
-    core.sequences.set_identity(1000, 0)
+    core.acc.sequences.set_identity(1000, 0)
     core.send("t", b"first", partition=0)
     (first,) = drain_all(core)
     ack(core, first)                           # the broker knows this producer now
@@ -438,11 +438,11 @@ def test_pieces_of_a_later_split_queue_behind_the_pieces_of_an_earlier_one():
         (b,) = drain_once(core)
         sent.append(b)
     earlier, later = sent
-    q = core.topic_state("t").queues[0]
+    q = core.acc.topic_state("t").queues[0]
     pieces = []
     for big in (earlier, later):
-        split = core.split_batch(big)
-        core.sequences.on_split(big, split)
+        split = core.acc.split_batch(big)
+        core.acc.sequences.on_split(big, split)
         pieces += split
     assert len(pieces) > 2
     assert q.batches() == pieces

@@ -43,7 +43,7 @@ def test_a_sequence_gap_is_recovered_with_an_epoch_bump():
         broker.inject(Fault(PRODUCE, error_code=45))
         p.send("t", b"b").result(30)
         p.send("t", b"c").result(30)
-        assert p.producer_epoch == 1
+        assert p._accumulator.producer_epoch == 1
     assert broker.values("t") == [b"a", b"b", b"c"]
     assert [(r.sequence, r.epoch) for r in broker.records("t")] == [(0, 0), (0, 1), (1, 1)]
 
