@@ -1,4 +1,4 @@
-"""send() cost per record by partitioner, on a ProducerCore with metadata from a dict (no broker,
+"""send() cost per record by partitioner, on the send path with metadata from a dict (no broker,
 no sender thread), so only the per-record path is measured:
 
     python -m pytest benchmarks/micro --benchmark-only -p no:cacheprovider -k partition
@@ -39,22 +39,26 @@ class PluginPartitioner:
         return None if key is None else k.partition_for_key(key, num_partitions)
 
 
-class Core(k.ProducerCore):
-    def __init__(self, partitioner: Any) -> None:
-        self._configure_core(linger_ms=5, batch_size=16384, max_request_size=1 << 20,
-                             buffer_memory=256 << 20, compression="none", compression_level=None,
-                             key_serializer="bytes", value_serializer="bytes",
-                             partitioner=partitioner, ignore_keys=False, idempotent=False,
-                             transactional=False, wakeup=lambda: None, max_block_ms=1000)
-        self.update_topic("t", [(0, 0)] * PARTITIONS)
+class Core:
+    """The compiled send path and its accumulator, wired as kengine.Producer wires them, with
+    topic "t" known up front (no metadata wait) and no sender."""
 
-    def _await_metadata(self, topic: str, partition: int | None = None) -> Any:
-        return self.topic_state(topic)
+    def __init__(self, partitioner: Any) -> None:
+        self.acc = k.RecordAccumulator(
+            k.BufferMemory(256 << 20, max_block_ms=1000),
+            k.Partitioning(partitioner, batch_size=16384), linger_ms=5, batch_size=16384,
+            max_request_size=1 << 20, compression="none", compression_level=None,
+            idempotent=False, transactional=False, wakeup=lambda: None)
+        self.acc.update_topic("t", [(0, 0)] * PARTITIONS)
+        self.send = k.SendPath(self.acc, await_metadata=self._known_topic).send
+
+    def _known_topic(self, topic: str, partition: int | None = None) -> Any:
+        return self.acc.topic_state(topic)
 
     def reset(self) -> None:
         """Sends nothing: takes every queued batch and completes it, freeing its memory."""
-        for b in self.take_all_queued():
-            self.complete(b, 0)
+        for b in self.acc.take_all_queued():
+            self.acc.complete(b, 0)
 
 
 VARIANTS: dict[str, tuple[Any, bool, int | None]] = {
