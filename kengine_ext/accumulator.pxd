@@ -26,8 +26,13 @@ cdef enum:
 # buffer.memory) up to batch.size; later ones start at what the last one grew to. Reserving
 # batch.size for every batch, as Java does, lets a few hundred mostly empty batches of a
 # topic with many partitions hold all of buffer.memory, and sends then wait for it.
+# send_many() knows its records' sizes: a new batch of it reserves their bytes (an upper bound:
+# a record's own bytes plus RECORD_OVERHEAD_MAX_BYTES, the longest its varints and attributes
+# can be: length 5, attributes 1, timestamp delta 10, offset delta 5, key and value lengths 5
+# each, header count 5), at most batch.size and at least OPEN_BATCH_MIN_BYTES.
 cdef enum:
     OPEN_BATCH_MIN_BYTES = 4096
+    RECORD_OVERHEAD_MAX_BYTES = 36
 
 
 @cython.final

@@ -18,6 +18,29 @@ cdef double RATIO_IMPROVING_STEP = 0.005
 cdef double RATIO_DETERIORATE_STEP = 0.05
 
 
+cdef inline Py_ssize_t columns_bytes(const RecordColumns *cols, Py_ssize_t lo, Py_ssize_t hi,
+                                      Py_ssize_t cap) noexcept:
+    """An upper bound of the bytes records [lo, hi) of cols take in a batch, with its header:
+    each record's own bytes plus RECORD_OVERHEAD_MAX_BYTES of varints and attributes. With a
+    cap > 0 (batch.size): between OPEN_BATCH_MIN_BYTES and cap, unless the first record alone
+    needs more (it may go alone, as in send())."""
+    cdef Py_ssize_t total = BATCH_HEADER_BYTES, i, first = 0
+    for i in range(lo, hi):
+        total += cols.key_len[i] + cols.value_len[i] + RECORD_OVERHEAD_MAX_BYTES
+        if cols.headers_ptr != NULL:
+            total += cols.headers_len[i]
+        if i == lo:
+            first = total
+        if cap > 0 and total >= cap:
+            break
+    if cap > 0:
+        if total > cap:
+            total = cap if cap > first else first
+        elif total < OPEN_BATCH_MIN_BYTES:
+            total = OPEN_BATCH_MIN_BYTES if OPEN_BATCH_MIN_BYTES < cap else cap
+    return total
+
+
 @cython.final
 cdef class PartitionQueue:
     """Batches of one partition waiting to be sent, oldest first."""
@@ -167,22 +190,31 @@ cdef class RecordAccumulator:
         batch, with the GIL held (a small call must not leave a half-empty batch behind), then
         into new batches filled without the GIL before they join the queue; each batch's share
         is recorded in fut. Returns None, or the KafkaTimeoutError of a wait for buffer.memory
-        that ran out of max.block.ms: the records not appended by then are refused with it."""
+        that ran out of max.block.ms: the records not appended by then are refused with it.
+
+        A new batch reserves what its records take (an upper bound, at most batch.size), not
+        batch.size: on a topic of a thousand partitions a call puts a few records in each, and
+        reserving batch.size for each of those batches exhausted buffer.memory with batches
+        nearly empty, which then all went out as they were (sendable()). Batches grow, as
+        send()'s do, only by bytes buffer.memory has (grow_batch())."""
         cdef ProducerBatch b = q.tail
-        cdef Py_ssize_t r, need, reserved
+        cdef Py_ssize_t r, n, need, reserved
         if b is not None and not b.closed:
-            r = b.builder.append_columns(cols, lo, hi)
-            if r < 0 and r != APPEND_FULL:
-                raise MemoryError()
-            if r > 0:
-                fut.add_segment(b, b.record_count, order, start, lo, r)
-                b.record_count += <int32_t>r
-                lo += r
-            if lo < hi:
-                b.closed = True
-                self.maybe_wake_sender(0)
+            while lo < hi:
+                r = b.builder.append_columns(cols, lo, hi)
+                if r < 0 and r != APPEND_FULL and r != APPEND_NEEDS_ROOM:
+                    raise MemoryError()
+                if r > 0:
+                    fut.add_segment(b, b.record_count, order, start, lo, r)
+                    b.record_count += <int32_t>r
+                    lo += r
+                if lo < hi and not (b.builder._columns_stop == APPEND_NEEDS_ROOM and
+                                    self.grow_batch(b, columns_bytes(cols, lo, lo + 1, 0))):
+                    b.closed = True   # full, or buffer.memory cannot let it grow now
+                    self.maybe_wake_sender(0)
+                    break
         while lo < hi:
-            need = self.batch_size_bytes
+            need = columns_bytes(cols, lo, hi, self.batch_size_bytes)
             if self.memory.try_take(need, 0):
                 reserved = need
             else:
@@ -194,20 +226,32 @@ cdef class RecordAccumulator:
                     for r in range(lo, hi):
                         fut.refuse(start + order[r], timeout)
                     return timeout
-            b = self.make_batch(q, need, mono_ms())
+            b = self.make_batch(q, need, mono_ms(), True)
             b.reserved_bytes = reserved
-            with nogil:
-                r = b.builder.append_columns(cols, lo, hi)
-            if r <= 0:
-                self.memory.release(reserved)
-                raise MemoryError() if r == APPEND_NO_MEMORY else RecordTooLargeError(
-                    f"a record does not fit in an empty batch of max.request.size "
-                    f"({self.max_request_size_bytes}) bytes")
+            n = 0
+            while True:
+                with nogil:
+                    r = b.builder.append_columns(cols, lo + n, hi)
+                if r < 0 or r == 0 and n == 0:
+                    if n > 0:
+                        break   # the record that failed opens the next batch, and fails there
+                    self.memory.release(b.reserved_bytes)
+                    b.reserved_bytes = 0
+                    raise MemoryError() if r == APPEND_NO_MEMORY else RecordTooLargeError(
+                        f"a record does not fit in an empty batch of max.request.size "
+                        f"({self.max_request_size_bytes}) bytes")
+                n += r
+                # need covers the records up to batch.size; a compressed batch's raw records
+                # may pass it (APPEND_NEEDS_ROOM), by bytes buffer.memory has now
+                if lo + n >= hi or not (b.builder._columns_stop == APPEND_NEEDS_ROOM and
+                                        self.grow_batch(b, columns_bytes(cols, lo + n,
+                                                                         lo + n + 1, 0))):
+                    break
             self.enqueue(q, b)
             self._incomplete.add(b)
-            fut.add_segment(b, b.record_count, order, start, lo, r)
-            b.record_count += <int32_t>r
-            lo += r
+            fut.add_segment(b, b.record_count, order, start, lo, n)
+            b.record_count += <int32_t>n
+            lo += n
             if lo < hi:
                 b.closed = True
             self.maybe_wake_sender(0 if b.closed else b.created_ms + self._linger_ms)
@@ -729,13 +773,24 @@ cdef class RecordAccumulator:
         timeout, shortened to the next batch's linger/backoff deadline) and, atomically with that
         decision, lets send() know it must wake the sender for anything sooner. Batches led by
         a `blocked` node (no room for another request, connecting, throttled) do not shorten
-        the sleep: socket events or the caller's timeout end it."""
+        the sleep: socket events or the caller's timeout end it. Nor do batches that drain()
+        would leave where they are whatever the time (awaiting the producer id, their
+        partition's AddPartitionsToTxn, or an answer for an earlier batch of their partition,
+        sequences.pyx's may_drain()): only an answer frees them. Counting them spun the sender
+        on topics of many partitions, hundreds of partitions each waiting for its first batch's
+        answer while their next batches were past linger.ms: a sweep of every queue per
+        turn, tens of microseconds of CPU per record."""
         cdef PartitionQueue q
         cdef ProducerBatch b
         cdef int64_t d
+        cdef Sequences seqs = self.sequences
         for q in self._queues:
             b = q.head
             if b is None or q.leader_id < 0 or q.muted or q.leader_id in blocked:
+                continue
+            if self.transactional and q.txn_state != TXN_ADDED:
+                continue
+            if seqs is not None and (seqs.producer_id < 0 or not seqs.may_drain(q, b)):
                 continue
             if self.sendable(b, now):
                 timeout_ms = 0

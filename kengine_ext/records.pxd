@@ -98,6 +98,10 @@ cdef class RecordBatchBuilder:
     # an append returns APPEND_NEEDS_ROOM instead of reallocating, and the owner grow()s it once
     # the memory is reserved (or seals the batch). Otherwise _buf grows on its own.
     cdef bint _owner_grows
+    # Why the last append_columns() stopped before its stop index: APPEND_FULL or
+    # APPEND_NEEDS_ROOM (the owner may grow() and go on), or another APPEND_* code. Written only
+    # by append_columns(), read by its caller right after, on the same thread.
+    cdef Py_ssize_t _columns_stop
 
     cdef Py_ssize_t append_record(self, int64_t timestamp_ms,
                                   const char *key, Py_ssize_t key_len,

@@ -295,9 +295,11 @@ cdef class RecordBatchBuilder:
     cdef Py_ssize_t append_columns(self, const RecordColumns *cols, Py_ssize_t start,
                                    Py_ssize_t stop) noexcept nogil:
         """Appends records [start, stop) of cols until the batch is full; returns how many were
-        appended, or a negative APPEND_* code when the first one could not be appended at all."""
+        appended, or a negative APPEND_* code when the first one could not be appended at all.
+        When it stops early, _columns_stop says why (APPEND_FULL, APPEND_NEEDS_ROOM...)."""
         cdef Py_ssize_t i = start, r
         cdef int64_t ts
+        self._columns_stop = 0
         while i < stop:
             ts = cols.timestamp_ms[i] if cols.timestamp_ms != NULL else cols.default_timestamp_ms
             if cols.headers_ptr != NULL:
@@ -308,6 +310,7 @@ cdef class RecordBatchBuilder:
                 r = self.append_record(ts, cols.key_ptr[i], cols.key_len[i], cols.value_ptr[i],
                                        cols.value_len[i], NULL, 0, 0)
             if r < 0:
+                self._columns_stop = r
                 if i == start and r != APPEND_FULL and r != APPEND_NEEDS_ROOM:
                     return r
                 break

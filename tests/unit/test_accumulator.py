@@ -449,6 +449,43 @@ def test_a_thousand_partitions_of_large_batches_do_not_hold_buffer_memory_empty(
     assert core.memory.waiters == 0
 
 
+def test_send_many_to_a_thousand_partitions_reserves_what_its_records_take():
+    """send_many() of 2,000 keyed records over 1,000 partitions, batch.size 64 KiB: a new
+    batch reserved batch.size (64 MiB of a 32 MiB buffer.memory), the call waited for batches
+    of two records to be sent, and they all went out nearly empty. Each batch now reserves
+    what its records take, at least 4 KiB; a later call's records still join it."""
+    core = Core({"t": 1000}, batch_size=65536, buffer_memory=32 << 20, linger_ms=60_000,
+                max_block_ms=100)
+    keys = [b"%d" % i for i in range(2000)]
+    fut = core.send_many("t", [b"x" * 100] * 2000, keys=keys)
+    assert core.memory.waiters == 0 and not fut.done()
+    batches = core.acc.queued_batch_count
+    assert 600 < batches <= 1000
+    assert core.memory.used_bytes == batches * 4096
+    core.send_many("t", [b"y" * 100] * 2000, keys=keys)
+    assert core.acc.queued_batch_count == batches       # into the open batches
+    # one partition's records past its 4 KiB: that batch grows (by doubling, each step
+    # charged) instead of another opening
+    q = next(q for q in core.acc.topic_state("t").queues if q.batch_count)
+    (held,) = [b.record_count for b in q.batches()]
+    core.send_many("t", [b"z" * 1000] * 30, partition=q.partition)
+    assert core.acc.queued_batch_count == batches
+    assert [b.record_count for b in q.batches()] == [held + 30]
+    assert (batches - 1) * 4096 + 32768 <= core.memory.used_bytes <= (batches - 1) * 4096 + 65536
+    core.complete_all_queued()
+    assert core.memory.used_bytes == 0 and fut.result(timeout=1).ok
+
+
+def test_a_large_send_many_group_fills_batches_of_batch_size():
+    core = Core({"t": 1}, batch_size=16384, buffer_memory=1 << 20, linger_ms=60_000)
+    core.send_many("t", [b"v" * 100] * 1000, partition=0)
+    batches = list(core.acc.topic_state("t").queues[0].batches())
+    assert len(batches) == 7 and sum(b.record_count for b in batches) == 1000
+    assert all(b.size_bytes > 15_000 for b in batches[:-1])
+    # six batches of batch.size, and what the last one's records take (an upper bound)
+    assert 6 * 16384 < core.memory.used_bytes < 7 * 16384
+
+
 def test_a_batch_grows_to_batch_size_and_buffer_memory_follows_it():
     core = Core({"t": 1}, batch_size=65536, buffer_memory=1 << 20, linger_ms=60_000)
     futures = [core.send("t", b"%05d" % i + b"x" * 95) for i in range(500)]

@@ -193,6 +193,26 @@ def test_nothing_follows_the_first_batch_until_the_broker_knows_the_producer():
     assert header(core, sent(core, 1)) == (PID, 0, 2)
 
 
+def test_batches_held_back_for_an_answer_do_not_keep_the_sender_awake():
+    """200 partitions, each with its first batch in flight and its next one past linger.ms:
+    drain() holds those back until an answer comes (rule 4), so the sender must sleep until
+    one does. It used to be told to sleep 0 ms, and spun sweeping every queue: tens of
+    microseconds of CPU per record on topics of many partitions."""
+    core = idempotent_core(200)
+    firsts = [sent(core, 1, partition=p) for p in range(200)]
+    for p in range(200):
+        send_batch(core, 1, partition=p)
+    now = k.monotonic_ms() + 1000
+    assert drain(core, now) == []
+    assert core.acc.prepare_sleep(5000, now) == 5000
+    core.acc.end_sleep()
+    ack(core, firsts[7])                               # an answer frees partition 7's next
+    assert core.acc.prepare_sleep(5000, now) == 0
+    core.acc.end_sleep()
+    (b,) = drain(core, now)
+    assert b.partition == 7
+
+
 def test_at_most_five_batches_from_the_oldest_unfinished_one():
     """The broker remembers the last five batches of a producer: if the oldest unfinished
     batch was written, its retry must still find it there."""
