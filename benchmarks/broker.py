@@ -27,7 +27,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from benchmarks.plan import Layout
@@ -127,10 +127,33 @@ class BenchKafka:
     # -- topics ------------------------------------------------------------------------------
 
     def fresh_topic(self, stem: str) -> str:
+        """A new topic, returned once every partition's leader takes requests for it.
+
+        Metadata names a leader before that broker has loaded the partition; until it has,
+        produce requests get NOT_LEADER_OR_FOLLOWER (on one broker, with 1,000 partitions,
+        for several seconds on this machine). A run that started then would measure retries of
+        a topic being created, different for each client's luck, not the throughput asked
+        for, so every client gets a topic that is ready."""
         name = f"{stem}-{uuid.uuid4().hex[:8]}"
-        return self.cluster.create_topic(name, self.layout.partitions,
-                                         self.layout.replication_factor,
-                                         self.layout.topic_config)
+        self.cluster.create_topic(name, self.layout.partitions, self.layout.replication_factor,
+                                  self.layout.topic_config)
+        assert self._consumer is not None, "fresh_topic() after close()"
+        deadline = time.monotonic() + 120
+        waiting = list(range(self.layout.partitions))
+        while waiting:
+            left = []
+            for p in waiting:
+                try:   # ListOffsets: answered by the leader once it holds the partition
+                    self._consumer.get_watermark_offsets(TopicPartition(name, p), timeout=10)
+                except KafkaException:
+                    left.append(p)
+            waiting = left
+            if waiting:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{len(waiting)} partition(s) of {name} still refuse "
+                                       f"requests 120 s after the topic was created")
+                time.sleep(0.2)
+        return name
 
     def delete_topic(self, topic: str) -> None:
         assert self._admin is not None, "delete_topic() after close()"
