@@ -21,7 +21,7 @@
 #                     SOAK_ARGS="--log FILE" keeps kengine's DEBUG log
 #   make scale        the scale matrix alone (tests/integration/test_scale.py, every cell)
 #   make ingest-full  `kengine produce --input` on a 10-million-row Parquet file, peak RSS bounded
-#                     and every row read back (make test and CI run it with 200,000 rows)
+#                     and every row read back (make test and CI run it with 2,000,000 rows)
 #   make eos-chaos    the exactly-once pipeline proof at full size (tests/integration/
 #                     test_eos_pipeline.py: 1,000,000 input records through two worker processes
 #                     under worker and broker kills and a paused worker); `make test` (and CI) run
