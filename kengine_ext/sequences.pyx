@@ -75,6 +75,15 @@ cdef inline bint sequence_is_after(int32_t a, int32_t b) noexcept:
     return a != b and ((a - b) & 0x7FFFFFFF) < 0x40000000
 
 
+cdef inline void take_reassignment(PartitionSequences ps, ProducerBatch b) noexcept:
+    """b no longer waits for a new sequence (it took one, or it will never need one): the one
+    place that clears seq_reassign for a single batch, so reassign_pending keeps counting the
+    batches that still wait."""
+    if b.seq_reassign:
+        b.seq_reassign = False
+        ps.reassign_pending -= 1
+
+
 cdef class PartitionSequences:
     """The sequence state of one partition (read-only outside this file)."""
 
@@ -201,8 +210,7 @@ cdef class Sequences:
             pid, epoch, seq = ps.producer_id, ps.producer_epoch, ps.next_sequence
             ps.next_sequence = sequence_after(seq, b.record_count)
         elif b.seq_reassign:
-            b.seq_reassign = False
-            ps.reassign_pending -= 1
+            take_reassignment(ps, b)
             pid, epoch, seq = ps.producer_id, ps.producer_epoch, ps.next_sequence
             ps.next_sequence = sequence_after(seq, b.record_count)
         if pid != builder._producer_id or epoch != builder._producer_epoch \
@@ -266,9 +274,7 @@ cdef class Sequences:
         if self.stale(ps, b):
             # written under the sequences it had before a renumbering: nothing of the new
             # numbering was used for it
-            if b.seq_reassign:
-                b.seq_reassign = False
-                ps.reassign_pending -= 1
+            take_reassignment(ps, b)
         else:
             last = last_sequence_of(b)
             if ps.last_acked_sequence < 0 or sequence_is_after(last, ps.last_acked_sequence):
@@ -359,9 +365,7 @@ cdef class Sequences:
             return
         ps = b.queue.sequences
         if self.stale(ps, b):
-            if b.seq_reassign:
-                b.seq_reassign = False
-                ps.reassign_pending -= 1
+            take_reassignment(ps, b)
             self.finish(ps, b)
         elif code == ERR_OUT_OF_ORDER_SEQUENCE_NUMBER and not self.transactional:
             unwritten = self.refused_unwritten(b)
@@ -390,9 +394,7 @@ cdef class Sequences:
             return
         ps = b.queue.sequences
         if self.stale(ps, b):
-            if b.seq_reassign:
-                b.seq_reassign = False
-                ps.reassign_pending -= 1
+            take_reassignment(ps, b)
         else:
             nxt = sequence_after(last_sequence_of(b), 1)
             if ps.unresolved_next < 0 or sequence_is_after(nxt, ps.unresolved_next):
@@ -404,9 +406,7 @@ cdef class Sequences:
         """b will never be sent again and its fate does not matter for later sequences (the
         producer is closing, or failed fatally)."""
         if b.seq_status == SEQ_UNFINISHED:
-            if b.seq_reassign:
-                b.seq_reassign = False
-                b.queue.sequences.reassign_pending -= 1
+            take_reassignment(b.queue.sequences, b)
             self.finish(b.queue.sequences, b)
 
     def on_split(self, ProducerBatch big, list pieces):

@@ -93,26 +93,7 @@ def default_broker_config(brokers: int, mode: str = "kraft") -> dict[str, Config
     """
     rf = min(3, brokers)
     min_isr = min(2, brokers)
-    if mode == "zookeeper":
-        return {
-            "auto.create.topics.enable": False,
-            "default.replication.factor": rf,
-            "num.partitions": 1,
-            "offsets.topic.replication.factor": rf,
-            "offsets.topic.num.partitions": 5,
-            "transaction.state.log.replication.factor": rf,
-            "transaction.state.log.min.isr": min_isr,
-            "transaction.state.log.num.partitions": 5,
-            "group.initial.rebalance.delay.ms": 0,
-            # a killed broker loses its ZooKeeper session (and leadership) after 6 s, as a
-            # KRaft broker is fenced after broker.session.timeout.ms below
-            "zookeeper.session.timeout.ms": 6000,
-            "num.network.threads": 2,
-            "num.io.threads": 4,
-            "background.threads": 4,
-            "log.cleaner.threads": 1,
-        }
-    return {
+    config: dict[str, ConfigValue] = {
         "auto.create.topics.enable": False,
         "default.replication.factor": rf,
         "num.partitions": 1,
@@ -121,18 +102,26 @@ def default_broker_config(brokers: int, mode: str = "kraft") -> dict[str, Config
         "transaction.state.log.replication.factor": rf,
         "transaction.state.log.min.isr": min_isr,
         "transaction.state.log.num.partitions": 5,
-        "share.coordinator.state.topic.replication.factor": rf,
-        "share.coordinator.state.topic.min.isr": min_isr,
         "group.initial.rebalance.delay.ms": 0,
-        # a killed or paused broker is fenced (and loses leadership) after 6 s instead of 9 s
-        "broker.heartbeat.interval.ms": 1000,
-        "broker.session.timeout.ms": 6000,
         # a 2-core machine runs several nodes: fewer threads than the production defaults
         "num.network.threads": 2,
         "num.io.threads": 4,
         "background.threads": 4,
         "log.cleaner.threads": 1,
     }
+    if mode == "zookeeper":
+        # a killed broker loses its ZooKeeper session (and leadership) after 6 s, as a KRaft
+        # broker is fenced after broker.session.timeout.ms below
+        config["zookeeper.session.timeout.ms"] = 6000
+        return config
+    config.update({
+        "share.coordinator.state.topic.replication.factor": rf,
+        "share.coordinator.state.topic.min.isr": min_isr,
+        # a killed or paused broker is fenced (and loses leadership) after 6 s instead of 9 s
+        "broker.heartbeat.interval.ms": 1000,
+        "broker.session.timeout.ms": 6000,
+    })
+    return config
 
 
 def node_properties(
