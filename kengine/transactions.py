@@ -586,6 +586,12 @@ class TransactionManager:
             return
         node = self._target_node(request, now)
         if node is None:
+            if self._pending and self._pending[0][2] is not request:
+                # it queued the FindCoordinator this request needs, which goes first: send it
+                # now. Nothing else would wake the sender for it (time_to_next_request_ms()
+                # counts a due request as waiting for an event), so it would sleep up to
+                # _MAX_POLL_MS (1 s) first: init_transactions() took 1 s now and then.
+                self._maybe_send(now)
             return
         if not self._client.is_ready(node):
             if not self._client.connect(node, now) and request.coordinator is not None:

@@ -506,6 +506,44 @@ def test_a_coordinator_retry_sets_how_long_the_sender_may_sleep():
     assert tm.time_to_next_request_ms(now + 25) is None
 
 
+@pytest.mark.parametrize("needs", ["transaction", "group"])
+def test_a_request_whose_coordinator_is_unknown_sends_the_lookup_in_the_same_step(needs):
+    """The request that finds it needs a coordinator queues a FindCoordinator, which goes
+    first. Sent only at the sender's next step, it waited for a wake-up that nothing gave:
+    init_transactions() and send_offsets_to_transaction() took 1 s (the sender's longest
+    sleep) now and then, one partition in ten of a Dask exactly-once job."""
+    from kengine.group_metadata import ConsumerGroupMetadata
+    from kengine.transactions import (
+        _GROUP,
+        _TXN,
+        _FindCoordinator,
+        _InitProducerId,
+        _TxnOffsetCommit,
+    )
+    from tests.support.fake_network import FakeNetworkClient
+
+    core = idempotent_core(transactional=True)
+    client = FakeNetworkClient({0: ("h0", 9092)}, topics={"t": [0]})
+    client.ready = {0}
+    tm = TransactionManager(core.acc, client=client, metadata=None, client_id="test",
+                            transactional_id="tx", transaction_timeout_ms=60000,
+                            retry_backoff_ms=100, max_block_ms=1000, wakeup=lambda: None)
+    if needs == "transaction":
+        tm._enqueue(_InitProducerId(_Result("init_transactions()"), bump=False,
+                                    transactional=True))
+        key = (_TXN, "tx")
+    else:
+        tm._enqueue(_TxnOffsetCommit(_Result("send_offsets_to_transaction()"),
+                                     ConsumerGroupMetadata("g", 3, "m"),
+                                     {("in", 0): (5, -1, None)}))
+        key = (_GROUP, "g")
+    assert key not in tm._coordinators
+    with tm._lock:
+        tm._maybe_send(k.monotonic_ms())
+    assert [r.api_key for r in client.requests] == [API.FIND_COORDINATOR]
+    assert isinstance(tm._in_flight, _FindCoordinator)
+
+
 def test_a_coordinator_that_cannot_be_connected_to_is_looked_up_again():
     """A dead broker's coordinator partitions move to another broker within seconds; a
     producer that kept trying to connect to the dead one waited until it came back (over a
