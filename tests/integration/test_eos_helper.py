@@ -10,7 +10,7 @@ import time
 import uuid
 
 import pytest
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from kengine import Producer
 from kengine.eos import ExactlyOncePipeline, consumer_settings
@@ -26,10 +26,26 @@ def _fill(bootstrap: str, topic: str) -> None:
             p.send(topic, b"v-%d" % i, key=b"k-%d" % (i % 50))
 
 
+#: what librdkafka's committed() raises, without retrying, while the group's coordinator moves
+#: or loads (on a broker started for this test, its offsets partitions are still loading)
+_COORDINATOR_NOT_READY = {KafkaError.NOT_COORDINATOR, KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+                          KafkaError.COORDINATOR_NOT_AVAILABLE}
+
+
 def _committed(bootstrap: str, group: str, topic: str, partitions: int) -> list[int]:
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "log_level": 0})
+    deadline = time.monotonic() + 30
     try:
-        tps = c.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=30)
+        while True:
+            try:
+                tps = c.committed([TopicPartition(topic, p) for p in range(partitions)],
+                                  timeout=30)
+                break
+            except KafkaException as e:
+                if e.args[0].code() not in _COORDINATOR_NOT_READY \
+                        or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
     finally:
         c.close()
     return [tp.offset for tp in tps]
