@@ -4,7 +4,7 @@ once and at least once, and from one process by ``send_arrow()`` (the columnar p
 ``send_many()`` as the baseline; then the fixed cost of a partition's transaction, from many
 small partitions.
 
-    python -m benchmarks.dask_ingest [--partitions 8] [--partition-rows 500000] [--rounds 1]
+    python -m benchmarks.dask_ingest [--partitions 40] [--partition-rows 500000] [--rounds 1]
 
 Rows: a 100-byte value (the row's id, then padding) and a key ``str(i % 1000)``. The dataframe
 is made and persisted on the workers (Arrow-backed columns) before the measured window, so
@@ -141,7 +141,7 @@ def _count_exactly_once(bootstrap: str, topic: str, rows: int) -> tuple[bool, st
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.dask_ingest",
                                  description=__doc__.split("\n\n")[0])
-    ap.add_argument("--partitions", type=int, default=8)
+    ap.add_argument("--partitions", type=int, default=40)
     ap.add_argument("--partition-rows", type=int, default=500_000)
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--only", default=",".join(LANES))
