@@ -688,3 +688,35 @@ def test_benchmarks_without_their_extras_say_how_to_install_them(tmp_path):
     needed = proc.stderr.split("the benchmarks need ", 1)[1].split(", which this environment")[0]
     assert "aiokafka" in needed.split(", ")
     assert "pip install -e '.[bench]'" in proc.stderr
+
+
+def test_the_cost_budget_puts_each_stack_in_the_first_bucket_it_matches(tmp_path):
+    """benchmarks.cost_budget splits a lane's CPU by the buckets of py-spy's stacks: waiting
+    threads are not CPU, the compiled encoder counts as encoding even under send(), and a
+    stack no rule names is 'other'."""
+    from benchmarks.cost_budget import NOT_COUNTED, buckets
+
+    raw = tmp_path / "stacks.txt"
+    raw.write_text("\n".join([
+        "thread (libc);Sender._run (kengine/sender.py:120);epoll_wait (libc.so.6) 7",
+        "main (x.py:1);_run_send.<locals>.<listcomp> (x.py:2);send (_core.so);"
+        "SendMethods_send (_core.so);RecordBatchBuilder_append_record (_core.so) 5",
+        "main (x.py:1);_run_send.<locals>.<listcomp> (x.py:2);send (_core.so);"
+        "SendMethods_send (_core.so);RecordAccumulator_append (_core.so) 3",
+        "main (x.py:1);_run_send.<locals>.<listcomp> (x.py:2);_value (x.py:3) 11",
+        "thread (libc);Sender._run (kengine/sender.py:120);Connection._flush (c.py:9);"
+        "sock_sendmsg (socketmodule.c:1) 2",
+        "thread (libc);Sender.run_once (kengine/sender.py:200) 4",
+        "0x7f (libc.so.6);PyObject_Malloc (libpython) 1",
+    ]) + "\n")
+    got = buckets(raw)
+    assert got == {
+        "waiting (not CPU)": 7,
+        "encoding and CRC": 5,
+        "send call (arguments, partitioner, accumulator, buffer)": 3,
+        "the caller's loop (making the records)": 11,
+        "system calls (socket writes and reads)": 2,
+        "sender's per-batch work (drain, requests, responses)": 4,
+        "other (interpreter, allocator, threads)": 1,
+    }
+    assert "waiting (not CPU)" in NOT_COUNTED
