@@ -22,9 +22,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import resource
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -92,8 +94,6 @@ class _Profiler:
         self._procs: list[subprocess.Popen[bytes]] = []
 
     def __enter__(self) -> _Profiler:
-        import os
-
         for fmt, out in self._args:
             self._procs.append(subprocess.Popen(
                 [self._spy, "record", "--native", "--rate", str(self._rate), "--format", fmt,
@@ -103,8 +103,6 @@ class _Profiler:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        import signal
-
         for proc in self._procs:
             proc.send_signal(signal.SIGINT)
         for proc, (_, out) in zip(self._procs, self._args, strict=True):
