@@ -28,10 +28,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
-from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from benchmarks.plan import Layout
-from benchmarks.workload import keys, payload_pool
+from benchmarks.workload import KEY_SPACE, keys, min_records_per_key, payload_pool
 from kengine.localkafka import KafkaCluster
 from kengine.localkafka.probe import read_frame
 from kengine_ext import decode_response, encode_request, partition_for_key
@@ -155,31 +155,82 @@ class BenchKafka:
                 time.sleep(0.2)
         return name
 
+    def fresh_topics(self, stem: str, count: int) -> list[str]:
+        """``count`` new topics of the layout's shape, created in one request, returned once
+        every partition of each takes requests (see :meth:`fresh_topic`)."""
+        if count == 1:
+            return [self.fresh_topic(stem)]
+        assert self._admin is not None, "fresh_topics() after close()"
+        run = uuid.uuid4().hex[:8]
+        names = [f"{stem}-{run}-{i}" for i in range(count)]
+        futures = self._admin.create_topics(
+            [NewTopic(n, self.layout.partitions, self.layout.replication_factor,
+                      config=dict(self.layout.topic_config)) for n in names],
+            operation_timeout=120, request_timeout=130)
+        for f in futures.values():
+            f.result(timeout=180)
+        self._wait_ready([TopicPartition(n, p) for n in names
+                          for p in range(self.layout.partitions)], f"{count} topics {stem}-*")
+        return names
+
+    def _wait_ready(self, partitions: list[TopicPartition], what: str) -> None:
+        deadline = time.monotonic() + 180
+        waiting = partitions
+        while waiting:
+            left = []
+            # librdkafka answers "unknown partition" for topics its metadata has not seen,
+            # and does not look them up by itself: ask for them
+            for name in sorted({tp.topic for tp in waiting}):
+                self._consumer.list_topics(name, timeout=10)
+            for tp in waiting:
+                try:   # ListOffsets: answered by the leader once it holds the partition
+                    self._consumer.get_watermark_offsets(tp, timeout=10)
+                except KafkaException:
+                    left.append(tp)
+            waiting = left
+            if waiting:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{len(waiting)} partition(s) of {what} still refuse "
+                                       "requests 180 s after they were created")
+                time.sleep(0.2)
+
     def delete_topic(self, topic: str) -> None:
-        assert self._admin is not None, "delete_topic() after close()"
-        futures = self._admin.delete_topics([topic], operation_timeout=30, request_timeout=30)
-        futures[topic].result(timeout=60)
+        self.delete_topics([topic])
+
+    def delete_topics(self, topics: list[str]) -> None:
+        assert self._admin is not None, "delete_topics() after close()"
+        futures = self._admin.delete_topics(topics, operation_timeout=60, request_timeout=70)
+        for f in futures.values():
+            f.result(timeout=120)
 
     # -- checks ------------------------------------------------------------------------------
 
-    def verify(self, topic: str, expected: int, record_bytes: int, *,
+    def verify(self, topics: str | list[str], expected: int | tuple[int, ...],
+               record_bytes: int, key_space: int = KEY_SPACE, *,
                expected_markers: int | None = None) -> Verification:
-        """Counts, samples and asks who wrote ``topic``. ``expected_markers``: the run was
-        transactional and its commits wrote this many markers; the committed records are
-        then counted by reading the topic to its end."""
+        """Counts, samples and asks who wrote ``topics`` (one name or several, written as
+        :func:`benchmarks.workload.schedule` spreads records). ``expected``: the records
+        sent, or the records of each phase (warm-up, measured), each starting again at record
+        0. ``expected_markers``: the run was transactional and its commits wrote this many
+        markers; the committed records are then counted by reading the topics to their end."""
+        names = [topics] if isinstance(topics, str) else list(topics)
+        phases = (expected,) if isinstance(expected, int) else tuple(expected)
+        total = sum(phases)
+        per_key = min_records_per_key(phases, key_space)
         control = None
         if expected_markers is None:
-            counted = self.count(topic, expected)
-            _, problems = self._read(topic, record_bytes, to_end=False)
+            counted = self.count(names, total)
+            _, problems = self._read(names, record_bytes, key_space, per_key, to_end=False)
         else:
             # the coordinator writes the markers after commit_transaction() returns: wait for
             # them, so that read_committed sees the last transactions too
-            offsets = self.count(topic, expected + expected_markers)
-            counted, problems = self._read(topic, record_bytes, to_end=True)
+            offsets = self.count(names, total + expected_markers)
+            counted, problems = self._read(names, record_bytes, key_space, per_key,
+                                           to_end=True)
             control = offsets - counted
-        states = self.producer_states(topic)
+        states = self.producer_states(names)
         return Verification(
-            expected=expected, counted=counted, sample_problems=problems,
+            expected=total, counted=counted, sample_problems=problems,
             producer_ids=sorted({s["producer_id"] for s in states}),
             txn_producer_ids=sorted({s["producer_id"] for s in states
                                      if s["coordinator_epoch"] >= 0}),
@@ -187,20 +238,22 @@ class BenchKafka:
             open_transactions=sum(s["current_txn_start_offset"] >= 0 for s in states),
             control_records=control, expected_control_records=expected_markers)
 
-    def count(self, topic: str, expected: int) -> int:
-        """Offsets in ``topic`` (sum of end offsets), waiting up to a minute for ``expected``
+    def count(self, topics: str | list[str], expected: int) -> int:
+        """Offsets in ``topics`` (sum of end offsets), waiting up to a minute for ``expected``
         (a replicated topic's high watermark can trail an acks=1 acknowledgement, and
         transaction markers are written after the commit returns), but no longer than
         ``_COUNT_STALL_S`` without any progress: what is missing then is not coming."""
+        names = [topics] if isinstance(topics, str) else topics
         now = time.monotonic()
         deadline, stalled_at = now + _COUNT_TIMEOUT_S, now + _COUNT_STALL_S
         last = -1
         while True:
             total = 0
-            for p in range(self.layout.partitions):
-                low, high = self._consumer.get_watermark_offsets(
-                    TopicPartition(topic, p), timeout=10, cached=False)
-                total += high - low
+            for topic in names:
+                for p in range(self.layout.partitions):
+                    low, high = self._consumer.get_watermark_offsets(
+                        TopicPartition(topic, p), timeout=10, cached=False)
+                    total += high - low
             now = time.monotonic()
             if total >= expected or now > deadline or now > stalled_at:
                 return total
@@ -208,19 +261,23 @@ class BenchKafka:
                 last, stalled_at = total, now + _COUNT_STALL_S
             time.sleep(0.2)
 
-    def _read(self, topic: str, record_bytes: int, *, to_end: bool) -> tuple[int, list[str]]:
-        """Consumes committed records of ``topic`` from the start, checking the first ones of
-        every partition; with ``to_end`` until every partition's end (else until each has
+    def _read(self, topics: list[str], record_bytes: int, key_space: int, per_key: int, *,
+              to_end: bool) -> tuple[int, list[str]]:
+        """Consumes committed records of ``topics`` from the start, checking the first ones
+        of every partition; with ``to_end`` until every partition's end (else until each has
         given its sample). Returns (records consumed, problems found)."""
-        partitions = self.layout.partitions
-        sample = _Sample(record_bytes, partitions)
-        at_end: set[int] = set()
+        everything = [(t, p) for t in topics for p in range(self.layout.partitions)]
+        sample = _Sample(record_bytes, self.layout.partitions, topics, key_space, per_key)
+        at_end: set[tuple[str, int]] = set()
         consumed = 0
         consumer = self._reader if to_end else self._consumer
-        consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
-        deadline = time.monotonic() + (_READ_ALL_TIMEOUT_S if to_end else _SAMPLE_TIMEOUT_S)
+        consumer.assign([TopicPartition(t, p, 0) for t, p in everything])
+        # a minute more per 1,000 partitions: the consumer fetches them a few at a time
+        extra = 60.0 * len(everything) / 1000
+        deadline = time.monotonic() + extra + (_READ_ALL_TIMEOUT_S if to_end
+                                               else _SAMPLE_TIMEOUT_S)
         try:
-            while len(at_end) < partitions and (to_end or not sample.full) \
+            while len(at_end) < len(everything) and (to_end or not sample.full) \
                     and time.monotonic() < deadline:
                 for msg in consumer.consume(num_messages=10_000, timeout=0.5):
                     error = msg.error()
@@ -228,36 +285,40 @@ class BenchKafka:
                         consumed += 1
                         sample.check(msg)
                     elif error.code() == KafkaError._PARTITION_EOF:
-                        at_end.add(msg.partition())   # type: ignore[arg-type]
+                        at_end.add((msg.topic(), msg.partition()))   # type: ignore[arg-type]
                     else:
-                        sample.problems.append(f"partition {msg.partition()}: {error.str()}")
+                        sample.problems.append(f"{msg.topic()}-{msg.partition()}: "
+                                               f"{error.str()}")
         finally:
             consumer.unassign()
         problems = sample.problems[:10]
         short = sample.short_partitions()
         if short:
-            problems.append(f"partitions {short} had fewer than {_SAMPLE_PER_PARTITION} "
-                            "records to sample")
-        if to_end and len(at_end) < partitions:
-            problems.append(f"partitions {sorted(set(range(partitions)) - at_end)} were not "
-                            f"read to their end within {_READ_ALL_TIMEOUT_S:.0f} s")
+            problems.append(f"{len(short)} partitions ({short[:5]}...) gave fewer records "
+                            "than their keys must have put there to sample")
+        if to_end and len(at_end) < len(everything):
+            missing = sorted(set(everything) - at_end)
+            problems.append(f"{len(missing)} partitions ({missing[:5]}...) were not read to "
+                            f"their end within {_READ_ALL_TIMEOUT_S + extra:.0f} s")
         return consumed, problems
 
-    def producer_states(self, topic: str) -> list[dict[str, Any]]:
-        """Every active producer of every partition of ``topic`` as its leader describes it
+    def producer_states(self, topics: str | list[str]) -> list[dict[str, Any]]:
+        """Every active producer of every partition of ``topics`` as its leader describes it
         (DescribeProducers v0: producer_id, producer_epoch, last_sequence, last_timestamp,
         coordinator_epoch, current_txn_start_offset)."""
-        by_leader: dict[int, list[int]] = {}
-        for p in self.cluster.topic(topic).partitions:
-            by_leader.setdefault(p.leader, []).append(p.partition)
+        names = [topics] if isinstance(topics, str) else topics
+        by_leader: dict[int, dict[str, list[int]]] = {}
+        for topic in names:
+            for p in self.cluster.topic(topic).partitions:
+                by_leader.setdefault(p.leader, {}).setdefault(topic, []).append(p.partition)
         states: list[dict[str, Any]] = []
-        for leader, indexes in by_leader.items():
+        for leader, mine in by_leader.items():
             body = self._request(leader, _DESCRIBE_PRODUCERS, 0, {
-                "topics": [{"name": topic, "partition_indexes": indexes}]})
+                "topics": [{"name": t, "partition_indexes": ps} for t, ps in mine.items()]})
             for t in body["topics"]:
                 for part in t["partitions"]:
                     if part["error_code"] != 0:
-                        raise RuntimeError(f"DescribeProducers for {topic}-"
+                        raise RuntimeError(f"DescribeProducers for {t['name']}-"
                                            f"{part['partition_index']} failed with error code "
                                            f"{part['error_code']}: {part['error_message']}")
                     states.extend(part["active_producers"])
@@ -280,40 +341,64 @@ class BenchKafka:
 
 class _Sample:
     """Checks the first records of every partition against the workload: value from the pool,
-    key one of ``str(i % 1000)``, partition the one Java's murmur2 partitioner gives the key."""
+    key one of ``str(i % key_space)`` and one of its topic's (record ``i`` goes to topic
+    ``i % len(topics)``), partition the one Java's murmur2 partitioner gives the key.
 
-    def __init__(self, record_bytes: int, partitions: int) -> None:
+    A partition must give as many records as its keys surely put there (``per_key`` records
+    each, at most ``_SAMPLE_PER_PARTITION``). Only the partitions its topic's keys hash to get
+    records: ``str(i % 1000)`` reaches about 630 of 1,000 partitions, so the others are
+    empty, and a record in one of them fails the murmur2 check."""
+
+    def __init__(self, record_bytes: int, partitions: int, topics: list[str] | None = None,
+                 key_space: int = KEY_SPACE, per_key: int = _SAMPLE_PER_PARTITION) -> None:
         self._pool = set(payload_pool(record_bytes))
-        self._keys = set(keys())
+        topics = topics or [""]
+        self._topic_index = {t: i for i, t in enumerate(topics)}
+        self._key_index = {k: i for i, k in enumerate(keys(key_space))}
+        self._key_space = key_space
         self._partitions = partitions
-        # Only the partitions the workload's keys hash to get records: str(i % 1000) reaches
-        # about 630 of 1,000 partitions, so the others are empty, and a record in one of them
-        # fails the murmur2 check below.
-        self._seen = dict.fromkeys(sorted({partition_for_key(k, partitions) for k in self._keys}),
-                                   0)
+        self._owner = {}
+        counts: dict[tuple[str, int], int] = {}
+        for k, i in self._key_index.items():
+            p = partition_for_key(k, partitions)
+            self._owner[k] = p
+            where = (topics[i % len(topics)] if len(topics) > 1 else "", p)
+            counts[where] = counts.get(where, 0) + 1
+        #: records each partition must give before it is fully sampled
+        self._want = {where: min(_SAMPLE_PER_PARTITION, n * per_key)
+                      for where, n in counts.items() if n * per_key}
+        self._seen = dict.fromkeys(self._want, 0)
         self.problems: list[str] = []
 
     @property
     def full(self) -> bool:
-        return min(self._seen.values()) >= _SAMPLE_PER_PARTITION
+        return all(self._seen[w] >= n for w, n in self._want.items())
 
-    def short_partitions(self) -> list[int]:
-        return [p for p, n in self._seen.items() if n < _SAMPLE_PER_PARTITION]
+    def short_partitions(self) -> list[tuple[str, int]]:
+        return sorted(w for w, n in self._want.items() if self._seen[w] < n)
 
     def check(self, msg: Message) -> None:
         p, key, value = msg.partition(), msg.key(), msg.value() or b""
         assert p is not None  # only errors come without a partition
-        if p in self._seen:
-            if self._seen[p] >= _SAMPLE_PER_PARTITION:
+        topic = msg.topic() or ""
+        where = (topic if len(self._topic_index) > 1 else "", p)
+        if where in self._seen:
+            if self._seen[where] >= self._want[where]:
                 return
-            self._seen[p] += 1
+            self._seen[where] += 1
         # else: a partition no key hashes to; the key check below says whose records it holds
-        where = f"partition {p} offset {msg.offset()}"
+        place = f"{topic} partition {p} offset {msg.offset()}"
         if value not in self._pool:
-            self.problems.append(f"{where}: value {value[:40]!r}... is not from the pool")
-        if key not in self._keys:
-            self.problems.append(f"{where}: key {key!r} is not one of str(i % 1000)")
-        elif partition_for_key(key, self._partitions) != p:
-            self.problems.append(f"{where}: key {key!r} belongs in partition "
-                                 f"{partition_for_key(key, self._partitions)} (murmur2)")
-
+            self.problems.append(f"{place}: value {value[:40]!r}... is not from the pool")
+        index = self._key_index.get(key)   # type: ignore[arg-type]
+        if index is None:
+            self.problems.append(f"{place}: key {key!r} is not one of "
+                                 f"str(i % {self._key_space})")
+            return
+        if self._owner[key] != p:   # type: ignore[index]
+            self.problems.append(f"{place}: key {key!r} belongs in partition "
+                                 f"{self._owner[key]} (murmur2)")   # type: ignore[index]
+        topics = len(self._topic_index)
+        if topics > 1 and self._topic_index.get(topic) != index % topics:
+            self.problems.append(f"{place}: key {key!r} belongs in topic number "
+                                 f"{index % topics}")

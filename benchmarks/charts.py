@@ -13,6 +13,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from benchmarks.clients import CLIENTS
+from benchmarks.curves import Curve, curves
 from benchmarks.summary import ClientFigures, ScenarioFigures, Stat
 
 __all__ = ["draw_all"]
@@ -139,6 +140,46 @@ def _micro_encoding(micro: dict[str, Any] | None, path: Path) -> str | None:
     return path.name
 
 
+def _curves(found: Sequence[Curve], path: Path) -> str | None:
+    """One column per curve: CPU per record on top, records/s (MB/s for sizes) below, a line
+    per client with its min-max band, log scales."""
+    if not found:
+        return None
+    fig, axes = plt.subplots(2, len(found), squeeze=False, figsize=(4.2 * len(found), 7.5))
+    for column, curve in enumerate(found):
+        xs = [x for x, _ in curve.points]
+        sizes = curve.kind.name in ("size", "brokers")
+        clients = [c for c in CLIENTS if any(c in f.clients for _, f in curve.points)]
+        panels: list[tuple[Callable[[ClientFigures], Stat | None], str]] = [
+            (lambda cf: cf.cpu_us_per_record, "client CPU µs per record"),
+            ((lambda cf: cf.mb_per_s), "MB/s") if sizes
+            else ((lambda cf: cf.records_per_s), "records/s")]
+        for row, (metric, label) in enumerate(panels):
+            ax = axes[row, column]
+            for c in clients:
+                stats = [metric(f.clients[c]) if c in f.clients else None
+                         for _, f in curve.points]
+                med = np.array([s.median if s else np.nan for s in stats])
+                ax.plot(xs, med, marker="o", label=CLIENTS[c].label, color=_COLOURS.get(c))
+                ax.fill_between(xs, [s.min if s else np.nan for s in stats],
+                                [s.max if s else np.nan for s in stats], alpha=0.15,
+                                color=_COLOURS.get(c))
+            if len(xs) > 1 and max(xs) / max(1, min(xs)) > 8:
+                ax.set_xscale("log")
+            ax.set_yscale("log")
+            ax.set_xlabel(curve.kind.x_label)
+            ax.set_ylabel(label)
+            ax.grid(which="both", alpha=0.3)
+            if row == 0:
+                ax.set_title(curve.kind.name, fontsize=10)
+    axes[0, 0].legend(fontsize=7)
+    fig.suptitle("Scaling curves: idempotent, acks=all, every run read back (log scales)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path.name
+
+
 def draw_all(figures: Sequence[ScenarioFigures], micro: dict[str, Any] | None,
              out_dir: Path) -> list[str]:
     throughput = [f for f in figures if f.scenario.kind == "throughput"]
@@ -153,6 +194,7 @@ def draw_all(figures: Sequence[ScenarioFigures], micro: dict[str, Any] | None,
         _per_scenario(memory, lambda c: c.rss_peak_mib, "peak RSS, MiB (log)",
                       "Peak RSS while producing", out_dir / "memory.png"),
         _eos([f for f in figures if f.scenario.kind == "eos"], out_dir / "exactly_once.png"),
+        _curves(curves(figures), out_dir / "scaling.png"),
         _micro_encoding(micro, out_dir / "micro_encoding.png"),
     ]
     return [name for name in drawn if name]

@@ -23,7 +23,7 @@ from benchmarks.runs import Run
 __all__ = ["main"]
 
 ROOT = Path(__file__).resolve().parents[1]
-PHASES = ("micro", "throughput", "latency", "memory", "eos", "partitions")
+PHASES = ("micro", "throughput", "latency", "memory", "eos", "partitions", "scaling")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -112,6 +112,7 @@ def _run(plan: Plan, phases: list[str], out: Path, keep: bool, argv: list[str] |
 
 def _write_outputs(out: Path, results: dict[str, Any]) -> int:
     from benchmarks.charts import draw_all
+    from benchmarks.curves import scaling_targets
     from benchmarks.plan import Scenario
     from benchmarks.report import render
     from benchmarks.spec import ProducerSettings
@@ -124,7 +125,8 @@ def _write_outputs(out: Path, results: dict[str, Any]) -> int:
     runs = [Run.from_dict(r) for r in results["runs"]]
     figures = summarise(scenarios, runs)
     micro = results.get("micro")
-    targets = (micro_targets(micro) if micro else []) + e2e_targets(figures)
+    targets = (micro_targets(micro) if micro else []) + e2e_targets(figures) + \
+        scaling_targets(figures)
     charts = draw_all(figures, micro, out)
     failed = [f"{r.scenario} / {r.client} / round {r.round + 1}: {r.error} (log: {r.log_file})"
               for r in runs if not r.ok]

@@ -35,6 +35,8 @@ LAYOUTS = {
     "single-100p": Layout("single-100p", 1, 100, 1),
     "single-1000p": Layout("single-1000p", 1, 1000, 1),
     "cluster3-1000p": Layout("cluster3-1000p", 3, 1000, 3, {"min.insync.replicas": "2"}),
+    # issue 23: the partition-count curve's last point
+    "single-5000p": Layout("single-5000p", 1, 5000, 1),
 }
 
 ALL_CLIENTS = tuple(CLIENTS)
@@ -76,6 +78,12 @@ class Scenario:
     guarantees: tuple[str, ...] = ()
     #: records per transaction in the transactional lanes
     transaction_records: int = 0
+    #: keys str(i % key_space); the scaling curves use enough keys to reach 5,000 partitions
+    key_space: int = 1000
+    #: topics of the layout's shape written at once, record i to topic i % topics
+    topics: int = 1
+    #: threads sharing one producer
+    threads: int = 1
 
     def __post_init__(self) -> None:
         unknown = [g for g in self.guarantees if g not in GUARANTEES]
@@ -91,6 +99,11 @@ class Scenario:
         if lacking:
             raise ValueError(f"scenario {self.id}: {lacking} have no transactional driver; "
                              "leave them out of scenarios with transactional lanes")
+        if (self.topics > 1 or self.threads > 1) and (
+                "java" in self.clients or self.transaction_records):
+            raise ValueError(f"scenario {self.id}: several topics or threads are for the "
+                             "Python drivers without transactions (ProducerPerformance writes "
+                             "one topic from one thread)")
 
     @property
     def lanes(self) -> tuple[tuple[str, str], ...]:
@@ -130,6 +143,12 @@ class Scenario:
             parts.append(f"txn{self.transaction_records}")
         if self.kind == "latency":
             parts.append(f"{self.rate_per_s}rps")
+        if self.key_space != 1000:
+            parts.append(f"keys{self.key_space}")
+        if self.topics > 1:
+            parts.append(f"{self.topics}topics")
+        if self.threads > 1:
+            parts.append(f"{self.threads}threads")
         return "-".join(parts)
 
     @property
@@ -156,6 +175,12 @@ class Scenario:
             text += "; " + ", ".join(self.guarantees)
         if self.transaction_records:
             text += f" ({self.transaction_records:,} records per transaction)"
+        if self.topics > 1:
+            text += f"; {self.topics:,} topics of that shape, records spread evenly"
+        if self.threads > 1:
+            text += f"; {self.threads} threads share one producer"
+        if self.key_space != 1000:
+            text += f"; keys str(i % {self.key_space:,})"
         return text
 
     def records_for(self, client: Client, guarantee: str = "") -> int:
@@ -202,6 +227,39 @@ def _partitions(layout: str, records: int) -> Scenario:
                     clients=PARTITION_CLIENTS)
 
 
+SCALING_CLIENTS = ("kengine-send", "kengine-send-many", "confluent-kafka", "java")
+#: keys enough for every partition of the largest topic (1 - e^-4: 98% of 5,000 partitions)
+SCALING_KEY_SPACE = 20_000
+#: the record sizes of the size curve, and the share of the 100-byte record count each sends
+#: (the byte volume of the large ones bounds them, not their record count)
+SCALING_SIZES = {10: 1.0, 100: 1.0, 1024: 0.5, 10 * 1024: 0.1, 100 * 1024: 0.01}
+
+
+def _scaling(records: int) -> tuple[Scenario, ...]:
+    """Issue 23's curves, every point idempotent, acks=all, no compression, 100-byte records
+    unless the curve varies that: the partition count of one topic (6 to 5,000), the topic
+    count (1 to 1,000 topics of 6 partitions), the record size (10 B to 100 KiB), the threads
+    sharing one producer (1, 2, 4); and the three-broker cluster with 100 B and 1 KiB
+    records. The one-broker, 6-partition, one-topic, one-thread, 100-byte point is every
+    curve's first."""
+    def point(layout: str, size: int = 100, topics: int = 1, threads: int = 1) -> Scenario:
+        share = SCALING_SIZES.get(size, 1.0)
+        clients = SCALING_CLIENTS if topics == 1 and threads == 1 else \
+            tuple(c for c in SCALING_CLIENTS if c != "java")
+        return Scenario("scaling", layout, size, "none", "all", True,
+                        max(1_000, int(records * share)), clients=clients,
+                        key_space=SCALING_KEY_SPACE, topics=topics, threads=threads)
+
+    return (
+        *(point(layout) for layout in ("single", "single-100p", "single-1000p",
+                                       "single-5000p")),
+        *(point("single", topics=n) for n in (100, 1000)),
+        *(point("single", size=size) for size in SCALING_SIZES if size != 100),
+        *(point("single", threads=n) for n in (2, 4)),
+        point("cluster3"), point("cluster3", size=1024),
+    )
+
+
 def _eos(records: int) -> Scenario:
     """Issue 5: what idempotence and transactions (commit every 1,000 records) cost, against
     acks=all without them, on the replicated cluster."""
@@ -225,6 +283,7 @@ QUICK = Plan(
         _eos(200_000),
         _partitions("single-100p", 200_000),
         _partitions("single-1000p", 200_000),
+        *_scaling(200_000),
     ),
     micro_args=("--benchmark-min-time=0.002", "--benchmark-max-time=0.05",
                 "--benchmark-min-rounds=3", "--benchmark-warmup=off"),
@@ -250,6 +309,7 @@ FULL = Plan(
         _partitions("single-100p", 1_000_000),
         _partitions("single-1000p", 1_000_000),
         _partitions("cluster3-1000p", 1_000_000),
+        *_scaling(500_000),
     ),
     micro_args=("--benchmark-max-time=0.5", "--benchmark-min-rounds=5"),
 )

@@ -5,6 +5,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from benchmarks.clients import CLIENTS, KENGINE_REFERENCE
+from benchmarks.curves import Curve, curves
 from benchmarks.plan import GUARANTEE_SHARE
 from benchmarks.summary import ScenarioFigures, Stat, Target
 
@@ -86,6 +87,9 @@ def render(meta: dict[str, Any], figures: Sequence[ScenarioFigures], targets: Se
                  "brokers creating the partitions' logs. Same columns as above."), ""]
         for f in partitions:
             out += _scenario_table(f)
+    scaling = curves(figures)
+    if scaling:
+        out += _curves(scaling)
     eos = [f for f in figures if f.scenario.kind == "eos"]
     if eos:
         out += _eos(eos)
@@ -203,6 +207,42 @@ def _scenario_table(f: ScenarioFigures) -> list[str]:
     out = [f"### {f.scenario.title}", ""]
     out += _table(header, rows)
     out.append("")
+    return out
+
+
+def _curves(found: Sequence[Curve]) -> list[str]:
+    out = ["## Scaling curves (issue 23)", "",
+           ("Idempotent, acks=all, no compression, keys `str(i % 20,000)` (enough to reach 98% "
+            "of a 5,000-partition topic), every run read back and counted. Each curve starts "
+            "at one broker, one topic of 6 partitions, one thread, 100-byte records, and moves "
+            "one thing. Cells: records/s (MB/s where sizes vary) and client CPU µs per record, "
+            "medians of the rounds; *CPU growth* is the client's CPU per record over its "
+            "figure at the curve's first point."), ""]
+    for curve in found:
+        clients = [c for c in CLIENTS if any(c in f.clients for _, f in curve.points)]
+        sizes = curve.kind.name in ("size", "brokers")
+        header = [curve.kind.x_label]
+        for c in clients:
+            header += [f"{CLIENTS[c].label} {'MB/s' if sizes else 'records/s'}", "CPU µs/rec"]
+            if not sizes:
+                header.append("CPU growth")
+        rows = []
+        for x, f in curve.points:
+            row = [f"{x:,}"]
+            for c in clients:
+                cf = f.clients.get(c)
+                if cf is None:
+                    row += ["–", "–"] + ([] if sizes else ["–"])
+                    continue
+                rate = cf.mb_per_s if sizes else cf.records_per_s
+                row += [_median(rate), _median(cf.cpu_us_per_record)]
+                if not sizes:
+                    growth = curve.cpu_growth(c, x)
+                    row.append("–" if growth is None else f"{growth:.2f}x")
+            rows.append(row)
+        out += [f"### {curve.kind.title}", ""]
+        out += _table(header, rows)
+        out.append("")
     return out
 
 

@@ -83,11 +83,14 @@ class Runner:
                   record_bytes=scenario.record_bytes, expected=warmup + records,
                   idempotence_requested=idempotent, guarantee=guarantee,
                   log_file=str(rundir / "log.txt"))
-        topic = kafka.fresh_topic(f"{scenario.id}-{lane.replace('/', '-')}-r{r}")
+        topics = kafka.fresh_topics(f"{scenario.id}-{lane.replace('/', '-')}-r{r}",
+                                    scenario.topics)
         try:
             spec = RunSpec(
                 client=client_name, mode="latency" if scenario.kind == "latency" else "throughput",
-                bootstrap=kafka.bootstrap_servers, topic=topic,
+                bootstrap=kafka.bootstrap_servers, topic=topics[0],
+                topics=topics if len(topics) > 1 else [], key_space=scenario.key_space,
+                threads=scenario.threads,
                 partitions=kafka.layout.partitions, records=records, warmup_records=warmup,
                 record_bytes=scenario.record_bytes, compression=scenario.compression,
                 acks=scenario.acks, idempotent=idempotent, settings=scenario.settings,
@@ -110,7 +113,8 @@ class Runner:
                     transaction_markers(n, per_transaction, kafka.layout.partitions)
                     for n in (warmup, records))
                 try:
-                    run.verification = kafka.verify(topic, run.expected, scenario.record_bytes,
+                    run.verification = kafka.verify(topics, (warmup, records),
+                                                    scenario.record_bytes, scenario.key_space,
                                                     expected_markers=markers)
                 except Exception as e:  # noqa: BLE001 - reported with the run, which then does not count
                     run.error = f"checking the topic failed: {type(e).__name__}: {e}"
@@ -118,9 +122,9 @@ class Runner:
                     run.error = _verification_error(run)
         finally:
             try:
-                kafka.delete_topic(topic)
+                kafka.delete_topics(topics)
             except Exception as e:  # noqa: BLE001 - the next runs use fresh topics anyway
-                self.log(f"   (could not delete topic {topic}: {e})")
+                self.log(f"   (could not delete topics {topics[:3]}...: {e})")
         return run
 
     def _execute(self, command: list[str], rundir: Path, timeout: float) -> str | None:

@@ -50,6 +50,17 @@ class RunSpec:
     #: records per transaction, each committed before the next begins (warm-up included);
     #: 0: no transactions
     transaction_records: int = 0
+    #: keys are str(i % key_space) (benchmarks.workload)
+    key_space: int = 1000
+    #: every topic the run writes to, ``topic`` first; record i goes to topic i % len(topics).
+    #: Empty: ``topic`` alone
+    topics: list[str] = field(default_factory=list)
+    #: threads sharing the one producer, each sending a contiguous share of the records
+    threads: int = 1
+
+    @property
+    def all_topics(self) -> list[str]:
+        return self.topics or [self.topic]
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))

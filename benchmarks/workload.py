@@ -8,6 +8,12 @@ same pool at random (``--payload-file``) with the same keys (``--key-distributio
 The pool is generated deterministically, so every process builds the same bytes.
 Transactional runs commit every ``n`` records: records ``0..n-1`` form the first transaction,
 ``n..2n-1`` the second, and so on.
+
+The scaling curves widen the workload (:func:`schedule`): a larger key space (so that keys
+reach every partition of a 5,000-partition topic) and several topics, record ``i`` going to
+topic ``i % topics``, so that records spread evenly over topics and, within each, over the
+partitions its keys hash to. Each phase of a run (warm-up, measured records) starts again at
+record 0.
 """
 from __future__ import annotations
 
@@ -16,8 +22,8 @@ from pathlib import Path
 
 from kengine_ext import partition_for_key
 
-__all__ = ["KEY_SPACE", "POOL_SIZE", "keys", "payload_pool", "transaction_markers",
-           "write_payload_file"]
+__all__ = ["KEY_SPACE", "POOL_SIZE", "keys", "min_records_per_key", "payload_pool", "schedule",
+           "transaction_markers", "write_payload_file"]
 
 KEY_SPACE = 1000
 POOL_SIZE = 1000
@@ -28,17 +34,44 @@ _WORDS = ("alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hote
           "sierra", "tango", "uniform", "victor", "whiskey", "xray", "yankee", "zulu")
 
 
-def keys() -> list[bytes]:
-    """``str(i).encode()`` for every ``i`` in ``range(KEY_SPACE)``."""
-    return [str(i).encode() for i in range(KEY_SPACE)]
+def keys(key_space: int = KEY_SPACE) -> list[bytes]:
+    """``str(i).encode()`` for every ``i`` in ``range(key_space)``."""
+    return [str(i).encode() for i in range(key_space)]
+
+
+def schedule(topics: list[str], record_bytes: int,
+             key_space: int = KEY_SPACE) -> list[tuple[str, bytes, bytes]]:
+    """One period of the workload as (topic, value, key) triples: record ``i`` of a phase is
+    ``schedule[i % len(schedule)]``, with topic ``i % len(topics)``, value ``i % POOL_SIZE``
+    and key ``i % key_space``. ``key_space`` must be a multiple of ``POOL_SIZE`` and of the
+    number of topics, so that the period is ``key_space`` records and a topic always gets the
+    same keys (those ``≡ its index`` modulo the topic count)."""
+    if key_space % POOL_SIZE or key_space % len(topics):
+        raise ValueError(f"key_space {key_space} must be a multiple of {POOL_SIZE} and of the "
+                         f"topic count {len(topics)}")
+    pool, ks = payload_pool(record_bytes), keys(key_space)
+    return [(topics[i % len(topics)], pool[i % POOL_SIZE], ks[i]) for i in range(key_space)]
+
+
+def min_records_per_key(phases: tuple[int, ...], key_space: int) -> int:
+    """The fewest records any key gets when each phase of ``phases`` records starts again at
+    record 0 (the Python drivers), or when they run as one sequence (Java's
+    ProducerPerformance): the smaller of the two."""
+    restarting = sum(n // key_space for n in phases)
+    return min(restarting, sum(phases) // key_space)
 
 
 def payload_pool(record_bytes: int) -> list[bytes]:
     """``POOL_SIZE`` distinct ASCII values of exactly ``record_bytes`` bytes (no newline, so
     the pool can be written one value per line for Java's ProducerPerformance)."""
-    if record_bytes < 16:
-        raise ValueError(f"record_bytes must be at least 16, got {record_bytes}")
+    if record_bytes < 4:
+        raise ValueError(f"record_bytes must be at least 4, got {record_bytes}")
     rng = random.Random(record_bytes)
+    if record_bytes < 24:
+        # too short for an event: an id and random letters, still distinct and printable
+        return [(f"{i:03d}" + "".join(rng.choice("abcdefghijklmnopqrstuvwxyz")
+                                      for _ in range(record_bytes - 3))).encode("ascii")
+                for i in range(POOL_SIZE)]
     pool = []
     for i in range(POOL_SIZE):
         event = (f'{{"id":{i},"user":"u{rng.randrange(100_000):05d}",'

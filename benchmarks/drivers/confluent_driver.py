@@ -8,21 +8,23 @@ message-count limit is disabled (0) so that only bytes bound the queue, as in Ja
 queue is full ``produce()`` raises BufferError: the loop then polls and retries, as
 confluent-kafka's documentation does. In transactional runs each ``transaction_records``
 records are produced between ``begin_transaction()`` and ``commit_transaction()``, which flushes
-them first, as confluent-kafka's transactional examples do.
+them first, as confluent-kafka's transactional examples do. With several threads each produces
+its share (:mod:`benchmarks.drivers.shares`) through the one producer, as librdkafka allows.
 """
 from __future__ import annotations
 
 import functools
 import importlib.metadata
 import time
-from collections.abc import Iterable
-from itertools import cycle, islice
+from collections.abc import Callable, Iterable
+from itertools import islice
 from typing import Any
 
 import confluent_kafka
 
 from benchmarks.drivers.latency import LatencyProbe
 from benchmarks.drivers.meter import Meter
+from benchmarks.drivers.shares import record_shares, run_in_threads, workload
 from benchmarks.spec import RunResult, RunSpec
 from benchmarks.workload import keys, payload_pool
 
@@ -70,25 +72,34 @@ def _producer(spec: RunSpec, *, only_errors: bool, errors: _Errors) -> confluent
     return producer
 
 
-def _send(producer: confluent_kafka.Producer, spec: RunSpec, records: int) -> None:
-    """Produces ``records`` and waits for them: flush(), or the commit of every transaction."""
-    pairs = list(zip(payload_pool(spec.record_bytes), keys(), strict=True))
-    todo = islice(cycle(pairs), records)
+def _send(producer: confluent_kafka.Producer, spec: RunSpec,
+          records: int) -> Callable[[], None]:
+    """Returns what produces ``records`` and waits for them (flush(), or the commit of every
+    transaction), its pieces built now, before a window opens."""
+    triples = workload(spec)
     per_transaction = spec.transaction_records
     if not per_transaction:
-        _produce_loop(producer, spec.topic, todo)
-        _flush(producer)
-        return
-    for _ in range(0, records, per_transaction):
-        producer.begin_transaction()
-        _produce_loop(producer, spec.topic, islice(todo, per_transaction))
-        producer.commit_transaction(_TRANSACTION_TIMEOUT_S)
+        shares = record_shares(triples, records, spec.threads)
+
+        def plain() -> None:
+            run_in_threads([functools.partial(_produce_loop, producer, share)
+                            for share in shares])
+            _flush(producer)
+        return plain
+    todo = record_shares(triples, records, 1)[0]
+
+    def transactional() -> None:
+        for _ in range(0, records, per_transaction):
+            producer.begin_transaction()
+            _produce_loop(producer, islice(todo, per_transaction))
+            producer.commit_transaction(_TRANSACTION_TIMEOUT_S)
+    return transactional
 
 
-def _produce_loop(producer: confluent_kafka.Producer, topic: str,
-                  todo: Iterable[tuple[bytes, bytes]]) -> None:
+def _produce_loop(producer: confluent_kafka.Producer,
+                  todo: Iterable[tuple[str, bytes, bytes]]) -> None:
     produce, poll = producer.produce, producer.poll
-    for value, key in todo:
+    for topic, value, key in todo:
         try:
             produce(topic, value, key)
         except BufferError:
@@ -111,9 +122,10 @@ def throughput(spec: RunSpec) -> RunResult:
     errors = _Errors()
     producer = _producer(spec, only_errors=True, errors=errors)
     meter = Meter()
-    _send(producer, spec, spec.warmup_records)
+    _send(producer, spec, spec.warmup_records)()
+    measured = _send(producer, spec, spec.records)
     meter.start()
-    _send(producer, spec, spec.records)
+    measured()
     meter.stop()
     return meter.result(spec.records, client_version=_VERSION,
                         delivery_errors=errors.count)

@@ -3,8 +3,8 @@
 
 It runs in a JVM started as ``kafka-producer-perf-test.sh`` starts it (kafka-run-class.sh's
 default heap and GC options). The same workload as the Python clients: values drawn from the
-shared pool (``--payload-file``), keys ``str(i % 1000)`` (``--key-distribution range
---record-key-range 1000``). ProducerPerformance registers a callback per record (for its own
+shared pool (``--payload-file``), keys ``str(i % key_space)`` (``--key-distribution range
+--record-key-range KEY_SPACE``). ProducerPerformance registers a callback per record (for its own
 latency statistics), which is part of what it costs. Its CPU time and window come from
 ``ProduceWindowInterceptor`` (``benchmarks/java/``), compiled here against kafka-clients; its
 latency percentiles from the tool's own summary, which has millisecond resolution.
@@ -54,6 +54,9 @@ def compile_interceptor(dist: KafkaDistribution, workdir: Path) -> Path:
 
 def command(spec: RunSpec, dist: KafkaDistribution, classes: Path, payload_file: Path,
             log_dir: Path) -> list[str]:
+    if len(spec.all_topics) > 1 or spec.threads > 1:
+        raise ValueError("ProducerPerformance writes to one topic from one thread: leave Java "
+                         "out of scenarios with several topics or threads")
     s = spec.settings
     properties = {
         "client.id": f"bench-{spec.client}",
@@ -81,7 +84,7 @@ def command(spec: RunSpec, dist: KafkaDistribution, classes: Path, payload_file:
         "--warmup-records", str(spec.warmup_records),
         "--throughput", str(throughput),
         "--payload-file", str(payload_file),
-        "--key-distribution", "range", "--record-key-range", "1000",
+        "--key-distribution", "range", "--record-key-range", str(spec.key_space),
         "--command-property", *(f"{k}={v}" for k, v in properties.items()),
     ]
 

@@ -2,20 +2,23 @@
 
 In transactional runs each ``transaction_records`` records are sent between
 ``begin_transaction()`` and ``commit_transaction()`` (which sends what is buffered and waits for
-it, so no ``flush()``); ``send_many()`` then passes one transaction's records per call."""
+it, so no ``flush()``); ``send_many()`` then passes one transaction's records per call. With
+several topics a ``send_many()`` block of records becomes one call per topic; with several
+threads each sends its share (:mod:`benchmarks.drivers.shares`) through the one producer."""
 from __future__ import annotations
 
 import functools
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from itertools import cycle, islice
+from itertools import islice
 
 import kengine
 from benchmarks.drivers.latency import LatencyProbe
 from benchmarks.drivers.meter import Meter
+from benchmarks.drivers.shares import BulkCall, bulk_calls, record_shares, run_in_threads, workload
 from benchmarks.spec import RunResult, RunSpec
-from benchmarks.workload import KEY_SPACE, keys, payload_pool
+from benchmarks.workload import keys, payload_pool
 from kengine import Producer
 
 __all__ = ["SEND_MANY_CHUNK", "latency", "throughput"]
@@ -61,67 +64,80 @@ class _Errors:
 
 
 def _send_loop(producer: Producer, spec: RunSpec, records: int,
-               on_delivery: Callable[[object, object], None] | None) -> None:
-    """Sends ``records`` and waits for them: flush(), or the commit of every transaction."""
-    pairs = list(zip(payload_pool(spec.record_bytes), keys(), strict=True))
-    send, topic = producer.send, spec.topic
-    todo = islice(cycle(pairs), records)
+               on_delivery: Callable[[object, object], None] | None) -> Callable[[], None]:
+    """Returns what sends ``records`` and waits for them (flush(), or the commit of every
+    transaction), its pieces built now, before a window opens."""
+    triples = workload(spec)
+    send = producer.send
     per_transaction = spec.transaction_records
     if not per_transaction:
-        _send_each(send, topic, todo, on_delivery)
-        producer.flush()
-        return
-    for _ in range(0, records, per_transaction):
-        producer.begin_transaction()
-        _send_each(send, topic, islice(todo, per_transaction), on_delivery)
-        producer.commit_transaction()
+        shares = record_shares(triples, records, spec.threads)
+
+        def plain() -> None:
+            run_in_threads([functools.partial(_send_each, send, share, on_delivery)
+                            for share in shares])
+            producer.flush()
+        return plain
+    todo = record_shares(triples, records, 1)[0]
+
+    def transactional() -> None:
+        for _ in range(0, records, per_transaction):
+            producer.begin_transaction()
+            _send_each(send, islice(todo, per_transaction), on_delivery)
+            producer.commit_transaction()
+    return transactional
 
 
-def _send_each(send: Callable[..., object], topic: str, todo: Iterable[tuple[bytes, bytes]],
+def _send_each(send: Callable[..., object], todo: Iterable[tuple[str, bytes, bytes]],
                on_delivery: Callable[[object, object], None] | None) -> None:
     if on_delivery is None:
-        for value, key in todo:
+        for topic, value, key in todo:
             send(topic, value, key)
     else:
-        for value, key in todo:
+        for topic, value, key in todo:
             send(topic, value, key, on_delivery=on_delivery)
 
 
-def _send_many_loop(producer: Producer, spec: RunSpec, records: int) -> int:
-    """Sends ``records`` in calls of SEND_MANY_CHUNK records (transactional: one transaction's
-    records per call, each committed) and waits for them. Returns how many records the
-    send_many() futures reported as failed."""
+class _BulkSender:
+    """Sends prepared send_many() calls from one thread, settling finished calls as it goes
+    (as an ingest job would), and counts the records their futures report as failed."""
+
+    def __init__(self, producer: Producer, calls: list[BulkCall]) -> None:
+        self._producer = producer
+        self._calls = calls
+        self.failed = 0
+
+    def run(self) -> None:
+        send_many = self._producer.send_many
+        pending: deque[kengine.BulkFuture] = deque()
+        for topic, values, chunk_keys in self._calls:
+            pending.append(send_many(topic, values, chunk_keys))
+            while pending and pending[0].done():
+                self.failed += pending.popleft().result().failed_count
+        self._producer.flush()
+        for fut in pending:
+            self.failed += fut.result().failed_count
+
+
+def _send_many_loop(producer: Producer, spec: RunSpec,
+                    records: int) -> tuple[Callable[[], None], Callable[[], int]]:
+    """Returns what sends ``records`` in send_many() calls of SEND_MANY_CHUNK records, split
+    by topic (transactional: one transaction's records per call, each committed) and waits
+    for them, and what then says how many records the calls' futures reported as failed."""
     per_transaction = spec.transaction_records
-    chunk = per_transaction or SEND_MANY_CHUNK
-    if chunk % KEY_SPACE:
-        # every call reuses the same lists: record i of a run keeps key i % KEY_SPACE, as with
-        # every other client, only if a call holds whole cycles of the keys
-        raise ValueError(f"send_many() chunks of {chunk} records: a multiple of {KEY_SPACE} "
-                         "is needed")
-    pool = payload_pool(spec.record_bytes)
-    all_keys = keys()
-    values = [pool[i % len(pool)] for i in range(chunk)]
-    chunk_keys = [all_keys[i % KEY_SPACE] for i in range(chunk)]
-    pending: deque[kengine.BulkFuture] = deque()
-    failed = 0
-    for start in range(0, records, chunk):
-        n = min(chunk, records - start)
-        if per_transaction:
-            producer.begin_transaction()
-        if n == chunk:
-            pending.append(producer.send_many(spec.topic, values, chunk_keys))
-        else:
-            pending.append(producer.send_many(spec.topic, values[:n], chunk_keys[:n]))
-        if per_transaction:
-            producer.commit_transaction()
-        # as an ingest job would: settle finished calls as it goes, keep the rest
-        while pending and pending[0].done():
-            failed += pending.popleft().result().failed_count
+    calls = bulk_calls(workload(spec), records, per_transaction or SEND_MANY_CHUNK)
     if not per_transaction:
-        producer.flush()
-    for fut in pending:
-        failed += fut.result().failed_count
-    return failed
+        senders = [_BulkSender(producer, calls[t::spec.threads]) for t in range(spec.threads)]
+        return (lambda: run_in_threads([s.run for s in senders]),
+                lambda: sum(s.failed for s in senders))
+    futures: list[kengine.BulkFuture] = []
+
+    def transactional() -> None:
+        for topic, values, chunk_keys in calls:
+            producer.begin_transaction()
+            futures.append(producer.send_many(topic, values, chunk_keys))
+            producer.commit_transaction()
+    return transactional, lambda: sum(f.result().failed_count for f in futures)
 
 
 def throughput(spec: RunSpec) -> RunResult:
@@ -133,14 +149,17 @@ def throughput(spec: RunSpec) -> RunResult:
     meter = Meter()
     try:
         if variant == "send-many":
-            _send_many_loop(producer, spec, spec.warmup_records)
+            _send_many_loop(producer, spec, spec.warmup_records)[0]()
+            measured, count_failed = _send_many_loop(producer, spec, spec.records)
             meter.start()
-            failed = _send_many_loop(producer, spec, spec.records)
+            measured()
             meter.stop()
+            failed = count_failed()
         else:
-            _send_loop(producer, spec, spec.warmup_records, on_delivery)
+            _send_loop(producer, spec, spec.warmup_records, on_delivery)()
+            measured = _send_loop(producer, spec, spec.records, on_delivery)
             meter.start()
-            _send_loop(producer, spec, spec.records, on_delivery)
+            measured()
             meter.stop()
     finally:
         producer.close()

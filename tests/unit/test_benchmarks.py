@@ -35,7 +35,7 @@ from kengine_ext import partition_for_key
 
 # -- workload ------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("size", [16, 100, 1024])
+@pytest.mark.parametrize("size", [10, 16, 100, 1024, 100 * 1024])
 def test_payload_pool_is_exact_distinct_and_deterministic(size: int) -> None:
     pool = payload_pool(size)
     assert len(pool) == POOL_SIZE == len(set(pool))
@@ -45,8 +45,8 @@ def test_payload_pool_is_exact_distinct_and_deterministic(size: int) -> None:
 
 
 def test_payload_pool_refuses_tiny_records() -> None:
-    with pytest.raises(ValueError, match="at least 16"):
-        payload_pool(8)
+    with pytest.raises(ValueError, match="at least 4"):
+        payload_pool(3)
 
 
 def test_keys_are_str_of_i_mod_key_space() -> None:
@@ -454,25 +454,30 @@ def _shape(calls: list[object]) -> list[object]:
 def test_kengine_driver_commits_every_transaction_records(tmp_path: Path) -> None:
     spec = _spec(tmp_path, client="kengine-send", transaction_records=1000)
     producer = _FakeKengine()
-    kengine_driver._send_loop(producer, spec, 2500, None)  # type: ignore[arg-type]
+    kengine_driver._send_loop(producer, spec, 2500, None)()  # type: ignore[arg-type]
     assert _shape(producer.calls) == ["begin", 1000, "commit", "begin", 1000, "commit",
                                       "begin", 500, "commit"]
     # record i keyed str(i % 1000), across transactions
     assert [k for k in producer.calls if isinstance(k, bytes)][1000:1002] == [b"0", b"1"]
     plain = _FakeKengine()
-    kengine_driver._send_loop(plain, _spec(tmp_path, client="kengine-send"), 1500, None)  # type: ignore[arg-type]
+    kengine_driver._send_loop(plain, _spec(tmp_path, client="kengine-send"), 1500, None)()  # type: ignore[arg-type]
     assert _shape(plain.calls) == [1500, "flush"]
 
 
 def test_kengine_send_many_passes_one_transaction_per_call(tmp_path: Path) -> None:
     spec = _spec(tmp_path, client="kengine-send-many", transaction_records=1000)
     producer = _FakeKengine()
-    assert kengine_driver._send_many_loop(producer, spec, 2000) == 0  # type: ignore[arg-type]
+    send, failed = kengine_driver._send_many_loop(producer, spec, 2000)  # type: ignore[arg-type]
+    send()
+    assert failed() == 0
     call = ("send_many", 1000, b"0", b"999")
     assert producer.calls == ["begin", call, "commit", "begin", call, "commit"]
+    # a transaction size that does not divide the key space keeps record i's key
     odd = _spec(tmp_path, client="kengine-send-many", transaction_records=1500)
-    with pytest.raises(ValueError, match="multiple of 1000"):
-        kengine_driver._send_many_loop(_FakeKengine(), odd, 3000)  # type: ignore[arg-type]
+    other = _FakeKengine()
+    kengine_driver._send_many_loop(other, odd, 3000)[0]()  # type: ignore[arg-type]
+    assert other.calls == ["begin", ("send_many", 1500, b"0", b"499"), "commit",
+                           "begin", ("send_many", 1500, b"500", b"999"), "commit"]
 
 
 class _FakeConfluent(_FakeKengine):
@@ -493,10 +498,10 @@ class _FakeConfluent(_FakeKengine):
 def test_confluent_driver_commits_every_transaction_records(tmp_path: Path) -> None:
     producer = _FakeConfluent()
     spec = _spec(tmp_path, client="confluent-kafka", transaction_records=1000)
-    confluent_driver._send(producer, spec, 2000)  # type: ignore[arg-type]
+    confluent_driver._send(producer, spec, 2000)()  # type: ignore[arg-type]
     assert _shape(producer.calls) == ["begin", 1000, "commit", "begin", 1000, "commit"]
     plain = _FakeConfluent()
-    confluent_driver._send(plain, _spec(tmp_path, client="confluent-kafka"), 10)  # type: ignore[arg-type]
+    confluent_driver._send(plain, _spec(tmp_path, client="confluent-kafka"), 10)()  # type: ignore[arg-type]
     assert _shape(plain.calls) == [10, "flush"]
 
 
@@ -628,8 +633,12 @@ def test_exactly_once_chart_is_drawn(tmp_path: Path) -> None:
 class _Msg:
     """What _Sample reads of a confluent-kafka Message."""
 
-    def __init__(self, partition: int, key: bytes, value: bytes, offset: int = 0) -> None:
-        self._p, self._k, self._v, self._o = partition, key, value, offset
+    def __init__(self, partition: int, key: bytes, value: bytes, offset: int = 0,
+                 topic: str = "t") -> None:
+        self._p, self._k, self._v, self._o, self._t = partition, key, value, offset, topic
+
+    def topic(self) -> str:
+        return self._t
 
     def partition(self) -> int:
         return self._p
@@ -720,3 +729,159 @@ def test_the_cost_budget_puts_each_stack_in_the_first_bucket_it_matches(tmp_path
         "other (interpreter, allocator, threads)": 1,
     }
     assert "waiting (not CPU)" in NOT_COUNTED
+
+
+# -- issue 23: scaling curves --------------------------------------------------------------
+
+def test_the_schedule_spreads_records_over_topics_and_keys() -> None:
+    from benchmarks.workload import schedule
+
+    triples = schedule(["a", "b", "c", "d"], 100, key_space=20_000)
+    assert len(triples) == 20_000
+    pool = payload_pool(100)
+    for i in (0, 1, 2, 3, 4, 999, 1000, 19_999):
+        assert triples[i] == ("abcd"[i % 4], pool[i % POOL_SIZE], str(i).encode())
+    # a topic always gets the same keys: those equal to its index modulo the topic count
+    assert {int(k) % 4 for t, _, k in triples if t == "c"} == {2}
+    with pytest.raises(ValueError, match="multiple"):
+        schedule(["a", "b", "c"], 100, key_space=20_000)
+
+
+def test_the_fewest_records_a_key_gets_covers_both_ways_of_counting() -> None:
+    from benchmarks.workload import min_records_per_key
+
+    # Python drivers restart at record 0 each phase: 5,000 + 200,000 over 20,000 keys
+    assert min_records_per_key((5_000, 200_000), 20_000) == 10
+    assert min_records_per_key((10_000, 10_000), 20_000) == 0   # Java: 20,000 // 20,000 = 1
+    assert min_records_per_key((30_000,), 20_000) == 1
+
+
+def test_thread_shares_are_contiguous_and_together_the_whole_sequence() -> None:
+    from benchmarks.drivers.shares import record_shares
+    from benchmarks.workload import schedule
+
+    triples = schedule(["t"], 100, key_space=1000)
+    shares = [list(s) for s in record_shares(triples, 2_500, 4)]
+    assert [len(s) for s in shares] == [625, 625, 625, 625]
+    joined = [x for s in shares for x in s]
+    assert joined == [triples[i % 1000] for i in range(2_500)]
+
+
+def test_bulk_calls_split_each_block_by_topic_keeping_every_records_key() -> None:
+    from benchmarks.drivers.shares import bulk_calls
+    from benchmarks.workload import schedule
+
+    topics = [f"t{i}" for i in range(100)]
+    triples = schedule(topics, 100, key_space=20_000)
+    calls = bulk_calls(triples, 25_000, 10_000)
+    assert len(calls) == 300 and sum(len(v) for _, v, _ in calls) == 25_000
+    for topic, values, ks in calls:
+        assert len(values) == len(ks)
+        assert {int(k) % 100 for k in ks} == {int(topic[1:])}
+    # record order within a topic is the sequence's order
+    first = [k for t, _, ks in calls[:100] if t == "t7" for k in ks]
+    assert first == [str(i).encode() for i in range(7, 10_000, 100)]
+    # blocks at the same place in the period share their lists
+    again = bulk_calls(triples, 40_000, 10_000)
+    assert again[0][1] is again[200][1]
+
+
+def test_kengine_driver_sends_each_record_once_from_several_threads(tmp_path: Path) -> None:
+    topics = [f"t{i}" for i in range(10)]
+    spec = _spec(tmp_path, client="kengine-send", compression="none", topics=topics,
+                 topic=topics[0], key_space=2000, threads=4)
+    seen: list[tuple[str, bytes]] = []
+
+    class Producer(_FakeKengine):
+        def send(self, topic: str, value: bytes, key: bytes, **kwargs: object) -> None:
+            seen.append((topic, key))
+
+    kengine_driver._send_loop(Producer(), spec, 5_000, None)()  # type: ignore[arg-type]
+    assert sorted(seen) == sorted((topics[i % 10], str(i % 2000).encode())
+                                  for i in range(5_000))
+    many = _spec(tmp_path, client="kengine-send-many", compression="none", topics=topics,
+                 topic=topics[0], key_space=2000, threads=2)
+    bulk = _FakeKengine()
+    send, failed = kengine_driver._send_many_loop(bulk, many, 30_000)  # type: ignore[arg-type]
+    send()
+    assert failed() == 0
+    calls = [c for c in bulk.calls if isinstance(c, tuple)]
+    assert len(calls) == 30 and sum(c[1] for c in calls) == 30_000
+    assert bulk.calls.count("flush") == 2   # each thread waits for what it sent
+
+
+def test_java_cannot_run_several_topics_or_threads(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="one topic from one thread"):
+        java_driver.command(_spec(tmp_path, threads=2), None, tmp_path, tmp_path,  # type: ignore[arg-type]
+                            tmp_path)
+    with pytest.raises(ValueError, match="ProducerPerformance"):
+        Scenario("scaling", "single", 100, "none", "all", True, 1000, clients=("java",),
+                 topics=10)
+
+
+def test_the_sample_checks_topic_and_partition_of_every_key() -> None:
+    from benchmarks.broker import _Sample
+
+    topics, value = ["a", "b"], payload_pool(100)[0]
+    sample = _Sample(100, 6, topics, key_space=2000, per_key=1)
+    key = b"7"     # 7 % 2: topic "b"
+    p = partition_for_key(key, 6)
+    sample.check(_Msg(p, key, value, topic="b"))
+    assert sample.problems == []
+    sample.check(_Msg(p, key, value, topic="a"))
+    assert len(sample.problems) == 1 and "topic number 1" in sample.problems[0]
+    assert not sample.full and sample.short_partitions()
+
+
+SCALING = [s for s in QUICK.scenarios if s.kind == "scaling"]
+
+
+def _scaling_runs(send_cpu: dict[str, float]) -> list[Run]:
+    """Two rounds of every scaling scenario: kengine send() at ``send_cpu[scenario id]``
+    (default 0.3 µs), send_many() at half, confluent-kafka at 2 µs, Java at 8 µs; records/s
+    the inverse of CPU."""
+    runs = []
+    for s in SCALING:
+        for client in s.clients:
+            cpu = {"kengine-send": send_cpu.get(s.id, 0.3), "confluent-kafka": 2.0,
+                   "java": 8.0}.get(client, send_cpu.get(s.id, 0.3) / 2)
+            for rnd in range(2):
+                run = _run(client, rnd, 1e6 / cpu, cpu)
+                run.scenario, run.record_bytes = s.id, s.record_bytes
+                runs.append(run)
+    return runs
+
+
+def test_scaling_curves_share_their_first_point_and_give_issue_23_targets(
+        tmp_path: Path) -> None:
+    from benchmarks.curves import curves, scaling_targets
+
+    big = next(s for s in SCALING if s.layout == "single-1000p")
+    many = next(s for s in SCALING if s.topics == 1000)
+    figures = summarise(SCALING, _scaling_runs({big.id: 0.6, many.id: 0.4}))
+    found = {c.kind.name: c for c in curves(figures)}
+    assert set(found) == {"partitions", "topics", "size", "threads", "brokers"}
+    assert [x for x, _ in found["partitions"].points] == [6, 100, 1000, 5000]
+    assert [x for x, _ in found["topics"].points] == [1, 100, 1000]
+    assert [x for x, _ in found["size"].points] == [10, 100, 1024, 10240, 102400]
+    assert [x for x, _ in found["threads"].points] == [1, 2, 4]
+    # the curves that move a count start at the same point, which the size curve passes
+    first = {c.points[0][1].scenario.id for c in found.values()
+             if c.kind.name in ("partitions", "topics", "threads")}
+    assert first == {found["size"].points[1][1].scenario.id}
+    assert found["partitions"].cpu_growth("kengine-send", 1000) == pytest.approx(2.0)
+    targets = {t.what: t for t in scaling_targets(figures)}
+    flat = targets["kengine send() CPU/record, 1,000 partitions vs 6"]
+    assert (flat.passed, flat.measured) == (False, "2.00x (confluent-kafka 1.00x)")
+    assert targets["kengine send() CPU/record, 1,000 topics vs 1"].passed is True
+    assert targets["kengine send() CPU µs/record (1 broker, 100 B, acks=all)"].passed is False
+    assert targets["kengine send_many() CPU/record vs confluent-kafka (same)"].measured == \
+        "0.075x"
+    assert targets["kengine send() MB/s vs Java (1 KiB, 3 brokers)"].passed is True
+    assert targets["kengine send() records/s vs Java (100 B, 3 brokers, acks=all)"].measured \
+        == "26.67x"
+    text = render(_meta(), figures, list(targets.values()), None, [], [])
+    assert "## Scaling curves (issue 23)" in text
+    assert "### How does the cost grow with the partitions of one topic?" in text
+    assert "| 1,000 |" in text and "2.00x" in text
+    assert "scaling.png" in draw_all(figures, None, tmp_path)
