@@ -181,7 +181,10 @@ class BenchKafka:
             # librdkafka answers "unknown partition" for topics its metadata has not seen,
             # and does not look them up by itself: ask for them
             for name in sorted({tp.topic for tp in waiting}):
-                self._consumer.list_topics(name, timeout=10)
+                try:
+                    self._consumer.list_topics(name, timeout=10)
+                except KafkaException:
+                    break   # a broker busy creating partitions: ask again next time round
             for tp in waiting:
                 try:   # ListOffsets: answered by the leader once it holds the partition
                     self._consumer.get_watermark_offsets(tp, timeout=10)

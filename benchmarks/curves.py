@@ -1,9 +1,11 @@
 """Issue 23's scaling curves: which ``scaling`` scenarios form which curve, and the targets
 read from them. Pure functions of the summarised figures, like :mod:`benchmarks.summary`.
 
-Every curve starts at the same point (one broker, one topic of 6 partitions, one thread,
-100-byte records) and moves one thing: the partition count, the topic count, the record size,
-the threads sharing a producer. The three-broker points stand apart (issue 23's item 4).
+Each curve moves one thing from a base point: the partition count of one topic, the topic
+count (topics of one partition), the record size, the threads sharing a producer. The base of
+the partition, size and thread curves is one broker, one topic of 6 partitions, one thread,
+100-byte records; the topic curve's is one topic of one partition. The three-broker points
+stand apart (issue 23's item 4).
 """
 from __future__ import annotations
 
@@ -27,6 +29,8 @@ class CurveKind:
     x_label: str
     member: Callable[[Scenario], bool]
     x: Callable[[Scenario], int]
+    #: the point growth is measured against (issue 23: 6 partitions, one topic)
+    base_x: int
 
 
 def _base(s: Scenario) -> bool:
@@ -37,18 +41,18 @@ CURVES = (
     CurveKind("partitions", "How does the cost grow with the partitions of one topic?",
               "partitions", lambda s: LAYOUTS[s.layout].brokers == 1 and s.topics == 1
               and s.threads == 1 and s.record_bytes == 100,
-              lambda s: LAYOUTS[s.layout].partitions),
-    CurveKind("topics", "How does the cost grow with the number of topics (6 partitions each)?",
-              "topics", lambda s: s.layout == "single" and s.threads == 1
-              and s.record_bytes == 100, lambda s: s.topics),
+              lambda s: LAYOUTS[s.layout].partitions, 6),
+    CurveKind("topics", "How does the cost grow with the number of topics (one partition "
+              "each)?", "topics", lambda s: s.layout == "single-1p" and s.threads == 1
+              and s.record_bytes == 100, lambda s: s.topics, 1),
     CurveKind("size", "How does the cost grow with the record size?", "record bytes",
               lambda s: s.layout == "single" and s.topics == 1 and s.threads == 1,
-              lambda s: s.record_bytes),
+              lambda s: s.record_bytes, 100),
     CurveKind("threads", "Does one producer scale with threads sharing it?", "threads",
               lambda s: s.layout == "single" and s.topics == 1 and s.record_bytes == 100,
-              lambda s: s.threads),
+              lambda s: s.threads, 1),
     CurveKind("brokers", "How fast on three brokers (RF 3, min.insync.replicas 2)?",
-              "record bytes", lambda s: s.layout == "cluster3", lambda s: s.record_bytes),
+              "record bytes", lambda s: s.layout == "cluster3", lambda s: s.record_bytes, 100),
 )
 
 
@@ -62,8 +66,9 @@ class Curve:
         return next((f for px, f in self.points if px == x), None)
 
     def cpu_growth(self, client: str, x: int) -> float | None:
-        """The client's median CPU per record at ``x`` over its first point's."""
-        first, there = self.points[0][1].clients.get(client), self.at(x)
+        """The client's median CPU per record at ``x`` over its figure at the base point."""
+        base, there = self.at(self.kind.base_x), self.at(x)
+        first = base.clients.get(client) if base else None
         last = there.clients.get(client) if there else None
         if first is None or last is None or first.cpu_us_per_record is None \
                 or last.cpu_us_per_record is None:

@@ -35,8 +35,9 @@ LAYOUTS = {
     "single-100p": Layout("single-100p", 1, 100, 1),
     "single-1000p": Layout("single-1000p", 1, 1000, 1),
     "cluster3-1000p": Layout("cluster3-1000p", 3, 1000, 3, {"min.insync.replicas": "2"}),
-    # issue 23: the partition-count curve's last point
+    # issue 23: the partition-count curve's last point, and the topics of the topic curve
     "single-5000p": Layout("single-5000p", 1, 5000, 1),
+    "single-1p": Layout("single-1p", 1, 1, 1),
 }
 
 ALL_CLIENTS = tuple(CLIENTS)
@@ -237,11 +238,13 @@ SCALING_SIZES = {10: 1.0, 100: 1.0, 1024: 0.5, 10 * 1024: 0.1, 100 * 1024: 0.01}
 
 def _scaling(records: int) -> tuple[Scenario, ...]:
     """Issue 23's curves, every point idempotent, acks=all, no compression, 100-byte records
-    unless the curve varies that: the partition count of one topic (6 to 5,000), the topic
-    count (1 to 1,000 topics of 6 partitions), the record size (10 B to 100 KiB), the threads
-    sharing one producer (1, 2, 4); and the three-broker cluster with 100 B and 1 KiB
-    records. The one-broker, 6-partition, one-topic, one-thread, 100-byte point is every
-    curve's first."""
+    unless the curve varies that: the partition count of one topic (1 to 5,000), the topic
+    count (1 to 1,000 topics of one partition each: at 1,000 the same partition count as the
+    1,000-partition topic, so the two say what a topic costs beyond its partitions; 1,000
+    topics of 6 partitions overwhelm the one broker this machine can run), the record size
+    (10 B to 100 KiB), the threads sharing one producer (1, 2, 4); and the three-broker
+    cluster with 100 B and 1 KiB records. The one-broker, 6-partition, one-topic, one-thread,
+    100-byte point is the base of the partition, size and thread curves."""
     def point(layout: str, size: int = 100, topics: int = 1, threads: int = 1) -> Scenario:
         share = SCALING_SIZES.get(size, 1.0)
         clients = SCALING_CLIENTS if topics == 1 and threads == 1 else \
@@ -251,9 +254,9 @@ def _scaling(records: int) -> tuple[Scenario, ...]:
                         key_space=SCALING_KEY_SPACE, topics=topics, threads=threads)
 
     return (
-        *(point(layout) for layout in ("single", "single-100p", "single-1000p",
+        *(point(layout) for layout in ("single-1p", "single", "single-100p", "single-1000p",
                                        "single-5000p")),
-        *(point("single", topics=n) for n in (100, 1000)),
+        *(point("single-1p", topics=n) for n in (100, 1000)),
         *(point("single", size=size) for size in SCALING_SIZES if size != 100),
         *(point("single", threads=n) for n in (2, 4)),
         point("cluster3"), point("cluster3", size=1024),

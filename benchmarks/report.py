@@ -213,11 +213,12 @@ def _scenario_table(f: ScenarioFigures) -> list[str]:
 def _curves(found: Sequence[Curve]) -> list[str]:
     out = ["## Scaling curves (issue 23)", "",
            ("Idempotent, acks=all, no compression, keys `str(i % 20,000)` (enough to reach 98% "
-            "of a 5,000-partition topic), every run read back and counted. Each curve starts "
-            "at one broker, one topic of 6 partitions, one thread, 100-byte records, and moves "
-            "one thing. Cells: records/s (MB/s where sizes vary) and client CPU µs per record, "
+            "of a 5,000-partition topic), every run read back and counted, one broker unless "
+            "said. Each curve moves one thing from a base point: one topic of 6 partitions, "
+            "one thread, 100-byte records (the topic curve: topics of one partition, from "
+            "one). Cells: records/s (MB/s where sizes vary) and client CPU µs per record, "
             "medians of the rounds; *CPU growth* is the client's CPU per record over its "
-            "figure at the curve's first point."), ""]
+            "figure at the base point."), ""]
     for curve in found:
         clients = [c for c in CLIENTS if any(c in f.clients for _, f in curve.points)]
         sizes = curve.kind.name in ("size", "brokers")

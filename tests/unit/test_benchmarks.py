@@ -861,14 +861,15 @@ def test_scaling_curves_share_their_first_point_and_give_issue_23_targets(
     figures = summarise(SCALING, _scaling_runs({big.id: 0.6, many.id: 0.4}))
     found = {c.kind.name: c for c in curves(figures)}
     assert set(found) == {"partitions", "topics", "size", "threads", "brokers"}
-    assert [x for x, _ in found["partitions"].points] == [6, 100, 1000, 5000]
+    assert [x for x, _ in found["partitions"].points] == [1, 6, 100, 1000, 5000]
     assert [x for x, _ in found["topics"].points] == [1, 100, 1000]
     assert [x for x, _ in found["size"].points] == [10, 100, 1024, 10240, 102400]
     assert [x for x, _ in found["threads"].points] == [1, 2, 4]
-    # the curves that move a count start at the same point, which the size curve passes
-    first = {c.points[0][1].scenario.id for c in found.values()
-             if c.kind.name in ("partitions", "topics", "threads")}
-    assert first == {found["size"].points[1][1].scenario.id}
+    # growth is against the base point: 6 partitions, one topic, one thread, 100 B
+    assert {c.at(c.kind.base_x).scenario.id for c in found.values()
+            if c.kind.name in ("partitions", "size", "threads")} == \
+        {found["size"].points[1][1].scenario.id}
+    assert found["topics"].at(1) is found["partitions"].at(1)
     assert found["partitions"].cpu_growth("kengine-send", 1000) == pytest.approx(2.0)
     targets = {t.what: t for t in scaling_targets(figures)}
     flat = targets["kengine send() CPU/record, 1,000 partitions vs 6"]
