@@ -33,9 +33,9 @@ def _parser() -> argparse.ArgumentParser:
                     "Kafka's Java producer on local Kafka brokers, and writes results.json, "
                     "report.md and PNG charts.")
     p.add_argument("--quick", action="store_true",
-                   help="the short plan: fewer scenarios, records and rounds (about 25 "
-                   "minutes on two busy cores, 10 of them the partitions phase; --only "
-                   "picks phases)")
+                   help="the short plan: fewer scenarios, records and rounds (about 50 "
+                   "minutes on two cores: 10 of them the partitions phase, 26 the scaling "
+                   "curves; --only picks phases)")
     p.add_argument("--only", default=",".join(PHASES),
                    help=f"comma-separated phases to run, of {', '.join(PHASES)} (default: all)")
     p.add_argument("--out", type=Path, default=None,
