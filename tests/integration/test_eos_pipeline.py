@@ -93,6 +93,9 @@ class Worker:
             if self.proc.poll() is not None and not self._reader.is_alive():
                 break
             time.sleep(0.05)
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGUSR1)   # its threads' stacks, on its stderr
+            time.sleep(1)
         raise AssertionError(f"worker {self.txn_id} never said {prefix}: {self.lines[-5:]} "
                              f"(exit {self.proc.poll()})")
 

@@ -19,6 +19,7 @@ What it prints (one line each, flushed; the test reads them):
 """
 from __future__ import annotations
 
+import faulthandler
 import json
 import os
 import signal
@@ -37,6 +38,9 @@ SESSION_TIMEOUT_MS = 6_000
 
 
 def main() -> int:
+    # the test asks for every thread's stack (SIGUSR1, to stderr) when the worker does not say
+    # what it waits for in time
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     bootstrap, source, sink, group, txn_id = sys.argv[1:6]
     max_records, rate = int(sys.argv[6]), float(sys.argv[7])
     pause_requested = threading.Event()
