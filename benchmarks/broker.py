@@ -138,21 +138,7 @@ class BenchKafka:
         self.cluster.create_topic(name, self.layout.partitions, self.layout.replication_factor,
                                   self.layout.topic_config)
         assert self._consumer is not None, "fresh_topic() after close()"
-        deadline = time.monotonic() + 120
-        waiting = list(range(self.layout.partitions))
-        while waiting:
-            left = []
-            for p in waiting:
-                try:   # ListOffsets: answered by the leader once it holds the partition
-                    self._consumer.get_watermark_offsets(TopicPartition(name, p), timeout=10)
-                except KafkaException:
-                    left.append(p)
-            waiting = left
-            if waiting:
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"{len(waiting)} partition(s) of {name} still refuse "
-                                       f"requests 120 s after the topic was created")
-                time.sleep(0.2)
+        self._wait_ready([TopicPartition(name, p) for p in range(self.layout.partitions)], name)
         return name
 
     def fresh_topics(self, stem: str, count: int) -> list[str]:
