@@ -127,6 +127,8 @@ class Connection:
         self.broker_ranges: dict[int, tuple[int, int]] = {}
         #: cluster-wide finalized feature levels (ApiVersions v3+), e.g. transaction.version
         self.finalized_features: dict[str, int] = {}
+        #: the epoch of those levels (-1: none given); a higher epoch is a newer finalization
+        self.finalized_features_epoch = -1
         #: the ApiVersions version of the request that set this connection up
         self.api_versions_version = _API_VERSIONS_MAX
         self.last_activity_ms = now_ms
@@ -276,6 +278,7 @@ class Connection:
         self.broker_ranges = ranges
         self.finalized_features = {f["name"]: f["max_version_level"]
                                    for f in body.get("finalized_features") or ()}
+        self.finalized_features_epoch = body.get("finalized_features_epoch", -1)
         for api_key, (lo, hi) in ranges.items():
             try:
                 version = pick_version(api_key, lo, hi)

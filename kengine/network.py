@@ -176,6 +176,13 @@ class NetworkClient:
         self.reachability = BrokerReachability(client_id)
         #: connections that became ready: a close of one is a disconnect, not a failed attempt
         self._ready: set[Connection] = set()
+        #: the cluster's finalized feature levels (transaction.version...), from the newest
+        #: ApiVersions answer of any broker (highest epoch), kept when connections close:
+        #: what the cluster finalized does not change because one broker is unreachable.
+        #: Written by the sender thread (connection set-up), replaced whole, never mutated:
+        #: a reader on another thread sees one answer's levels.
+        self.finalized_features: dict[str, int] = {}
+        self._finalized_features_epoch = -1
         # Counters for the connection-creation-*, connection-close-* and incoming-byte-*
         # metrics; written by the sender thread, read by metrics snapshots on any thread.
         #: connections that became ready (TCP, TLS, SASL and ApiVersions done)
@@ -406,6 +413,10 @@ class NetworkClient:
         self.last_error = None
         self._ready.add(conn)
         self.connections_created += 1
+        if conn.finalized_features_epoch >= 0 and \
+                conn.finalized_features_epoch >= self._finalized_features_epoch:
+            self.finalized_features = conn.finalized_features
+            self._finalized_features_epoch = conn.finalized_features_epoch
         self.reachability.connected(f"{conn.host}:{conn.port}")
         _log.debug("[%s] connected to broker %d (%s:%d)", self.client_id, conn.node_id,
                    conn.host, conn.port)

@@ -214,6 +214,13 @@ class TransactionManager:
         self._pending_partitions: set[PartitionQueue] = set()
         self._transaction_started = False
         self._transactions_v2 = False
+        #: The current epoch ended a transaction under v1 (EndTxn sent): no epoch bump came
+        #: with it and its markers may still be on their way to the partitions. A v2
+        #: transaction must not reuse that epoch: a partition leader that still sees the
+        #: old transaction open for it appends the new batches into it unverified, and the
+        #: late marker then commits (or aborts) them with it. Under self._lock; cleared by
+        #: every new identity.
+        self._epoch_ended_v1 = False
         self._pending_result: _Result | None = None
         self._pending_state: TxnState | None = None
         #: A partition leader refused a batch of the transaction with INVALID_PRODUCER_EPOCH:
@@ -383,7 +390,7 @@ class TransactionManager:
             self._fail_if_error()
             self._transition(S.IN_TRANSACTION)
             # Decided per transaction, never in the middle of one (KIP-890).
-            self._transactions_v2 = self._coordinator_supports_v2()
+            self._transactions_v2 = self._v2_available() and not self._epoch_ended_v1
             self._acc.set_implicit_txn_partitions(self._transactions_v2)
             self._transaction_started = False
             self._began_ms = monotonic_ms()
@@ -633,7 +640,14 @@ class TransactionManager:
         self._in_flight = request
         body = request.body(self, version)
 
+        if _log.isEnabledFor(logging.DEBUG):
+            _log.debug("[%s] %s v%d to broker %d: %s", self.client_id, type(request).__name__[1:],
+                       version, node, body)
+
         def on_response(resp: Any, error: KafkaError | None) -> None:
+            if _log.isEnabledFor(logging.DEBUG):
+                _log.debug("[%s] %s answered by broker %d: %s", self.client_id,
+                           type(request).__name__[1:], node, error or resp)
             with self._lock:
                 self._in_flight = None
                 if error is not None:
@@ -664,16 +678,21 @@ class TransactionManager:
             return None
         return node
 
-    def _coordinator_supports_v2(self) -> bool:
-        """Transactions v2 (KIP-890 part 2): the cluster finalized transaction.version >= 2 and
-        the coordinator speaks EndTxn v5 and Produce v12."""
+    def _v2_available(self) -> bool:
+        """Transactions v2 (KIP-890 part 2): the cluster finalized transaction.version >= 2
+        (the newest levels any broker reported), and the coordinator, when a connection to it
+        is set up, speaks EndTxn v5 and Produce v12 (a cluster finalizes a level only once
+        every broker supports it). Not whether the coordinator is connected right now: a
+        coordinator moving or reconnecting at begin_transaction() once made a transaction
+        run under v1 between two v2 ones, and the v1 commit, which keeps the epoch, let the
+        next transaction's batches into its own (see _epoch_ended_v1)."""
+        if self._client.finalized_features.get("transaction.version", 0) < 2:
+            return False
         node = self._coordinators.get((_TXN, self.transactional_id or ""))
         conn = self._client.connection(node) if node is not None else None
-        if conn is None:
-            return False
-        level = conn.finalized_features.get("transaction.version", 0)
-        return level >= 2 and conn.version(API.END_TXN) == 5 and \
-            (conn.version(API.PRODUCE) or 0) >= 12
+        if conn is None or not conn.versions:
+            return True
+        return conn.version(API.END_TXN) == 5 and (conn.version(API.PRODUCE) or 0) >= 12
 
     @property
     def transactions_v2(self) -> bool:
@@ -688,17 +707,25 @@ class TransactionManager:
     def _set_identity(self, producer_id: int, epoch: int) -> None:
         _log.info("[%s] producer id %d, epoch %d", self.client_id, producer_id, epoch)
         self._sequences.set_identity(producer_id, epoch)
+        self._epoch_ended_v1 = False
 
-    def _complete_transaction(self, result: _Result) -> None:
+    def _complete_transaction(self, result: _Result, ended_v1: bool = False) -> None:
         """The transaction ended; `result` (the caller's commit or abort) is done once the
         producer is ready for the next one: after the epoch bump when one is needed, so that
         begin_transaction() may follow abort_transaction() at once (Java returns the
-        InitProducerId's result from the abort too)."""
+        InitProducerId's result from the abort too). ``ended_v1``: an EndTxn of transactions
+        v1 ended it (the epoch stays; its markers may still be on their way)."""
         self._acc.reset_txn_partitions()
         self._new_partitions.clear()
         self._pending_partitions.clear()
         self._transaction_started = False
         self._fence_check = None
+        if ended_v1:
+            self._epoch_ended_v1 = True
+            if self._v2_available() and self.can_bump_epoch:
+                # the cluster offers v2 now: move to it with a new epoch, which the
+                # coordinator grants once this transaction's markers are written
+                self._epoch_bump_required = True
         if self._epoch_bump_required and not self._transactions_v2:
             self._transition(S.INITIALIZING)
             self._enqueue(_InitProducerId(result, bump=True, transactional=True))
@@ -1155,9 +1182,10 @@ class _EndTxn(_Request):
                 # v2: every transaction ends with a new epoch (sequences restart at 0)
                 tm._set_identity(body["producer_id"], body["producer_epoch"])
             if self.fence_check:
+                tm._epoch_ended_v1 = not tm._transactions_v2
                 tm._fence_check_passed()
             else:
-                tm._complete_transaction(self.result)
+                tm._complete_transaction(self.result, ended_v1=not tm._transactions_v2)
             return
         err = _coordinator_error(tm, code)
         if self.commit and (
