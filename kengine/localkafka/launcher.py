@@ -511,6 +511,12 @@ class KafkaCluster:
             nodes.append(NodeStatus(n, self.address(n), proc.pid, state))
         return ClusterStatus(self.workdir, self.bootstrap_servers, tuple(nodes))
 
+    def data_dir(self, node: int) -> Path:
+        """``node``'s ``log.dirs``: one directory per partition replica it holds
+        (``<topic>-<partition>/``), for Kafka's own DumpLogSegments when a test must see the
+        batches (producer ids, epochs, transaction markers) the broker wrote."""
+        return self._layout(node).data_dir
+
     def logs(self, node: int | None = None, tail: int = 200) -> str:
         """The last ``tail`` lines of ``node``'s logs (default: every node's)."""
         nodes = [node] if node is not None else list(self._nodes)

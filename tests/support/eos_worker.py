@@ -11,9 +11,9 @@ per second, 0: as fast as it goes), so that the faults land while there is work 
 What it prints (one line each, flushed; the test reads them):
   COMMITTED <records>     after its first committed transaction
   ABORTED <error type> <message>   an abortable error: the transaction was aborted, rewound
-  PAUSED                  on "pause" from stdin: mid-transaction, after its outputs reached
+  PAUSED <member id>      on "pause" from stdin: mid-transaction, after its outputs reached
                           the brokers (flushed), it stops itself with SIGSTOP; the test sends
-                          SIGCONT after the group's session timeout
+                          SIGCONT once the group coordinator has removed that member
   FENCED <error type> <message>    a fatal error: the worker exits with status 3
   DONE <json stats>       after SIGTERM: the loop ended after the round in progress
 """
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import faulthandler
 import json
+import logging
 import os
 import signal
 import sys
@@ -42,6 +43,12 @@ def main() -> int:
     # what it waits for in time
     faulthandler.register(signal.SIGUSR1, all_threads=True)
     bootstrap, source, sink, group, txn_id = sys.argv[1:6]
+    # kengine's and the pipeline's log lines (aborts, rewinds, coordinator moves) on stderr,
+    # which the test shows when it fails
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format=f"%(asctime)s {txn_id} pid {os.getpid()} %(name)s %(message)s")
+    # every coordinator request and answer (epochs, versions, errors)
+    logging.getLogger("kengine.transactions").setLevel(logging.DEBUG)
     max_records, rate = int(sys.argv[6]), float(sys.argv[7])
     pause_requested = threading.Event()
 
@@ -68,7 +75,9 @@ def main() -> int:
         if pause_requested.is_set():
             pause_requested.clear()
             p.flush(60)     # the outputs are in the log: only the transaction can hide them
-            print("PAUSED", flush=True)
+            # the member id the group knows it by: the test waits until the group has
+            # removed it before it resumes the worker
+            print(f"PAUSED {consumer.memberid()}", flush=True)
             os.kill(os.getpid(), signal.SIGSTOP)
         if rate > 0:
             ahead = sent / rate - (time.monotonic() - started)
