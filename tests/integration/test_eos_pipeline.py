@@ -34,6 +34,7 @@ from kengine import Producer
 from tests.support.eos_worker import SESSION_TIMEOUT_MS
 from tests.support.log_dump import describe, dump_partition, summary
 from tests.support.readback import read_all
+from tests.support.txn_coordinator import transaction_coordinator
 
 ROOT = Path(__file__).resolve().parents[2]
 RECORDS = int(os.environ.get("KENGINE_EOS_RECORDS", "100000"))
@@ -41,26 +42,8 @@ SECONDS = float(os.environ.get("KENGINE_EOS_SECONDS", "40"))
 PARTITIONS = 6
 KEYS = 1000
 RECORDS_PER_TRANSACTION = 500
-TXN_STATE_PARTITIONS = 5   # kengine.localkafka's transaction.state.log.num.partitions
 
 pytestmark = pytest.mark.chaos
-
-
-def _java_hash(s: str) -> int:
-    # Java's String.hashCode: over UTF-16 code units, in 32-bit two's complement
-    h = 0
-    data = s.encode("utf-16-be")
-    for i in range(0, len(data), 2):
-        h = (31 * h + (data[i] << 8 | data[i + 1])) & 0xFFFFFFFF
-    return h - (1 << 32) if h & 0x80000000 else h
-
-
-def _txn_coordinator(cluster, txn_id: str) -> int:
-    # Kafka places a transactional id on __transaction_state partition
-    # Utils.abs(id.hashCode()) % transaction.state.log.num.partitions; its leader coordinates
-    h = _java_hash(txn_id)
-    part = (0 if h == -(1 << 31) else abs(h)) % TXN_STATE_PARTITIONS
-    return cluster.leader_of("__transaction_state", part)
 
 
 class Worker:
@@ -296,7 +279,8 @@ def test_exactly_once_pipeline_under_kills_and_a_paused_worker(kafka_cluster, to
 
         def kill_brokers() -> None:
             try:
-                for victim in (cluster.leader_of(source, 0), _txn_coordinator(cluster, ids[1])):
+                for victim in (cluster.leader_of(source, 0),
+                               transaction_coordinator(cluster, ids[1])):
                     cluster.kill(victim)
                     phase(f"broker {victim} killed")
                     time.sleep(3)

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,7 +22,9 @@ import pytest
 from kengine import Producer
 from kengine.errors import KafkaTimeoutError, NotEnoughReplicasError, ProducerFencedError
 from kengine.localkafka.launcher import KafkaCluster
+from tests.support.log_dump import dump_partition, summary
 from tests.support.readback import read_all
+from tests.support.txn_coordinator import transaction_coordinator
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -156,6 +159,44 @@ def test_zombie_producer_is_fenced(kafka_cluster, topic_factory):
     # the zombie's records did reach the log (aborted): the fence, not a lost send, hid them
     everything = [r.value for r in read_all(kafka_cluster.bootstrap_servers, topic)]
     assert sum(v.startswith(b"zombie-") for v in everything) == 500
+
+
+def test_a_transaction_begun_while_its_coordinator_is_down_gets_its_own_epoch(kafka_cluster,
+                                                                            topic_factory):
+    """Transactions v2 ends every transaction with a new epoch, which is what keeps one
+    transaction's batches out of the previous one's while its markers are on their way. A
+    transaction begun while its coordinator was down once ran under v1, which keeps the epoch:
+    the next transaction then wrote with that same epoch, and in the exactly-once chaos test a
+    partition leader put its batches into the v1 transaction, whose late COMMIT marker made an
+    aborted transaction's records visible. The oracle is the broker's own log (Kafka's
+    DumpLogSegments): three transactions, three epochs, each batch followed by a COMMIT
+    marker of its own."""
+    topic = topic_factory(kafka_cluster, partitions=1, replication_factor=3)
+    txn_id = f"coordinator-down-{uuid.uuid4().hex[:8]}"
+    with Producer(bootstrap_servers=kafka_cluster.bootstrap_servers, transactional_id=txn_id,
+                  acks="all", max_block_ms=120_000) as p:
+        p.init_transactions()
+        with p.transaction():
+            p.send(topic, b"before the kill")
+        victim = transaction_coordinator(kafka_cluster, txn_id)
+        kafka_cluster.kill(victim)
+        try:
+            time.sleep(1)   # the producer has seen its connection to the coordinator close
+            with p.transaction():   # begun while no coordinator answers; commits once one does
+                p.send(topic, b"begun with the coordinator down")
+            with p.transaction():
+                p.send(topic, b"after")
+        finally:
+            kafka_cluster.start(victim)
+            kafka_cluster.wait_in_sync(topic, timeout=120)
+    committed = read_all(kafka_cluster.bootstrap_servers, topic, read_committed=True,
+                         at_least=3, timeout=120)
+    assert [r.value for r in committed] == [b"before the kill", b"begun with the coordinator down",
+                                            b"after"]
+    batches = dump_partition(kafka_cluster, topic, 0)
+    data = [b for b in batches if b.marker is None]
+    assert len({b.producer_epoch for b in data}) == 3, summary(batches)
+    assert [b.marker for b in batches] == [None, "COMMIT"] * 3, summary(batches)
 
 
 def test_crashed_transactional_producer_is_recovered_by_its_successor(kafka_cluster,
