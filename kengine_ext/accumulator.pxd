@@ -32,6 +32,9 @@ cdef enum:
 # each, header count 5), at most batch.size and at least OPEN_BATCH_MIN_BYTES.
 cdef enum:
     OPEN_BATCH_MIN_BYTES = 4096
+    # _prune_active() moves this many nodes' drain starts without allocating (more: they
+    # start over at the front of the list)
+    PRUNE_MARKS = 16
     RECORD_OVERHEAD_MAX_BYTES = 36
 
 
@@ -52,6 +55,7 @@ cdef class PartitionQueue:
     # its last sealed batch grew to, at least OPEN_BATCH_MIN_BYTES, at most batch.size. Written
     # by the sender thread (seal()); read by send threads.
     cdef readonly Py_ssize_t open_bytes
+    cdef bint listed                         # GIL; in its accumulator's _active list
 
 
 @cython.final
@@ -86,7 +90,13 @@ cdef class RecordAccumulator:
     cdef object _wakeup
     # -- state --
     cdef dict _topics                        # GIL; name -> TopicState (known partitions)
-    cdef list _queues                        # GIL; every PartitionQueue, for ready/drain scans
+    cdef list _queues                        # GIL; every PartitionQueue
+    # GIL; the queues that may hold batches: every queue with a head is here (enqueue() and
+    # requeue_chain() add it), empty ones leave at the next _prune_active(). The sender's
+    # per-turn scans (ready, drain, prepare_sleep) walk this, not _queues: on a topic of
+    # thousands of partitions few hold a batch at any moment, and three sweeps of every queue
+    # per sender turn cost more than the records did.
+    cdef list _active
     cdef dict _drain_starts                  # GIL; node -> where its next drain starts
     cdef set _incomplete                     # GIL; batches not yet finished (flush waits on them)
     cdef bint _closed                        # GIL; appends refused (close(), fail())
@@ -117,6 +127,8 @@ cdef class RecordAccumulator:
                                   bint owner_grows=*)
     cdef bint grow_batch(self, ProducerBatch b, Py_ssize_t record_bytes) except -1
     cdef int enqueue(self, PartitionQueue q, ProducerBatch b) except -1
+    cdef int _list_active(self, PartitionQueue q) except -1
+    cdef int _prune_active(self) except -1
     cdef ProducerBatch requeue_chain(self, PartitionQueue q, ProducerBatch first,
                                      ProducerBatch last, int32_t count, Py_ssize_t order)
     cdef int maybe_wake_sender(self, int64_t ready_at_ms) except -1

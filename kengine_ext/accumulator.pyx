@@ -107,6 +107,7 @@ cdef class RecordAccumulator:
         self._wakeup = wakeup
         self._topics = {}
         self._queues = []
+        self._active = []
         self._drain_starts = {}
         self._incomplete = set()
         self._txn_new_partitions = []
@@ -320,8 +321,56 @@ cdef class RecordAccumulator:
             q.tail.next = b
         else:
             q.head = b
+            self._list_active(q)
         q.tail = b
         q.batch_count += 1
+        return 0
+
+    cdef int _list_active(self, PartitionQueue q) except -1:
+        """q has a batch now: the sender's scans must see it."""
+        if not q.listed:
+            q.listed = True
+            self._active.append(q)
+        return 0
+
+    cdef int _prune_active(self) except -1:
+        """Drops the queues that hold no batch from _active, keeping the others' order (the
+        order drain() rotates through), and moves each node's drain start with its queue (to
+        the next one kept, if its own leaves), so that pruning does not reorder whose turn
+        comes first. Runs twice per sender turn: no allocation for up to PRUNE_MARKS nodes."""
+        cdef list active = self._active
+        cdef dict starts = self._drain_starts
+        cdef Py_ssize_t i, j = 0, n = len(active), m, marks_n = 0
+        cdef Py_ssize_t mark_at[PRUNE_MARKS]
+        cdef Py_ssize_t mark_to[PRUNE_MARKS]
+        cdef PartitionQueue q
+        cdef bint few = len(starts) <= PRUNE_MARKS
+        if few:
+            for start in starts.values():
+                mark_at[marks_n] = start
+                mark_to[marks_n] = -1
+                marks_n += 1
+        for i in range(n):
+            for m in range(marks_n):
+                if mark_at[m] == i:
+                    mark_to[m] = j     # the queues kept before i: where i's queue (or the next) goes
+            q = <PartitionQueue>active[i]
+            if q.head is None:
+                q.listed = False
+            else:
+                if j != i:
+                    active[j] = q
+                j += 1
+        if j == n:
+            return 0
+        del active[j:]
+        if few:
+            m = 0
+            for node in list(starts):
+                starts[node] = mark_to[m] if mark_to[m] >= 0 else j
+                m += 1
+        else:
+            starts.clear()   # more nodes than marks: every node starts over at the front
         return 0
 
     cdef int maybe_wake_sender(self, int64_t ready_at_ms) except -1:
@@ -385,7 +434,8 @@ cdef class RecordAccumulator:
         cdef int64_t delay = -1, d
         cdef PartitionQueue q
         cdef ProducerBatch b
-        for q in self._queues:
+        self._prune_active()
+        for q in self._active:
             b = q.head
             if b is None:
                 continue
@@ -408,8 +458,9 @@ cdef class RecordAccumulator:
     def drain(self, nodes, Py_ssize_t max_request_size, int64_t now):
         """Takes the sendable head batch of each partition led by one of `nodes`, at most
         max_request_size bytes per node (a lone larger batch still goes). Each node has its own
-        rotating start: the next drain for a node begins at the first of its partitions left
-        out for lack of room, so none starves however many partitions it leads. Returns
+        rotating start in the list of queues holding batches (_active): the next drain for a
+        node begins at the first of its partitions left out for lack of room, so none starves
+        however many partitions it leads. Returns
         {node: [ProducerBatch]}; the batches are the caller's, in flight, until complete() or
         reenqueue(). With idempotence, a batch gets its sequence here, once it is certain to
         go (sequences.pyx)."""
@@ -417,7 +468,8 @@ cdef class RecordAccumulator:
         cdef dict sizes = {}
         cdef dict starts = {}
         cdef dict skipped = {}
-        cdef Py_ssize_t n = len(self._queues), i, size, used, start
+        cdef list active = self._active
+        cdef Py_ssize_t n = len(active), i, size, used, start
         cdef int pass_
         cdef PartitionQueue q
         cdef ProducerBatch b
@@ -434,7 +486,7 @@ cdef class RecordAccumulator:
         # end, then from the beginning to its start.
         for pass_ in range(2):
             for i in range(n):
-                q = <PartitionQueue>self._queues[i]
+                q = <PartitionQueue>active[i]
                 b = q.head
                 if b is None or q.muted or q.leader_id < 0:
                     continue
@@ -563,6 +615,7 @@ cdef class RecordAccumulator:
         last.next = cur
         if prev is None:
             q.head = first
+            self._list_active(q)
         else:
             prev.next = first
         if cur is None:
@@ -685,7 +738,7 @@ cdef class RecordAccumulator:
         cdef list out = []
         cdef PartitionQueue q
         cdef ProducerBatch b
-        for q in self._queues:
+        for q in self._active:
             b = q.head
             while b is not None and now - b.created_ms >= delivery_timeout_ms:
                 q.head = b.next
@@ -702,7 +755,7 @@ cdef class RecordAccumulator:
         """created_ms of the oldest queued batch, -1 when none is queued."""
         cdef PartitionQueue q
         cdef int64_t oldest = -1
-        for q in self._queues:
+        for q in self._active:
             if q.head is not None and (oldest < 0 or q.head.created_ms < oldest):
                 oldest = q.head.created_ms
         return oldest
@@ -784,7 +837,8 @@ cdef class RecordAccumulator:
         cdef ProducerBatch b
         cdef int64_t d
         cdef Sequences seqs = self.sequences
-        for q in self._queues:
+        self._prune_active()
+        for q in self._active:
             b = q.head
             if b is None or q.leader_id < 0 or q.muted or q.leader_id in blocked:
                 continue

@@ -245,6 +245,52 @@ def test_reenqueue_puts_the_batch_first_with_backoff():
     assert b is b1
 
 
+def test_a_batch_back_in_an_emptied_queue_is_seen_by_every_scan():
+    """The sender's scans walk only the queues holding batches (kept in a list pruned by
+    ready() and prepare_sleep()): a queue emptied by drain() and pruned must come back when
+    a batch returns to it, however it returns (a retry, a new record), or that batch would
+    never be sent nor expire."""
+    core = Core({"t": 5000}, linger_ms=0)
+    core.send("t", b"a", partition=4321)
+    now = k.monotonic_ms() + 1
+    (b,) = core.acc.drain({0, 1}, 1 << 20, now)[1]
+    assert core.acc.prepare_sleep(1000, now) == 1000   # nothing queued: the queue is pruned
+    core.acc.end_sleep()
+    assert core.acc.ready(now)[0] == set()
+    core.acc.reenqueue(b, now + 10)                     # a retry after its backoff
+    assert core.acc.prepare_sleep(1000, now) == 10
+    core.acc.end_sleep()
+    assert core.acc.ready(now + 10)[0] == {1}
+    assert core.acc.oldest_queued_ms() == b.created_ms
+    assert core.acc.drain({1}, 1 << 20, now + 10)[1] == [b]
+    core.acc.complete(b, 0)
+    core.acc.ready(now + 10)                            # pruned again
+    core.send("t", b"later", partition=4321)            # a new record
+    (late,) = core.acc.expire(now + 60_000, 1)
+    assert late.partition == 4321 and late.record_count == 1
+
+
+def test_drain_keeps_its_rotation_while_empty_queues_leave_the_scan():
+    """Requests of ~8 batches over 1,000 partitions, the queues drained empty and pruned
+    between drains (as the sender does every turn): still every partition is served once
+    before any is served twice."""
+    core = Core({"t": 1000}, linger_ms=0)
+    core.acc.update_topic("t", [(0, 0)] * 1000)
+    for p in range(1000):
+        core.send("t", b"v" * 100, partition=p)
+    seen = []
+    now = k.monotonic_ms() + 1
+    while len(seen) < 1000:
+        got = core.acc.drain({0}, 8 * 200, now)
+        assert got, "a drain with sendable batches returned nothing"
+        seen += [b.partition for b in got[0]]
+        core.acc.ready(now)                             # prunes the emptied queues
+        for b in got[0]:
+            core.acc.complete(b, 0, -1)
+            core.send("t", b"v" * 100, partition=b.partition)   # refill: back at the end
+    assert sorted(seen[:1000]) == list(range(1000))
+
+
 def test_closed_core_refuses_sends_and_transactional_needs_a_transaction():
     core = Core()
     core.acc.close()
