@@ -23,9 +23,9 @@
 #   make ingest-full  `kengine produce --input` on a 10-million-row Parquet file, peak RSS bounded
 #                     and every row read back (make test and CI run it with 2,000,000 rows)
 #   make eos-chaos    the exactly-once pipeline proof at full size (tests/integration/
-#                     test_eos_pipeline.py: 1,000,000 input records through two worker processes
-#                     under worker and broker kills and a paused worker); `make test` (and CI) run
-#                     it with 100,000 records
+#                     test_eos_pipeline.py: 1,000,000 input records on 120 partitions through two
+#                     worker processes under worker and broker kills and a paused worker);
+#                     `make test` (and CI) run it with 100,000 records on 60 partitions
 #   make jars-matrix  the jars of every Kafka version the compatibility suite runs on
 #   make compat       the compatibility suite (tests/compat) on KAFKA_VERSION, or on every
 #                     version of the matrix but the default (which `make test` covers);
@@ -69,7 +69,7 @@ NETFAULTS_CI ?= KENGINE_NETFAULT_RECORDS=100000 KENGINE_OUTAGE_S=45 KENGINE_SOAK
 	KENGINE_SOAK_BOUNCE_S=60
 # the exactly-once pipeline proof's size at full length (make eos-chaos); make test runs the
 # test's own default (100,000 records)
-EOS_FULL ?= KENGINE_EOS_RECORDS=1000000 KENGINE_EOS_SECONDS=200
+EOS_FULL ?= KENGINE_EOS_RECORDS=1000000 KENGINE_EOS_SECONDS=200 KENGINE_EOS_PARTITIONS=120
 WHEEL_PYTHONS ?=
 DEMO_TOPIC ?= kengine-demo
 DEMO_PARTITIONS ?= 3

@@ -14,7 +14,8 @@ once, per-key order kept, the group's committed offsets equal to the input's end
 the aborted outputs (which are in the log) invisible.
 
 Size: KENGINE_EOS_RECORDS (CI: 100,000; `make eos-chaos`: 1,000,000) over about
-KENGINE_EOS_SECONDS of paced work (so the faults land while there is work left)."""
+KENGINE_EOS_SECONDS of paced work (so the faults land while there is work left), on topics of
+KENGINE_EOS_PARTITIONS partitions (CI: 60; `make eos-chaos`: 120)."""
 from __future__ import annotations
 
 import os
@@ -39,7 +40,7 @@ from tests.support.txn_coordinator import transaction_coordinator
 ROOT = Path(__file__).resolve().parents[2]
 RECORDS = int(os.environ.get("KENGINE_EOS_RECORDS", "100000"))
 SECONDS = float(os.environ.get("KENGINE_EOS_SECONDS", "40"))
-PARTITIONS = 6
+PARTITIONS = int(os.environ.get("KENGINE_EOS_PARTITIONS", "60"))
 KEYS = 1000
 RECORDS_PER_TRANSACTION = 500
 
