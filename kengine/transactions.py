@@ -685,14 +685,18 @@ class TransactionManager:
         every broker supports it). Not whether the coordinator is connected right now: a
         coordinator moving or reconnecting at begin_transaction() once made a transaction
         run under v1 between two v2 ones, and the v1 commit, which keeps the epoch, let the
-        next transaction's batches into its own (see _epoch_ended_v1)."""
+        next transaction's batches into its own (see _epoch_ended_v1). Called on the user's
+        thread by begin_transaction(): it reads only dicts the sender thread replaces whole
+        (the levels, the broker's advertised ranges), never one it is filling."""
         if self._client.finalized_features.get("transaction.version", 0) < 2:
             return False
         node = self._coordinators.get((_TXN, self.transactional_id or ""))
         conn = self._client.connection(node) if node is not None else None
-        if conn is None or not conn.versions:
-            return True
-        return conn.version(API.END_TXN) == 5 and (conn.version(API.PRODUCE) or 0) >= 12
+        ranges = conn.broker_ranges if conn is not None else {}
+        if not ranges:
+            return True   # not set up yet: what the cluster finalized decides
+        return ranges.get(API.END_TXN, (0, -1))[1] >= 5 and \
+            ranges.get(API.PRODUCE, (0, -1))[1] >= 12
 
     @property
     def transactions_v2(self) -> bool:

@@ -63,6 +63,8 @@ class Request:
 @dataclass
 class _Connection:
     versions: dict[int, int] = field(default_factory=dict)
+    #: the broker's advertised (min, max) per API key; empty: as if not set up yet
+    broker_ranges: dict[int, tuple[int, int]] = field(default_factory=dict)
 
     def version(self, api_key: int) -> int | None:
         return self.versions.get(api_key)
@@ -94,6 +96,9 @@ class FakeNetworkClient:
         self.last_error: KafkaError | None = None
         self.addresses = self.brokers
         self.reachability = BrokerReachability("fake")
+        #: the cluster's finalized feature levels, as NetworkClient keeps them (none here
+        #: unless a test sets them: transactions then run under v1)
+        self.finalized_features: dict[str, int] = {}
         self._correlation = 0
         self._due: list[tuple[Request, Any, KafkaError | None]] = []
 

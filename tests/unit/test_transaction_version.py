@@ -61,7 +61,8 @@ def test_a_coordinator_reconnecting_at_begin_keeps_the_transaction_on_v2():
 
 
 def test_a_coordinator_connected_at_begin_runs_v2_when_the_cluster_finalized_it():
-    tm, _ = _manager(level=2, coordinator_ready=True)
+    tm, client = _manager(level=2, coordinator_ready=True)
+    client._conn.broker_ranges = {API.END_TXN: (0, 5), API.PRODUCE: (3, 13)}
     tm.begin_transaction()
     assert tm.transactions_v2
 
@@ -74,7 +75,7 @@ def test_a_cluster_without_transaction_version_2_runs_v1():
 
 def test_a_coordinator_without_end_txn_v5_runs_v1():
     tm, client = _manager(level=2, coordinator_ready=True)
-    client._conn.versions[API.END_TXN] = 4
+    client._conn.broker_ranges = {API.END_TXN: (0, 4), API.PRODUCE: (3, 13)}
     tm.begin_transaction()
     assert not tm.transactions_v2
 
