@@ -196,7 +196,12 @@ def test_a_transaction_begun_while_its_coordinator_is_down_gets_its_own_epoch(ka
     batches = dump_partition(kafka_cluster, topic, 0)
     data = [b for b in batches if b.marker is None]
     assert len({b.producer_epoch for b in data}) == 3, summary(batches)
-    assert [b.marker for b in batches] == [None, "COMMIT"] * 3, summary(batches)
+    # A coordinator that takes over a transaction it finds in PrepareCommit writes its markers
+    # again, so a COMMIT may repeat (same epoch, nothing between): the second one ends nothing.
+    ended = [b for i, b in enumerate(batches)
+             if not (i and b.marker and batches[i - 1].marker == b.marker
+                     and batches[i - 1].producer_epoch == b.producer_epoch)]
+    assert [b.marker for b in ended] == [None, "COMMIT"] * 3, summary(batches)
 
 
 def test_crashed_transactional_producer_is_recovered_by_its_successor(kafka_cluster,
