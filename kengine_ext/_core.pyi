@@ -1,8 +1,8 @@
 # Type stubs for kengine_ext._core. One section per part, in the order of _core.pyx.
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
-from typing import Any, Literal, final
+from collections.abc import Callable, Coroutine, Generator, Iterable, Mapping, Sequence
+from typing import Any, Generic, Literal, TypeVar, final
 
 from typing_extensions import Buffer, disjoint_base  # PEP 688 (collections.abc.Buffer on 3.12+)
 
@@ -586,6 +586,41 @@ class SendMethods:
         data interface) as one record, with no Python object per row; returns one BulkFuture
         indexed by row. value/key/headers/timestamp/partition name columns (partition may be
         one int for every row)."""
+
+# --- aio_send.pyx ---
+__all__ += ["ReadySend", "AsyncSendMethods"]
+
+_T = TypeVar("_T")
+
+@final
+class ReadySend(Generic[_T]):
+    """A coroutine that has already finished: what AIOProducer.send() returns when the record
+    went into a batch at once (and ``DeliveryFuture.__await__`` when the record has its
+    outcome). ``await`` gives the value or raises the error without suspending; asyncio takes
+    it wherever it takes a coroutine."""
+    def __await__(self) -> ReadySend[_T]: ...
+    def __iter__(self) -> ReadySend[_T]: ...
+    def __next__(self) -> Any: ...
+    def send(self, arg: object) -> Any: ...
+    def throw(self, typ: Any, val: Any = None, tb: Any = None) -> Any: ...
+    def close(self) -> None: ...
+
+@disjoint_base
+class AsyncSendMethods:
+    """send() of kengine.AIOProducer (its base class): appends at once, in C, when the record
+    need not wait, else returns the coroutine that waits."""
+    _send_path: SendPath | None
+    _gate: Any
+    _prepared: set[str] | None
+    _retry_errors: tuple[type[BaseException], ...] | None
+    def send(self, topic: str, value: object = None, key: object = None,
+             headers: _Headers | None = None, partition: int | None = None,
+             timestamp_ms: int | None = None,
+             on_delivery: _DeliveryCallback | None = None
+             ) -> Coroutine[Any, Any, DeliveryFuture]:
+        """Appends one record and returns an awaitable of its DeliveryFuture: finished at once
+        when the record went into a batch, else a coroutine that waits on the loop (for
+        buffer.memory or the topic's metadata) and appends when awaited."""
 
 # --- arrow_input.pyx ---
 __all__ += ["ArrowInput", "arrow_input"]

@@ -157,6 +157,14 @@ cdef class DeliveryFuture:
         without blocking the event loop. Cancelling the awaiting task cancels only the wait:
         the record stays sent."""
         cdef ProducerBatch b = self.resolve()
+        if b.done:   # no generator: an awaitable that finishes at once (aio_send.pyx)
+            err = b.record_error(self.index)
+            return ready(None, err) if err is not None else ready(self.metadata(), None)
+        return self._outcome()
+
+    def _outcome(self):
+        """__await__ of a record whose batch is not done: waits on the loop."""
+        cdef ProducerBatch b = self.resolve()
         while not b.done:
             # one hand-off per batch reaches the loop (loop_bridge), not one per record
             yield from loop_waiter(b)

@@ -1,7 +1,9 @@
 """AIOProducer: kengine's producer for asyncio programs, on the same core and sender thread.
 
 ``await send()`` is the synchronous ``send()`` of the Cython core plus what the event loop
-needs instead of blocking:
+needs instead of blocking. ``send()`` is compiled (``kengine_ext.AsyncSendMethods``): a record
+that need not wait is appended in the call, which returns an already finished awaitable; one
+that must wait gets ``_send_later()``, the coroutine below. What it may wait for:
 
 * buffer.memory used up: the core raises BufferFullError instead of waiting, and the send
   waits on the loop in a FIFO (``MemoryGate``) for the sender thread to release memory;
@@ -28,7 +30,7 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
-from kengine_ext import DeliveryFuture, arrow_input
+from kengine_ext import AsyncSendMethods, DeliveryFuture, arrow_input
 from kengine_ext.loop_bridge import LoopBridge, bridge_for
 
 from ..errors import (
@@ -81,13 +83,6 @@ class _LoopProducer(Producer):
         # on the loop AIOProducer.send_many reports the refusals it does not retry
 
 
-# await send() that need not wait does not suspend, so a task sending in a tight loop would
-# keep the loop from every other task until the buffer fills; every this many sends it yields
-# once (before appending: a send cancelled there sent nothing). ~10 us per yield, so ~0.02 us
-# per record, and no stall longer than these sends take (well under a millisecond).
-SENDS_PER_YIELD = 512
-
-
 class _Unbound:
     """The gate of a producer not bound to a loop yet: every send takes the slow path, which
     binds it."""
@@ -97,7 +92,7 @@ class _Unbound:
 _UNBOUND: Any = _Unbound()
 
 
-class AIOProducer:
+class AIOProducer(AsyncSendMethods):
     """A Kafka producer for asyncio: the settings, partitioners, idempotence and transactions
     of ``kengine.Producer`` (same settings table), with coroutines instead of blocking calls.
 
@@ -123,6 +118,10 @@ class AIOProducer:
         self._bridge: LoopBridge | None = None
         self._send = self._producer.send
         self._send_many = self._producer.send_many
+        # send() (AsyncSendMethods, compiled) appends through the inner producer's send path
+        # when it need not wait; these make it take the waiting path instead
+        self._send_path = self._producer._send_path
+        self._retry_errors = (BufferFullError, _MetadataPending, _SerializersPending)
         # Serializers that may block on a topic's first record (a registry lookup) say so with
         # prepare(topic); then every send checks the topic was prepared (a set lookup: the
         # producers without such serializers pay nothing).
@@ -131,11 +130,12 @@ class AIOProducer:
                                     for name in ("key.serializer", "value.serializer")
                                     if not isinstance(self.config[name], str))
             if callable(prepare))
-        self._prepared: set[str] = set()   # loop thread: topics whose serializers are ready
+        #: loop thread: topics whose serializers are ready; None when no serializer needs
+        #: preparing (then no send looks)
+        self._prepared: set[str] | None = set() if self._preparers else None
         if self._preparers:
             self._send, self._send_many = self._checked(self._send, self._send_many)
         self._closed = False
-        self._sends_to_yield = SENDS_PER_YIELD   # loop thread
 
     # ------------------------------------------------------------------ the event loop
 
@@ -172,6 +172,7 @@ class AIOProducer:
         """send and send_many, refusing (before anything is serialized) a topic whose
         serializers were not prepared yet."""
         prepared = self._prepared
+        assert prepared is not None
 
         def checked_send(topic: str, *args: Any) -> Any:
             if topic not in prepared:
@@ -195,6 +196,7 @@ class AIOProducer:
             await self._off_loop(prepare)
         except SerializationError:
             return False
+        assert self._prepared is not None
         self._prepared.add(topic)
         return True
 
@@ -215,24 +217,23 @@ class AIOProducer:
 
     # ------------------------------------------------------------------ sending
 
-    async def send(self, topic: str, value: Any = None, key: Any = None,
-                   headers: Any = None, partition: int | None = None,
-                   timestamp_ms: int | None = None,
-                   on_delivery: DeliveryCallback | None = None) -> DeliveryFuture:
-        """Appends one record and returns its DeliveryFuture once it is in a batch; waits (on
-        the loop) for buffer.memory or for the topic's metadata when it must."""
-        # The fast path neither waits nor touches the loop (so it does not look which loop
-        # runs it: ~0.1 us per record); every path that waits checks it is the bound one.
-        self._sends_to_yield -= 1
-        if not self._sends_to_yield:
-            self._sends_to_yield = SENDS_PER_YIELD
+    # send() is AsyncSendMethods.send (kengine_ext/aio_send.pyx): when the record can go into
+    # a batch at once it appends in C and returns an awaitable that is already finished;
+    # otherwise it returns this coroutine, which waits on the loop and appends when awaited.
+
+    async def _send_later(self, topic: str, value: Any, key: Any, headers: Any,
+                          partition: int | None, timestamp_ms: int | None,
+                          on_delivery: DeliveryCallback | None,
+                          yield_first: bool) -> DeliveryFuture:
+        if yield_first:   # before appending: a send cancelled here sent nothing
             await asyncio.sleep(0)
+        fut: DeliveryFuture | None = None
         if self._gate.idle:
             try:
                 fut = self._send(topic, value, key, headers, partition, timestamp_ms)
             except (BufferFullError, _MetadataPending, _SerializersPending):
-                fut = await self._send_slow(topic, value, key, headers, partition, timestamp_ms)
-        else:   # others wait for memory: this one goes behind them
+                pass
+        if fut is None:   # wait for memory (behind those already waiting) or metadata
             fut = await self._send_slow(topic, value, key, headers, partition, timestamp_ms)
         if on_delivery is not None:
             self._on_loop(fut, on_delivery)

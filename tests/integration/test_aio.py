@@ -20,6 +20,7 @@ from kengine.errors import (
     KafkaTimeoutError,
     SerializationError,
 )
+from kengine_ext import ReadySend
 from tests.support.loops import LOOPS, LagProbe, run
 from tests.support.readback import read_all
 
@@ -257,6 +258,43 @@ def test_transactions_through_the_coroutines(kafka, topic_factory, loop_kind):
 
     run(loop_kind, main)
     check_readback(kafka.bootstrap_servers, topic, 1000, 10, read_committed=True)
+
+
+def test_send_passes_for_a_coroutine_and_raises_only_when_awaited(kafka, topic_factory,
+                                                                 loop_kind):
+    """send() is a plain method: it appends at once when it can and returns a finished
+    awaitable, else the coroutine that waits. Either must work wherever asyncio takes a
+    coroutine (create_task, gather, wait_for), and an error must come out of the await, never
+    out of the call, as it would from an async def."""
+    topic = topic_factory(kafka, partitions=3)
+    unseen = topic_factory(kafka, partitions=1)
+
+    async def main():
+        async with AIOProducer(bootstrap_servers=kafka.bootstrap_servers, linger_ms=5) as p:
+            await p.send_and_wait(topic, b"0:0", key=b"a")   # its metadata is known now
+            ready = p.send(topic, b"0:1", key=b"a")
+            assert isinstance(ready, ReadySend)   # appended already
+            task = asyncio.create_task(ready)
+            gathered = await asyncio.gather(*(p.send(topic, b"0:%d" % i, key=b"a")
+                                              for i in range(2, 102)))
+            waited = await asyncio.wait_for(p.send(topic, b"0:102", key=b"a"), 30)
+            first = await task
+            bad = p.send(topic, object(), key=b"a")   # no exception here ...
+            with pytest.raises(SerializationError, match="object"):
+                await bad                               # ... but here
+            # a topic whose metadata the producer has not asked for yet: the coroutine that
+            # waits for it, through create_task too
+            waits = p.send(unseen, b"0:0", key=b"a")
+            assert asyncio.iscoroutine(waits) and not isinstance(waits, ReadySend)
+            late = asyncio.create_task(waits)
+            later = await (await late)
+            mds = [await f for f in [first, *gathered, waited]]
+            return mds, later
+
+    mds, later = run(loop_kind, main)
+    assert [m.offset for m in mds] == sorted(m.offset for m in mds)
+    assert later.topic == unseen
+    check_readback(kafka.bootstrap_servers, topic, 103, 1)
 
 
 def test_sync_futures_are_awaitable_in_mixed_code(kafka, topic_factory, loop_kind):
