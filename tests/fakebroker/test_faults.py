@@ -239,7 +239,10 @@ def test_seeded_chaos_with_fatal_errors_finishes_every_record_with_a_typed_outco
 
 
 def test_acks_zero_loses_what_a_dropped_connection_swallowed_and_carries_on():
-    with FakeBroker({"t": 1}) as broker, producer(broker, acks=0) as p:
+    # a long linger keeps the 20 records in one batch until flush(): one request, the one
+    # the fault swallows (with linger 0 a loaded machine could send them in two, and the
+    # second would arrive over the new connection)
+    with FakeBroker({"t": 1}) as broker, producer(broker, acks=0, linger_ms=60_000) as p:
         broker.inject(Fault(drop="before", times=1))
         lost = [p.send("t", b"lost-%d" % i) for i in range(20)]
         p.flush(30)

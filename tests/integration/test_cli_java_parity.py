@@ -13,6 +13,7 @@ import pytest
 
 from kengine.localkafka import KafkaCluster
 from tests.integration.test_cli import kengine
+from tests.support.kafka_tools import run_tool
 from tests.support.readback import read_all
 
 JAVA_TOOLS = {"produce": "org.apache.kafka.tools.ConsoleProducer",
@@ -21,11 +22,7 @@ JAVA_TOOLS = {"produce": "org.apache.kafka.tools.ConsoleProducer",
 
 def java_tool(kafka: KafkaCluster, command: str, *args: str,
               stdin: bytes = b"") -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(
-        [kafka.kafka.java, "-Xmx256m", "-cp", kafka.kafka.classpath, JAVA_TOOLS[command],
-         *args], input=stdin, capture_output=True, timeout=180, check=False)
-    return subprocess.CompletedProcess(proc.args, proc.returncode, proc.stdout.decode(),
-                                       proc.stderr.decode())
+    return run_tool(kafka, JAVA_TOOLS[command], *args, stdin=stdin)
 
 
 def both(kafka: KafkaCluster, command: str, args_for: Any, stdin: bytes = b"",

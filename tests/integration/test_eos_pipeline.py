@@ -33,6 +33,7 @@ from confluent_kafka import Consumer, TopicPartition
 
 from kengine import Producer
 from tests.support.eos_worker import SESSION_TIMEOUT_MS
+from tests.support.kafka_tools import run_tool
 from tests.support.log_dump import describe, dump_partition, summary
 from tests.support.readback import read_all
 from tests.support.txn_coordinator import transaction_coordinator
@@ -199,12 +200,9 @@ def _wait_member_removed(cluster, group: str, member_id: str) -> None:
     deadline = time.monotonic() + 120 + SESSION_TIMEOUT_MS / 1000
     out = ""
     while time.monotonic() < deadline:
-        run = subprocess.run(
-            [cluster.kafka.java, "-cp", cluster.kafka.classpath,
-             "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand",
-             "--bootstrap-server", cluster.bootstrap_servers, "--describe", "--members",
-             "--group", group],
-            capture_output=True, text=True, timeout=120, check=False)
+        run = run_tool(cluster, "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand",
+                       "--bootstrap-server", cluster.bootstrap_servers, "--describe",
+                       "--members", "--group", group, timeout=120)
         out = run.stdout + run.stderr
         members = {word for line in out.splitlines() for word in line.split()
                    if word.startswith("rdkafka-")}

@@ -2,7 +2,6 @@
 throttling, and the Prometheus collector scraped over HTTP."""
 from __future__ import annotations
 
-import subprocess
 import threading
 import time
 import urllib.request
@@ -14,6 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from kengine import Producer
 from kengine.localkafka import KafkaCluster
 from kengine.prometheus import register
+from tests.support.kafka_tools import run_tool
 from tests.support.readback import read_all
 from tests.support.wait import wait_until
 
@@ -102,12 +102,9 @@ def test_stats_callback_runs_on_the_sender_thread_every_interval(kafka: KafkaClu
 def test_broker_throttling_shows_in_metrics(kafka: KafkaCluster, topic: str) -> None:
     client_id = f"throttled-{time.monotonic_ns()}"
     # a produce quota of 10 KB/s for this client id only, through Kafka's own tool
-    subprocess.run([kafka.kafka.java, "-Xmx256m", "-XX:TieredStopAtLevel=1", "-cp",
-                    kafka.kafka.classpath, "org.apache.kafka.tools.ConfigCommand",
-                    "--bootstrap-server", kafka.bootstrap_servers, "--alter", "--add-config",
-                    "producer_byte_rate=10000", "--entity-type", "clients", "--entity-name",
-                    client_id], check=True, capture_output=True, stdin=subprocess.DEVNULL,
-                   timeout=120)
+    run_tool(kafka, "org.apache.kafka.tools.ConfigCommand", "--bootstrap-server",
+             kafka.bootstrap_servers, "--alter", "--add-config", "producer_byte_rate=10000",
+             "--entity-type", "clients", "--entity-name", client_id, timeout=120, check=True)
     with producer(kafka, client_id=client_id, max_in_flight_requests_per_connection=1) as p:
         deadline = time.monotonic() + 90
         # NaN (no response yet) > 0 is False too; the quota may take a moment to apply

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import subprocess
 from collections import Counter, defaultdict
 
 import pytest
@@ -15,6 +14,7 @@ import kengine_ext
 from kengine import Producer
 from kengine.errors import PartitionerError
 from kengine.partitioners import encode_composite_key, salted_subkeys
+from tests.support.kafka_tools import run_tool
 from tests.support.readback import read_all
 
 # Text keys the console producer can carry (no tab, no newline): ASCII, multi-byte UTF-8, long.
@@ -43,12 +43,9 @@ def test_keyed_records_of_kengine_and_kafkas_console_producer_share_partitions(k
             p.send(topic, b"kengine-%d" % i, key=key)
         p.flush(60)
     lines = "".join(f"{key}\tconsole-{i}\n" for i, key in enumerate(KEYS))
-    subprocess.run(
-        [kafka.kafka.java, "-Xmx256m", "-cp", kafka.kafka.classpath,
-         "org.apache.kafka.tools.ConsoleProducer", "--bootstrap-server", kafka.bootstrap_servers,
-         "--topic", topic, "--reader-property", "parse.key=true",
-         "--reader-property", "key.separator=\t"],
-        input=lines.encode(), capture_output=True, check=True, timeout=180)
+    run_tool(kafka, "org.apache.kafka.tools.ConsoleProducer", "--bootstrap-server",
+             kafka.bootstrap_servers, "--topic", topic, "--reader-property", "parse.key=true",
+             "--reader-property", "key.separator=\t", stdin=lines.encode(), check=True)
     records = read_all(kafka.bootstrap_servers, topic, at_least=2 * len(KEYS))
     assert len(records) == 2 * len(KEYS)
     ours = partitions_by_key(records, b"kengine-")

@@ -9,10 +9,10 @@ producer and which transaction wrote a duplicated or missing record.
 from __future__ import annotations
 
 import re
-import subprocess
 from dataclasses import dataclass
 
 from kengine.localkafka import KafkaCluster
+from tests.support.kafka_tools import run_tool
 
 __all__ = ["Batch", "dump_partition", "describe", "summary"]
 
@@ -47,11 +47,9 @@ def dump_partition(cluster: KafkaCluster, topic: str, partition: int,
     segments = sorted(str(p) for p in directory.glob("*.log"))
     if not segments:
         raise AssertionError(f"node {node} has no segments in {directory}")
-    out = subprocess.run(
-        [cluster.kafka.java, "-cp", cluster.kafka.classpath,
-         "org.apache.kafka.tools.DumpLogSegments", "--deep-iteration", "--print-data-log",
-         "--files", ",".join(segments)],
-        capture_output=True, text=True, timeout=300, check=True).stdout
+    out = run_tool(cluster, "org.apache.kafka.tools.DumpLogSegments", "--deep-iteration",
+                   "--print-data-log", "--files", ",".join(segments), timeout=300,
+                   check=True).stdout
     batches: list[Batch] = []
     for line in out.splitlines():
         m = _BATCH.search(line)
