@@ -38,6 +38,10 @@ def _parser() -> argparse.ArgumentParser:
                    "curves; --only picks phases)")
     p.add_argument("--only", default=",".join(PHASES),
                    help=f"comma-separated phases to run, of {', '.join(PHASES)} (default: all)")
+    p.add_argument("--scenarios", default="",
+                   help="comma-separated parts of scenario ids: run only the scenarios of the "
+                        "chosen phases whose id contains one (e.g. single-5000p); the "
+                        "results then hold those alone")
     p.add_argument("--out", type=Path, default=None,
                    help="results directory (default: benchmarks/results, or "
                         "benchmarks/results/quick with --quick)")
@@ -62,6 +66,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"--only: unknown phase(s) {', '.join(unknown)}; choose from {', '.join(PHASES)}",
               file=sys.stderr)
         return 2
+    wanted = [w.strip() for w in args.scenarios.split(",") if w.strip()]
+    if wanted:
+        plan = dataclasses.replace(plan, scenarios=tuple(
+            s for s in plan.scenarios if any(w in s.id for w in wanted)))
+        if not any(s.kind in phases for s in plan.scenarios):
+            print(f"--scenarios: no scenario of the phases {', '.join(phases)} has an id "
+                  f"containing {' or '.join(wanted)}", file=sys.stderr)
+            return 2
     _check_extension()
     return _run(plan, phases, out, args.keep_workdir, argv)
 

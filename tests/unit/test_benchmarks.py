@@ -109,6 +109,31 @@ def test_slow_peers_send_their_share_and_warm_up_less() -> None:
     assert small.warmup_for(CLIENTS["kafka-python"], 10_000) == 200
 
 
+def test_the_warm_up_writes_to_nearly_every_partition_the_measured_records_reach() -> None:
+    """A broker's first write to each partition of a new topic is slow; the 5,000-partition
+    point's 5,000 warm-up records reached 63% of its partitions, so the measured window paid
+    for the rest. The warm-up now covers 4 records per partition, up to the key space."""
+    wide = next(s for s in QUICK.scenarios if s.kind == "scaling" and s.layout == "single-5000p")
+    for name in wide.clients:
+        assert wide.warmup_for(CLIENTS[name], QUICK.warmup_records) == wide.key_space == 20_000
+    reached = {partition_for_key(k, 5000) for k in keys(wide.key_space)}
+    assert len(reached) == 4896   # one period of the keys reaches 98% of them (Java murmur2)
+    few = next(s for s in QUICK.scenarios if s.kind == "scaling" and s.layout == "single-1000p")
+    assert few.warmup_for(CLIENTS["kengine-send"], QUICK.warmup_records) == 5_000
+
+
+def test_scenarios_picks_scenarios_by_part_of_their_id(monkeypatch, tmp_path) -> None:
+    import benchmarks.cli as cli
+    chosen: list[Plan] = []
+    monkeypatch.setattr(cli, "_run", lambda plan, *a: chosen.append(plan) or 0)
+    assert cli.main(["--quick", "--only", "scaling", "--scenarios", "single-5000p",
+                     "--out", str(tmp_path)]) == 0
+    (plan,) = chosen
+    assert [s.layout for s in plan.scenarios if s.kind == "scaling"] == ["single-5000p"]
+    assert cli.main(["--quick", "--only", "scaling", "--scenarios", "no-such-point",
+                     "--out", str(tmp_path)]) == 2
+
+
 def test_latency_scenarios_warm_up_for_one_second_at_their_rate() -> None:
     s = next(s for s in FULL.scenarios if s.kind == "latency")
     assert s.warmup_for(CLIENTS["confluent-kafka"], 10_000) == s.rate_per_s
