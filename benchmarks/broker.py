@@ -21,6 +21,8 @@ The topic is then deleted, so long runs do not fill the disk.
 """
 from __future__ import annotations
 
+import os
+import re
 import socket
 import time
 import uuid
@@ -220,6 +222,27 @@ class BenchKafka:
         futures = self._admin.delete_topics(topics, operation_timeout=60, request_timeout=70)
         for f in futures.values():
             f.result(timeout=120)
+        self._wait_files_gone(topics)
+
+    def _wait_files_gone(self, topics: list[str], timeout: float = 600) -> None:
+        """Waits until no broker holds a directory of ``topics``' partitions any more.
+        Deleting a topic returns before the brokers remove its partitions' files (renamed
+        ``<topic>-<p>.<id>-delete``, removed file.delete.delay.ms later); for a topic of 5,000
+        partitions that removal kept the machine busy for a minute or more, in the window of
+        whichever run came next."""
+        pattern = re.compile("|".join(rf"{re.escape(t)}-\d+(\.[0-9a-f]+-delete)?" for t in topics))
+        dirs = [self.cluster.data_dir(n) for n in self.cluster.nodes]
+        deadline = time.monotonic() + timeout
+        while True:
+            left = sum(1 for d in dirs if d.is_dir() for e in os.scandir(d)
+                       if pattern.fullmatch(e.name))
+            if not left:
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{left} partition directories of deleted topic(s) "
+                                   f"{', '.join(topics)} still on the brokers {timeout:.0f} s "
+                                   f"after the deletion")
+            time.sleep(0.5)
 
     # -- checks ------------------------------------------------------------------------------
 
