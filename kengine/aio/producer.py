@@ -63,6 +63,11 @@ class _SerializersPending(Exception):
     retry."""
 
 
+#: what an append on the loop raises when the send must wait (memory, metadata, a
+#: serializer's prepare()) and try again: the compiled send() and _send_later() both use it
+_WAIT_AND_RETRY = (BufferFullError, _MetadataPending, _SerializersPending)
+
+
 class _LoopProducer(Producer):
     """The synchronous producer underneath, told which thread is the event loop's: there the
     up-calls that would block (metadata waits) raise instead, and send_many()'s refusals for
@@ -121,7 +126,7 @@ class AIOProducer(AsyncSendMethods):
         # send() (AsyncSendMethods, compiled) appends through the inner producer's send path
         # when it need not wait; these make it take the waiting path instead
         self._send_path = self._producer._send_path
-        self._retry_errors = (BufferFullError, _MetadataPending, _SerializersPending)
+        self._retry_errors = _WAIT_AND_RETRY
         # Serializers that may block on a topic's first record (a registry lookup) say so with
         # prepare(topic); then every send checks the topic was prepared (a set lookup: the
         # producers without such serializers pay nothing).
@@ -231,7 +236,7 @@ class AIOProducer(AsyncSendMethods):
         if self._gate.idle:
             try:
                 fut = self._send(topic, value, key, headers, partition, timestamp_ms)
-            except (BufferFullError, _MetadataPending, _SerializersPending):
+            except _WAIT_AND_RETRY:
                 pass
         if fut is None:   # wait for memory (behind those already waiting) or metadata
             fut = await self._send_slow(topic, value, key, headers, partition, timestamp_ms)
