@@ -51,8 +51,18 @@ _SAMPLE_TIMEOUT_S = 30.0
 # reading a whole topic: 1M records take a few seconds; a minute more is generous
 _READ_ALL_TIMEOUT_S = 120.0
 
-# Broker settings on top of the harness defaults: deleted topics free their disk at once.
-_BROKER_CONFIG = {"file.delete.delay.ms": 1000}
+# Broker settings on top of the harness defaults, the same for every client:
+# * deleted topics free their disk at once;
+# * each partition's offset and time index is preallocated as a sparse file of
+#   log.index.size.max.bytes (10 MiB by default) and mmapped. On this machine's ext4 the first
+#   write into such a file costs 2-40 ms, against 0.04 ms for a 64 KiB one, and a broker writes
+#   into both when a partition of a new topic gets its first records: on a new 5,000-partition
+#   topic that took ~100 s of broker CPU for 205,000 records, every client at ~2,000 records/s
+#   (kengine 1,627-2,319, confluent-kafka 2,026-2,091, a fresh broker per run; 42,000-70,000
+#   with 64 KiB indexes). A benchmark of clients should not measure that, so the indexes are
+#   64 KiB (5,461 time-index entries, one per 4 KiB appended: a segment rolls after ~22 MB
+#   instead of 1 GB).
+_BROKER_CONFIG = {"file.delete.delay.ms": 1000, "log.index.size.max.bytes": 65536}
 
 
 @dataclass
