@@ -56,6 +56,8 @@ cdef class PartitionQueue:
     # by the sender thread (seal()); read by send threads.
     cdef readonly Py_ssize_t open_bytes
     cdef bint listed                         # GIL; in its accumulator's _active list
+    cdef int32_t in_flight_batches           # GIL; drained batches not yet answered (drain() adds,
+                                             # landed() takes away)
 
 
 @cython.final
@@ -135,3 +137,4 @@ cdef class RecordAccumulator:
     cdef int wake_for(self, ProducerBatch b) except -1
     cdef Py_ssize_t batch_bytes_for(self, PartitionQueue q, Py_ssize_t record_bytes) noexcept
     cdef bint sendable(self, ProducerBatch b, int64_t now) noexcept
+    cdef int landed(self, ProducerBatch b) except -1

@@ -418,7 +418,12 @@ cdef class RecordAccumulator:
     cdef bint sendable(self, ProducerBatch b, int64_t now) noexcept:
         if b.retry_at_ms > now:
             return False
-        if b.closed or self._flushes > 0 or self._draining_all:
+        if b.closed:
+            return True
+        if b.queue.in_flight_batches > 0 and not self._draining_all:
+            # the partition's open batch fills until its previous batch is answered
+            return False
+        if self._flushes > 0 or self._draining_all:
             return True
         if self.memory._waiters > 0:
             # a send waits for buffer.memory: what is queued goes now, to give it back sooner
@@ -448,6 +453,8 @@ cdef class RecordAccumulator:
                 continue
             if self.sendable(b, now):
                 nodes.add(q.leader_id)
+            elif not b.closed and q.in_flight_batches > 0 and b.retry_at_ms <= now:
+                continue   # held: the answer to the partition's batch in flight wakes the sender
             else:
                 d = b.retry_at_ms - now if b.retry_at_ms > now else b.created_ms + self._linger_ms - now
                 if delay < 0 or d < delay:
@@ -514,6 +521,7 @@ cdef class RecordAccumulator:
                 b.next = None
                 b.closed = True
                 b.in_flight = True
+                q.in_flight_batches += 1
                 b.attempts += 1
                 q.batch_count -= 1
                 q.queued_bytes -= b.builder._uncompressed_bytes if b.builder._built else b.builder._size_bytes
@@ -563,6 +571,13 @@ cdef class RecordAccumulator:
                         t.compression_ratio = max(est - RATIO_IMPROVING_STEP, observed)
         return memoryview(builder)
 
+    cdef int landed(self, ProducerBatch b) except -1:
+        """b is no longer in flight: answered, failed, to be resent or split."""
+        if b.in_flight:
+            b.in_flight = False
+            b.queue.in_flight_batches -= 1
+        return 0
+
     def complete(self, ProducerBatch b, int64_t base_offset=-1, int64_t log_append_time_ms=-1,
                  error=None, record_errors=None):
         """Finishes a batch: stores the outcome, frees its memory, wakes its waiters and runs
@@ -574,7 +589,7 @@ cdef class RecordAccumulator:
         self._incomplete.discard(b)
         self.memory.release(b.reserved_bytes)
         b.reserved_bytes = 0
-        b.in_flight = False
+        self.landed(b)
         b.finish(base_offset, log_append_time_ms, error, record_errors)
         futs = b.take_callback_futures()
         if futs is not None:
@@ -588,7 +603,7 @@ cdef class RecordAccumulator:
         it cannot go first anyway, and a backoff of its own would only add to the earlier
         batch's (its error, OUT_OF_ORDER_SEQUENCE_NUMBER, echoed the earlier failure)."""
         cdef ProducerBatch prev
-        b.in_flight = False
+        self.landed(b)
         b.retry_at_ms = retry_at_ms
         prev = self.requeue_chain(b.queue, b, b, 1,
                                   -1 if self.sequences is None else self.sequences.order_of(b))
@@ -727,7 +742,7 @@ cdef class RecordAccumulator:
         self.memory.take(charged)
         self.memory.release(b.reserved_bytes)
         b.reserved_bytes = 0
-        b.in_flight = False
+        self.landed(b)
         b.closed = True
         b.hand_over(pieces)     # last: futures that follow it find the pieces complete
         return list(pieces)
@@ -849,6 +864,8 @@ cdef class RecordAccumulator:
             if self.sendable(b, now):
                 timeout_ms = 0
                 break
+            if not b.closed and q.in_flight_batches > 0 and b.retry_at_ms <= now:
+                continue   # held until its partition's batch in flight is answered
             d = b.retry_at_ms - now if b.retry_at_ms > now else b.created_ms + self._linger_ms - now
             if d < timeout_ms:
                 timeout_ms = d

@@ -82,13 +82,19 @@ class Core:
 
 
 def drain_all(core: Core, now: int | None = None) -> list[k.ProducerBatch]:
-    """Drains every sendable batch led by node 0 or 1 (linger long past), in drain order;
-    the batches are in flight, not completed."""
+    """Drains every sendable batch led by node 0 or 1 (linger long past), in drain order, as
+    close() does: a partition's open batch goes even while its earlier batch is in flight
+    (the sender otherwise holds it until that batch is answered). The batches are in
+    flight, not completed."""
     now = k.monotonic_ms() + 10_000 if now is None else now
     out: list[k.ProducerBatch] = []
-    while True:
-        got = core.acc.drain({0, 1}, 1 << 30, now)
-        if not got:
-            return out
-        for batches in got.values():
-            out.extend(batches)
+    core.acc.set_draining_all(True)
+    try:
+        while True:
+            got = core.acc.drain({0, 1}, 1 << 30, now)
+            if not got:
+                return out
+            for batches in got.values():
+                out.extend(batches)
+    finally:
+        core.acc.set_draining_all(False)

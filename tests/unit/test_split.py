@@ -332,6 +332,7 @@ def test_pieces_take_over_the_sequences_and_later_batches_wait_behind_them():
     core.send("t", b"first", partition=0)
     (first,) = drain_all(core)
     ack(core, first)                           # the broker knows this producer now
+    core.acc.set_draining_all(True)   # several small batches in flight: see drain_all()
     sent = []
     for n in (40, 10):          # two batches in flight: sequences 1-40 and 41-50
         for i in range(n):
@@ -431,6 +432,7 @@ def test_pieces_of_a_later_split_queue_behind_the_pieces_of_an_earlier_one():
     core.send("t", b"first", partition=0)
     (first,) = drain_all(core)
     ack(core, first)                           # the broker knows this producer now
+    core.acc.set_draining_all(True)   # several small batches in flight: see drain_all()
     sent = []
     for n in (30, 30):
         for i in range(n):
