@@ -569,7 +569,7 @@ def test_an_open_batch_waits_for_its_partitions_batch_in_flight_and_then_takes_a
     """A partition's open batch is held while its previous batch is unanswered, past linger.ms
     and through a flush: when the broker is slow, records gather into one batch instead of a
     batch each per request (on a new 5,000-partition topic, 1-2 records per batch and
-    55,000-63,000 records/s before; 91,000-308,000 after)."""
+    54,000-63,000 records/s before; 91,000-308,000 after)."""
     core = Core({"t": 1}, linger_ms=0)
     core.send("t", b"a")
     now = k.monotonic_ms() + 1
