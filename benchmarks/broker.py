@@ -27,6 +27,7 @@ import socket
 import time
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
@@ -41,7 +42,7 @@ from kengine_ext import decode_response, encode_request, partition_for_key
 if TYPE_CHECKING:
     from typing_extensions import Self
 
-__all__ = ["BenchKafka", "Verification"]
+__all__ = ["BenchKafka", "Verification", "process_cpu_s", "wait_partitions_loaded"]
 
 _DESCRIBE_PRODUCERS = 61
 _SAMPLE_PER_PARTITION = 50
@@ -63,6 +64,42 @@ _READ_ALL_TIMEOUT_S = 120.0
 #   64 KiB (5,461 time-index entries, one per 4 KiB appended: a segment rolls after ~22 MB
 #   instead of 1 GB).
 _BROKER_CONFIG = {"file.delete.delay.ms": 1000, "log.index.size.max.bytes": 65536}
+
+
+def wait_partitions_loaded(consumer: Consumer, partitions: list[TopicPartition], what: str,
+                           timeout: float) -> None:
+    """Returns once every partition's leader answers ListOffsets for it, that is once the
+    broker has loaded the partition's log. Metadata names a leader before that: until then
+    produce requests get NOT_LEADER_OR_FOLLOWER, and a run started then measures the topic's
+    creation, not the client."""
+    deadline = time.monotonic() + timeout
+    waiting = partitions
+    while waiting:
+        left = []
+        # librdkafka answers "unknown partition" for topics its metadata has not seen,
+        # and does not look them up by itself: ask for them
+        for name in sorted({tp.topic for tp in waiting}):
+            try:
+                consumer.list_topics(name, timeout=10)
+            except KafkaException:
+                break   # a broker busy creating partitions: ask again next time round
+        for tp in waiting:
+            try:   # ListOffsets: answered by the leader once it holds the partition
+                consumer.get_watermark_offsets(tp, timeout=10)
+            except KafkaException:
+                left.append(tp)
+        waiting = left
+        if waiting:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{len(waiting)} partition(s) of {what} still refuse "
+                                   f"requests {timeout:.0f} s after they were created")
+            time.sleep(0.2)
+
+
+def process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process (a broker's JVM), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 @dataclass
@@ -201,28 +238,8 @@ class BenchKafka:
         return sent - left, time.monotonic() - started
 
     def _wait_ready(self, partitions: list[TopicPartition], what: str) -> None:
-        deadline = time.monotonic() + 180
-        waiting = partitions
-        while waiting:
-            left = []
-            # librdkafka answers "unknown partition" for topics its metadata has not seen,
-            # and does not look them up by itself: ask for them
-            for name in sorted({tp.topic for tp in waiting}):
-                try:
-                    self._consumer.list_topics(name, timeout=10)
-                except KafkaException:
-                    break   # a broker busy creating partitions: ask again next time round
-            for tp in waiting:
-                try:   # ListOffsets: answered by the leader once it holds the partition
-                    self._consumer.get_watermark_offsets(tp, timeout=10)
-                except KafkaException:
-                    left.append(tp)
-            waiting = left
-            if waiting:
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"{len(waiting)} partition(s) of {what} still refuse "
-                                       "requests 180 s after they were created")
-                time.sleep(0.2)
+        assert self._consumer is not None, "_wait_ready() after close()"
+        wait_partitions_loaded(self._consumer, partitions, what, timeout=180)
 
     def delete_topic(self, topic: str) -> None:
         self.delete_topics([topic])

@@ -172,12 +172,6 @@ def json_rows_figures(n: int) -> dict[str, float]:
 
 # ---------------------------------------------------------------------- the run (parent)
 
-def _proc_cpu_s(pid: int) -> float:
-    """User + system CPU seconds of a process (the broker's JVM), from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def _file_lane(bootstrap: str, topic: str, path: Path, n: int, codec: str) -> dict[str, Any]:
     """kengine produce --input, measured from outside (the whole command)."""
     env = dict(os.environ)
@@ -265,6 +259,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import pyarrow.parquet as pq
 
+    from benchmarks.broker import process_cpu_s
     from kengine.localkafka import KafkaCluster
 
     if args.json_rows:
@@ -290,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
                     topic = f"columnar-bench-{uuid.uuid4().hex[:8]}"
                     cluster.create_topic(topic, PARTITIONS)
                     try:
-                        broker_cpu = _proc_cpu_s(broker_pid)
+                        broker_cpu = process_cpu_s(broker_pid)
                         if lane == "kengine-produce-input":
                             result = _file_lane(cluster.bootstrap_servers, topic, parquet,
                                                 args.rows, codec)
@@ -306,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
                                 continue
                             result = json.loads(child.stdout.strip().splitlines()[-1])
                         # the broker's CPU over the run (its window includes the lane's set-up)
-                        result["broker_cpu_s"] = _proc_cpu_s(broker_pid) - broker_cpu
+                        result["broker_cpu_s"] = process_cpu_s(broker_pid) - broker_cpu
                         expected = args.rows + WARMUP
                         counted, problems = _check(cluster, topic, expected)
                     finally:

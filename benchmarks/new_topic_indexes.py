@@ -110,11 +110,6 @@ def run_client(client: str, bootstrap: str, topic: str, partitions: int, n: int)
     return {"wall_s": wall, "cpu_s": cpu, "started": t0}
 
 
-def _proc_cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def _end_offsets(bootstrap: str, topic: str, partitions: int) -> int:
     from confluent_kafka import Consumer, TopicPartition
 
@@ -127,34 +122,11 @@ def _end_offsets(bootstrap: str, topic: str, partitions: int) -> int:
         consumer.close()
 
 
-def _wait_loaded(bootstrap: str, topic: str, partitions: int) -> None:
-    """Until every partition's leader answers ListOffsets for it (its log exists)."""
-    from confluent_kafka import Consumer, KafkaException, TopicPartition
-
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"wait-{uuid.uuid4().hex}",
-                         "log_level": 0})
-    deadline = time.monotonic() + 300
-    waiting = list(range(partitions))
-    try:
-        while waiting:
-            left = []
-            for p in waiting:
-                try:
-                    consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
-                except KafkaException:
-                    left.append(p)
-            waiting = left
-            if waiting:
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"{len(waiting)} partitions of {topic} not loaded "
-                                       "after 300 s")
-                time.sleep(0.5)
-    finally:
-        consumer.close()
-
-
 def one_run(index_bytes: int | None, client: str, partitions: int, records: int,
             work: Path) -> dict[str, Any]:
+    from confluent_kafka import Consumer, TopicPartition
+
+    from benchmarks.broker import process_cpu_s, wait_partitions_loaded
     from kengine.localkafka import KafkaCluster
 
     config: dict[str, Any] = {} if index_bytes is None else \
@@ -162,9 +134,15 @@ def one_run(index_bytes: int | None, client: str, partitions: int, records: int,
     with KafkaCluster(1, work / f"kafka-{uuid.uuid4().hex[:6]}", broker_config=config) as cluster:
         topic = f"new-{uuid.uuid4().hex[:8]}"
         cluster.create_topic(topic, partitions, timeout=300)
-        _wait_loaded(cluster.bootstrap_servers, topic, partitions)
+        waiter = Consumer({"bootstrap.servers": cluster.bootstrap_servers,
+                           "group.id": f"wait-{uuid.uuid4().hex}", "log_level": 0})
+        try:
+            wait_partitions_loaded(waiter, [TopicPartition(topic, p) for p in range(partitions)],
+                                   topic, timeout=300)
+        finally:
+            waiter.close()
         (broker,) = cluster.pids().values()
-        broker_cpu = _proc_cpu_s(broker)
+        broker_cpu = process_cpu_s(broker)
         child = subprocess.run(
             [sys.executable, "-m", "benchmarks.new_topic_indexes", "--client", client,
              "--bootstrap", cluster.bootstrap_servers, "--topic", topic,
@@ -173,7 +151,7 @@ def one_run(index_bytes: int | None, client: str, partitions: int, records: int,
         if child.returncode != 0:
             raise RuntimeError(f"{client} run failed: {child.stderr[-2000:]}")
         result: dict[str, Any] = json.loads(child.stdout.strip().splitlines()[-1])
-        result["broker_cpu_s"] = _proc_cpu_s(broker) - broker_cpu
+        result["broker_cpu_s"] = process_cpu_s(broker) - broker_cpu
         counted = _end_offsets(cluster.bootstrap_servers, topic, partitions)
     expected = records + partitions
     if counted != expected:

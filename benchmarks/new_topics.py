@@ -57,21 +57,13 @@ def _wait_writable(bootstrap: str, names: list[str]) -> None:
     (KRaft publishes the metadata first): produce requests get NOT_LEADER_OR_FOLLOWER until it
     has. Wait until the leader answers ListOffsets for every partition, so that the timed part
     measures the client, not topic creation."""
-    from confluent_kafka import KafkaException
+    from benchmarks.broker import wait_partitions_loaded
 
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"nt-{uuid.uuid4().hex}",
                          "log_level": 0})
     try:
-        deadline = time.monotonic() + 300
-        for name in names:
-            while True:
-                try:
-                    consumer.get_watermark_offsets(TopicPartition(name, 0), timeout=10)
-                    break
-                except KafkaException:
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.1)
+        wait_partitions_loaded(consumer, [TopicPartition(n, 0) for n in names],
+                               f"{len(names)} new topics", timeout=300)
     finally:
         consumer.close()
 
