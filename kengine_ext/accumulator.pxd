@@ -137,4 +137,5 @@ cdef class RecordAccumulator:
     cdef int wake_for(self, ProducerBatch b) except -1
     cdef Py_ssize_t batch_bytes_for(self, PartitionQueue q, Py_ssize_t record_bytes) noexcept
     cdef bint sendable(self, ProducerBatch b, int64_t now) noexcept
+    cdef bint held(self, ProducerBatch b) noexcept
     cdef int landed(self, ProducerBatch b) except -1

@@ -420,8 +420,7 @@ cdef class RecordAccumulator:
             return False
         if b.closed:
             return True
-        if b.queue.in_flight_batches > 0 and not self._draining_all:
-            # the partition's open batch fills until its previous batch is answered
+        if self.held(b):
             return False
         if self._flushes > 0 or self._draining_all:
             return True
@@ -453,8 +452,8 @@ cdef class RecordAccumulator:
                 continue
             if self.sendable(b, now):
                 nodes.add(q.leader_id)
-            elif not b.closed and q.in_flight_batches > 0 and b.retry_at_ms <= now:
-                continue   # held: the answer to the partition's batch in flight wakes the sender
+            elif b.retry_at_ms <= now and self.held(b):
+                continue
             else:
                 d = b.retry_at_ms - now if b.retry_at_ms > now else b.created_ms + self._linger_ms - now
                 if delay < 0 or d < delay:
@@ -570,6 +569,12 @@ cdef class RecordAccumulator:
                     elif observed < est:
                         t.compression_ratio = max(est - RATIO_IMPROVING_STEP, observed)
         return memoryview(builder)
+
+    cdef bint held(self, ProducerBatch b) noexcept:
+        """b, its partition's open batch, fills until the partition's batch in flight is
+        answered (unless close() drains everything); that answer wakes the sender, so a held
+        batch sets no wake-up time."""
+        return not b.closed and b.queue.in_flight_batches > 0 and not self._draining_all
 
     cdef int landed(self, ProducerBatch b) except -1:
         """b is no longer in flight: answered, failed, to be resent or split."""
@@ -864,8 +869,8 @@ cdef class RecordAccumulator:
             if self.sendable(b, now):
                 timeout_ms = 0
                 break
-            if not b.closed and q.in_flight_batches > 0 and b.retry_at_ms <= now:
-                continue   # held until its partition's batch in flight is answered
+            if b.retry_at_ms <= now and self.held(b):
+                continue
             d = b.retry_at_ms - now if b.retry_at_ms > now else b.created_ms + self._linger_ms - now
             if d < timeout_ms:
                 timeout_ms = d
