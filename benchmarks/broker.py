@@ -52,8 +52,14 @@ _SAMPLE_TIMEOUT_S = 30.0
 # reading a whole topic: 1M records take a few seconds; a minute more is generous
 _READ_ALL_TIMEOUT_S = 120.0
 
-# Broker settings on top of the harness defaults, the same for every client:
-# * deleted topics free their disk at once;
+# Broker settings on top of the harness defaults, the same for every client; benchmarks that
+# start their own KafkaCluster pass them too:
+# * a deleted topic's files go 1 s after the deletion, not 60 s (log.segment.delete.delay.ms,
+#   the broker's name for the topic setting file.delete.delay.ms), so that a benchmark can wait
+#   for them to go (wait_topic_files_gone) before its next run. Removing a topic of a few GB
+#   costs the broker's writers kernel time: a Dask ingest lane that ran while the previous
+#   lane's 2.2 GB topic was removed spent 14-20 s of broker CPU where one that did not spent
+#   3-8 s, and ran at a third of the rate;
 # * each partition's offset and time index is preallocated as a sparse file of
 #   log.index.size.max.bytes (10 MiB by default) and mmapped. On this machine's ext4 the first
 #   write into such a file costs 2-40 ms, against 0.04 ms for a 64 KiB one, and a broker writes
@@ -63,7 +69,7 @@ _READ_ALL_TIMEOUT_S = 120.0
 #   with 64 KiB indexes). A benchmark of clients should not measure that, so the indexes are
 #   64 KiB (5,461 time-index entries, one per 4 KiB appended: a segment rolls after ~22 MB
 #   instead of 1 GB).
-_BROKER_CONFIG = {"file.delete.delay.ms": 1000, "log.index.size.max.bytes": 65536}
+BROKER_CONFIG = {"log.segment.delete.delay.ms": 1000, "log.index.size.max.bytes": 65536}
 
 
 def wait_partitions_loaded(consumer: Consumer, partitions: list[TopicPartition], what: str,
@@ -128,12 +134,33 @@ class Verification:
     expected_control_records: int | None = None
 
 
+def wait_topic_files_gone(cluster: KafkaCluster, topics: list[str], timeout: float = 600) -> None:
+    """Waits until no broker of ``cluster`` holds a directory of ``topics``' partitions any
+    more. Deleting a topic returns before the brokers remove its partitions' files (renamed
+    ``<topic>-<p>.<id>-delete``, removed log.segment.delete.delay.ms later); removing a topic
+    of 5,000 partitions, or of a few GB, kept the machine busy in the window of whichever run
+    came next."""
+    pattern = re.compile("|".join(rf"{re.escape(t)}-\d+(\.[0-9a-f]+-delete)?" for t in topics))
+    dirs = [cluster.data_dir(n) for n in cluster.nodes]
+    deadline = time.monotonic() + timeout
+    while True:
+        left = sum(1 for d in dirs if d.is_dir() for e in os.scandir(d)
+                   if pattern.fullmatch(e.name))
+        if not left:
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{left} partition directories of deleted topic(s) "
+                               f"{', '.join(topics)} still on the brokers {timeout:.0f} s "
+                               f"after the deletion")
+        time.sleep(0.5)
+
+
 class BenchKafka:
     """A running cluster for one layout. Use as a context manager: closing kills the brokers."""
 
     def __init__(self, layout: Layout) -> None:
         self.layout = layout
-        config: dict[str, Any] = dict(_BROKER_CONFIG)
+        config: dict[str, Any] = dict(BROKER_CONFIG)
         if "min.insync.replicas" in layout.topic_config:
             config["min.insync.replicas"] = layout.topic_config["min.insync.replicas"]
         self.cluster = KafkaCluster(layout.brokers, broker_config=config)
@@ -249,27 +276,7 @@ class BenchKafka:
         futures = self._admin.delete_topics(topics, operation_timeout=60, request_timeout=70)
         for f in futures.values():
             f.result(timeout=120)
-        self._wait_files_gone(topics)
-
-    def _wait_files_gone(self, topics: list[str], timeout: float = 600) -> None:
-        """Waits until no broker holds a directory of ``topics``' partitions any more.
-        Deleting a topic returns before the brokers remove its partitions' files (renamed
-        ``<topic>-<p>.<id>-delete``, removed file.delete.delay.ms later); for a topic of 5,000
-        partitions that removal kept the machine busy for a minute or more, in the window of
-        whichever run came next."""
-        pattern = re.compile("|".join(rf"{re.escape(t)}-\d+(\.[0-9a-f]+-delete)?" for t in topics))
-        dirs = [self.cluster.data_dir(n) for n in self.cluster.nodes]
-        deadline = time.monotonic() + timeout
-        while True:
-            left = sum(1 for d in dirs if d.is_dir() for e in os.scandir(d)
-                       if pattern.fullmatch(e.name))
-            if not left:
-                return
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{left} partition directories of deleted topic(s) "
-                                   f"{', '.join(topics)} still on the brokers {timeout:.0f} s "
-                                   f"after the deletion")
-            time.sleep(0.5)
+        wait_topic_files_gone(self.cluster, topics)
 
     # -- checks ------------------------------------------------------------------------------
 

@@ -259,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import pyarrow.parquet as pq
 
-    from benchmarks.broker import process_cpu_s
+    from benchmarks.broker import BROKER_CONFIG, process_cpu_s, wait_topic_files_gone
     from kengine.localkafka import KafkaCluster
 
     if args.json_rows:
@@ -273,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
     runs: list[dict[str, Any]] = []
     bad = 0
     with tempfile.TemporaryDirectory(prefix="kengine-columnar-bench-") as work, \
-            KafkaCluster(1, Path(work) / "kafka") as cluster:
+            KafkaCluster(1, Path(work) / "kafka", broker_config=BROKER_CONFIG) as cluster:
         parquet = Path(work) / "rows.parquet"
         if "kengine-produce-input" in lanes:
             pq.write_table(_table(0, args.rows + WARMUP), parquet, compression="none",
@@ -305,7 +305,9 @@ def main(argv: list[str] | None = None) -> int:
                         expected = args.rows + WARMUP
                         counted, problems = _check(cluster, topic, expected)
                     finally:
+                        # the next run starts once the broker has removed this run's files
                         cluster.delete_topic(topic)
+                        wait_topic_files_gone(cluster, [topic])
                     result.update(lane=lane, codec=codec, round=round_index + 1,
                                   rows=args.rows, counted=counted, problems=problems,
                                   records_per_s=args.rows / result["wall_s"],
