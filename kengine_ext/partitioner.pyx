@@ -292,10 +292,15 @@ cdef class Partitioning:
         cdef TopicPartitioner tp = t.partitioning
         cdef int32_t p = tp.sticky_partition
         # Java's partitionChanged(): a switch that was put off while the partition's last batch
-        # was filling happens as soon as that batch is full.
+        # was filling happens as soon as that batch is full. Unlike Java, the sticky partition
+        # is also left at once when its leader is past partitioner.availability.timeout.ms:
+        # Java keeps filling it up to 2 x batch.size, and a send loop that waited for
+        # buffer.memory through an outage went on putting unkeyed records there, to expire.
         if p < 0 or p >= t.num_partitions or (
                 tp.sticky_produced_bytes >= self.sticky_batch_bytes
-                and self.queue_full(<PartitionQueue>t.queues[p])):
+                and self.queue_full(<PartitionQueue>t.queues[p])) or (
+                self.unavailable_count > 0
+                and self.leader_unavailable((<PartitionQueue>t.queues[p]).leader_id)):
             p = self.next_partition(t)
             tp.sticky_partition = p
             tp.sticky_produced_bytes = 0

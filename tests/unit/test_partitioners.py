@@ -240,6 +240,27 @@ def test_availability_timeout_skips_a_broker_that_stopped_taking_data():
     assert {0, 2} <= {p for p, *_ in sticky_periods(core, 6000)}
 
 
+def test_unkeyed_records_leave_the_sticky_partition_once_its_broker_is_unavailable():
+    """Java keeps an unavailable broker's sticky partition until it took batch.size bytes (up
+    to 2x); kengine switches on the next unkeyed record, which would otherwise wait out the
+    outage and expire."""
+    core = Core(leaders=(0, 1, 0, 1), batch_size=1024, availability_timeout_ms=100)
+    for _ in range(1000):   # until the sticky partition is one of broker 0's
+        if core.send("t", b"u").partition in (0, 2):
+            break
+    state = core.acc.topic_state("t").partitioning
+    stuck = state.sticky
+    assert stuck in (0, 2) and state.produced_bytes < 1024
+    now = k.monotonic_ms()
+    core.send("t", b"b", partition=1)
+    assert core.acc.ready(now)[0] == {0, 1}
+    core.acc.drain({1}, 1 << 20, now + 150)    # broker 1 takes its data, broker 0 cannot
+    assert 0 in core.acc.ready(now + 150)[0]   # broker 0's data waited 150 ms > 100 ms
+    assert core.partitioning.unavailable_node_ids == (0,)
+    assert core.send("t", b"u").partition in (1, 3)
+    assert state.sticky in (1, 3)
+
+
 def test_availability_timeout_needs_adaptive_partitioning_as_in_java():
     core = Core(leaders=(0, 1, 0, 1), batch_size=1024, availability_timeout_ms=100,
                 adaptive_partitioning=False)
