@@ -42,7 +42,8 @@ from kengine_ext import decode_response, encode_request, partition_for_key
 if TYPE_CHECKING:
     from typing_extensions import Self
 
-__all__ = ["BenchKafka", "Verification", "process_cpu_s", "wait_partitions_loaded"]
+__all__ = ["BROKER_CONFIG", "BenchKafka", "Verification", "process_cpu_s", "wait_partitions_loaded",
+           "wait_topic_files_gone"]
 
 _DESCRIBE_PRODUCERS = 61
 _SAMPLE_PER_PARTITION = 50
@@ -58,8 +59,8 @@ _READ_ALL_TIMEOUT_S = 120.0
 #   the broker's name for the topic setting file.delete.delay.ms), so that a benchmark can wait
 #   for them to go (wait_topic_files_gone) before its next run. Removing a topic of a few GB
 #   costs the broker's writers kernel time: a Dask ingest lane that ran while the previous
-#   lane's 2.2 GB topic was removed spent 14-20 s of broker CPU where one that did not spent
-#   3-8 s, and ran at a third of the rate;
+#   lane's 2.2 GB topic was removed spent 13-20 s of broker CPU where one that did not spent
+#   3-8 s, and ran at a third to a half of the rate;
 # * each partition's offset and time index is preallocated as a sparse file of
 #   log.index.size.max.bytes (10 MiB by default) and mmapped. On this machine's ext4 the first
 #   write into such a file costs 2-40 ms, against 0.04 ms for a 64 KiB one, and a broker writes
