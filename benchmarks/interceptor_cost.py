@@ -12,7 +12,10 @@ rounds as a peer. Lanes run in turn, their order rotated every round, each in a 
 
 Tracing uses OpenTelemetry's SDK (``TracerProvider`` with a ``ParentBased(TraceIdRatioBased)``
 sampler and a ``BatchSpanProcessor``) exporting to a counting exporter that keeps nothing; the
-spans it counted are checked against the sampling ratio. Every topic is read back (counted,
+spans it counted are checked against the sampling ratio. With that sampler send() decides in C
+(kengine/otel/fast_sampling.py); the "decided in Python" lane uses a subclass of ParentBased,
+which send() leaves to the SDK, to show in the same run what the C decision saves. Each lane
+checks which way its producer decided. Every topic is read back (counted,
 sampled) before its figure is printed, then deleted.
 """
 from __future__ import annotations
@@ -31,6 +34,7 @@ from benchmarks.workload import keys, payload_pool
 _COMMON = {"linger.ms": 5, "batch.size": 65536, "acks": "all"}
 LANES = ("kengine, no interceptor", "kengine, one no-op interceptor",
          "kengine, otel 100% sampled", "kengine, otel 1% sampled",
+         "kengine, otel 1% sampled, decided in Python",
          "confluent-kafka produce(), no interceptor")
 
 
@@ -88,12 +92,22 @@ def _lane(name: str, bootstrap: str, topic: str, records: int) -> dict[str, floa
                 exported[0] += len(spans)
                 return SpanExportResult.SUCCESS
 
+        class DecidedInPython(ParentBased):
+            """ParentBased as it is, but a class send() does not decide in C: the lane
+            of the interceptor's Python path, as every sampler took it before."""
+
         ratio = 1.0 if "100%" in name else 0.01
-        provider = TracerProvider(sampler=ParentBased(TraceIdRatioBased(ratio)))
+        sampler_class = DecidedInPython if "in Python" in name else ParentBased
+        provider = TracerProvider(sampler=sampler_class(TraceIdRatioBased(ratio)))
         provider.add_span_processor(BatchSpanProcessor(Counting(), max_queue_size=1 << 16))
         interceptors = [TracingInterceptor(tracer_provider=provider)]
     with Producer({"bootstrap.servers": bootstrap, **_COMMON,
                    "interceptors": interceptors}) as p:
+        in_c = bool(interceptors) and getattr(interceptors[0], "sampling_in_c", False)
+        if "otel" in name and in_c == ("in Python" in name):
+            raise SystemExit(f"{name}: send() decides sampling "
+                             f"{'in C' if in_c else 'in Python'}, not as the lane says "
+                             f"({getattr(interceptors[0], 'sampling_in_c_reason', '')})")
         send = p.send
         cpu0, t0 = time.process_time(), time.perf_counter()
         for i in range(records):
@@ -106,7 +120,38 @@ def _lane(name: str, bootstrap: str, topic: str, records: int) -> dict[str, floa
     if provider is not None:
         provider.shutdown()
     return {"cpu_ns": cpu * 1e9 / records, "loop_ns": loop_s * 1e9 / records,
-            "spans": exported[0]}
+            "spans": exported[0], "sampling_in_c": in_c}
+
+
+def trace_headers(bootstrap: str, topic: str, partitions: int, records: int) -> tuple[int, int]:
+    """Reads ``topic`` back with confluent-kafka: (records with exactly one well-formed
+    ``traceparent`` header, those of them whose sampled flag is on)."""
+    import re
+
+    from confluent_kafka import Consumer, TopicPartition
+    w3c = re.compile(rb"^00-[0-9a-f]{32}-[0-9a-f]{16}-([0-9a-f]{2})$")
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "interceptor-cost",
+                         "enable.auto.commit": False, "enable.partition.eof": True})
+    consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
+    seen = carried = sampled = ended = 0
+    deadline = time.monotonic() + 300
+    try:
+        while ended < partitions and time.monotonic() < deadline:
+            for msg in consumer.consume(num_messages=10_000, timeout=0.5):
+                if msg.error() is not None:
+                    ended += 1   # partition EOF: no other error is expected here
+                    continue
+                seen += 1
+                found = [v for k, v in (msg.headers() or []) if k == "traceparent"]
+                m = w3c.match(found[0]) if len(found) == 1 and found[0] else None
+                if m:
+                    carried += 1
+                    sampled += int(m[1], 16) & 1
+    finally:
+        consumer.close()
+    if seen != records:
+        raise SystemExit(f"{topic}: {seen} records read for traceparents, {records} sent")
+    return carried, sampled
 
 
 def main() -> int:
@@ -140,6 +185,13 @@ def main() -> int:
                     raise SystemExit(f"{name}: {check.counted} of {args.records} records read "
                                      f"back; {check.sample_problems[:3]}")
                 spans = figures["spans"]
+                if "otel" in name:   # every record carries its context; sampled = exported
+                    carried, flagged = trace_headers(kafka.bootstrap_servers, topic,
+                                                     layout.partitions, args.records)
+                    if carried != args.records or flagged != spans:
+                        raise SystemExit(f"{name}: {carried} of {args.records} records carry "
+                                         f"one traceparent, {flagged} of them sampled, "
+                                         f"{spans} spans exported")
                 if "100%" in name and spans != args.records:
                     raise SystemExit(f"{name}: {spans} spans exported for {args.records}")
                 if "1%" in name and not 0.005 * args.records <= spans <= 0.02 * args.records:
@@ -148,7 +200,8 @@ def main() -> int:
                 seen.setdefault(name, []).append(figures)
                 print(f"round {r + 1} {name}: {figures['cpu_ns']:,.0f} ns CPU per record, "
                       f"send() loop {figures['loop_ns']:,.0f} ns per record, {spans:,} spans; "
-                      f"{check.counted:,} records read back", flush=True)
+                      f"{check.counted:,} records read back"
+                      + (", each with one traceparent" if "otel" in name else ""), flush=True)
     base = statistics.median(f["cpu_ns"] for f in seen[LANES[0]])
     print(f"\n{args.records:,} records per lane, median of {args.rounds} rounds\n")
     print("| lane | client CPU per record (ns) | vs no interceptor | send() loop per record "

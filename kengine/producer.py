@@ -12,6 +12,7 @@ path in C, so a record costs one call into C. This module also implements the bl
 from __future__ import annotations
 
 import copy
+import functools
 import logging
 import os
 import threading
@@ -40,7 +41,7 @@ from .errors import (
     ProducerForkedError,
 )
 from .interceptors.chain import InterceptorChain
-from .interceptors.intercepted import intercepted_class
+from .interceptors.intercepted import InterceptedSends, TracedSends, intercepted_class, send_sampled
 from .interceptors.registry import load_interceptors
 from .metadata import Metadata, PartitionInfo
 from .metrics import ProducerMetrics
@@ -95,8 +96,12 @@ class Producer(SendMethods):
         #: the interceptors' chain, or None (fixed at construction)
         self._interceptors: InterceptorChain | None = (
             InterceptorChain(interceptors, self._client_id) if interceptors else None)
+        #: the otel interceptor's sampling decision made in C by send(), or None
+        trace_stamp = None
         if self._interceptors is not None and self._intercepts_sends:
-            self.__class__ = intercepted_class(type(self))
+            trace_stamp = self._interceptors.compiled_sampling()
+            self.__class__ = intercepted_class(
+                type(self), InterceptedSends if trace_stamp is None else TracedSends)
         codec = cfg["compression.type"]
         idempotent: bool = cfg["enable.idempotence"]
         transactional_id: str | None = cfg["transactional.id"]
@@ -136,6 +141,8 @@ class Producer(SendMethods):
             transaction_refusal=self._transaction_refusal,
             records_refused=self._records_refused,
         )
+        if trace_stamp is not None:
+            self._send_path.trace_with(trace_stamp, functools.partial(send_sampled, self))
         self._metadata = Metadata(
             self._accumulator, self._client, client_id=self._client_id,
             max_age_ms=cfg["metadata.max.age.ms"],

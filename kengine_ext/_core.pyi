@@ -522,7 +522,7 @@ class Partitioning:
         """The configured partitioner: a built-in's name (str) or the Python partitioner."""
 
 # --- send_path.pyx ---
-__all__ += ["SendPath", "SendMethods", "arrow_rows"]
+__all__ += ["SendPath", "SendMethods", "TraceStamp", "arrow_rows"]
 
 def arrow_rows(data: object, value: str, key: str | None = None,
                headers: Sequence[str] | Mapping[str, str] | None = None,
@@ -556,6 +556,27 @@ class SendPath:
                    headers: Sequence[str] | Mapping[str, str] | None = None,
                    timestamp: str | None = None, partition: int | str | None = None,
                    rows: Sequence[int] | None = None) -> BulkFuture: ...
+    def send_untraced(self, topic: str, value: object = None, key: object = None,
+                      headers: _Headers | None = None, partition: int | None = None,
+                      timestamp_ms: int | None = None,
+                      on_delivery: _DeliveryCallback | None = None) -> DeliveryFuture:
+        """send() without the sampling decision in C: the Python path of a record the
+        OpenTelemetry SDK traces."""
+    def trace_with(self, stamp: TraceStamp,
+                   send_sampled: Callable[..., DeliveryFuture]) -> None:
+        """Makes send() decide OpenTelemetry's sampling in C; once, at construction."""
+
+
+@final
+class TraceStamp:
+    """OpenTelemetry's sampling decision for send(), made in C (built and checked by
+    kengine.otel.fast_sampling); an unsampled record's traceparent is written in C."""
+    root_trace_hi: int
+    root_trace_lo: int
+    def __new__(cls, context_var: object, span_key: str, span_type: type, root_mode: int,
+                parent_based: bool, rate_bound: int | None, random_flag: int) -> TraceStamp: ...
+    def decide_for_test(self) -> tuple[int, bytes | None]:
+        """(0 unsampled, 1 sampled, 2 left to the SDK; the traceparent value when 0)."""
 
 
 @disjoint_base
@@ -613,6 +634,8 @@ class AsyncSendMethods:
     _gate: Any
     _prepared: set[str] | None
     _retry_errors: tuple[type[BaseException], ...] | None
+    _trace: TraceStamp | None
+    _send_sampled: Callable[..., Coroutine[Any, Any, DeliveryFuture]] | None
     def send(self, topic: str, value: object = None, key: object = None,
              headers: _Headers | None = None, partition: int | None = None,
              timestamp_ms: int | None = None,
@@ -621,6 +644,12 @@ class AsyncSendMethods:
         """Appends one record and returns an awaitable of its DeliveryFuture: finished at once
         when the record went into a batch, else a coroutine that waits on the loop (for
         buffer.memory or the topic's metadata) and appends when awaited."""
+    def send_untraced(self, topic: str, value: object = None, key: object = None,
+                      headers: _Headers | None = None, partition: int | None = None,
+                      timestamp_ms: int | None = None,
+                      on_delivery: _DeliveryCallback | None = None
+                      ) -> Coroutine[Any, Any, DeliveryFuture]:
+        """send() without the sampling decision in C (a record the SDK traces)."""
 
 # --- arrow_input.pyx ---
 __all__ += ["ArrowInput", "arrow_input"]

@@ -24,3 +24,14 @@ cdef class AsyncSendMethods:
                                         # serializer needs preparing
     cdef public tuple _retry_errors     # what the fast append raises when the send must wait
     cdef int _sends_to_yield            # sends left before the next one yields to the loop
+    # The otel interceptor's sampling decision in C (trace_stamp.pxd), or None, and the
+    # coroutine function of a record the SDK traces:
+    # _send_sampled(trace_id, topic, value, key, headers, partition, timestamp_ms,
+    # on_delivery) (InterceptedAIOSends._traced_send in kengine/aio/intercepted.py). Both set
+    # once by AIOProducer's constructor.
+    cdef public TraceStamp _trace
+    cdef public object _send_sampled
+
+    cdef object send_one(self, str topic, object value, object key, object headers,
+                         object partition, object timestamp_ms, object on_delivery,
+                         bint traced)

@@ -112,6 +112,29 @@ cdef class AsyncSendMethods:
         """Appends one record and returns an awaitable of its DeliveryFuture: finished at once
         when the record went into a batch, else a coroutine that waits on the loop (for
         buffer.memory or the topic's metadata) and appends when awaited."""
+        return self.send_one(topic, value, key, headers, partition, timestamp_ms, on_delivery,
+                             True)
+
+    def send_untraced(self, str topic, value=None, key=None, headers=None, partition=None,
+                      timestamp_ms=None, on_delivery=None):
+        """send() without the sampling decision in C: the path of a record the SDK traces,
+        whose span and headers are already made."""
+        return self.send_one(topic, value, key, headers, partition, timestamp_ms, on_delivery,
+                             False)
+
+    cdef object send_one(self, str topic, object value, object key, object headers,
+                         object partition, object timestamp_ms, object on_delivery,
+                         bint traced):
+        cdef char trace_header[TRACEPARENT_HEADER_BYTES]
+        cdef int outcome
+        if traced and self._trace is not None:
+            # decided once, before any wait: a send that waits keeps the headers made here
+            outcome = self._trace.decide_for(headers, trace_header)
+            if outcome != TRACE_UNSAMPLED:
+                return self._send_sampled(
+                    self._trace.root_trace_id() if outcome == TRACE_SAMPLED else None, topic,
+                    value, key, headers, partition, timestamp_ms, on_delivery)
+            headers = with_traceparent(headers, trace_header)
         self._sends_to_yield -= 1
         if self._sends_to_yield <= 0:
             self._sends_to_yield = SENDS_PER_YIELD
@@ -122,8 +145,9 @@ cdef class AsyncSendMethods:
             return self._send_later(topic, value, key, headers, partition, timestamp_ms,
                                     on_delivery, False)
         try:
+            # (the asyncio producer runs its interceptors in Python, tracing's too)
             fut = self._send_path.send_record(topic, value, key, headers, partition,
-                                              timestamp_ms, None)
+                                              timestamp_ms, None, False)
         except Exception as e:   # KeyboardInterrupt and the like go on at once
             if isinstance(e, self._retry_errors):
                 return self._send_later(topic, value, key, headers, partition, timestamp_ms,

@@ -30,9 +30,21 @@ cdef class SendPath:
     # records_refused(topic, count, first_index, first_error): send_many() refused `count`
     # records and sent the rest (a transaction cannot commit without them). May be None.
     cdef object _records_refused
+    # The OpenTelemetry sampling decision made in C (trace_stamp.pxd), or None: set once by
+    # trace_with(), by the producer's constructor, before any other thread can see it.
+    cdef TraceStamp _trace
+    # send_sampled(trace_id, topic, value, key, headers, partition, timestamp_ms,
+    # on_delivery) -> DeliveryFuture: a record the SDK traces (sampled, or a case _trace leaves
+    # to it), sent through the interceptor's Python path; trace_id is the id _trace chose for
+    # a new trace, else None. Set with _trace; runs on the user thread, nothing appended yet.
+    cdef object _send_sampled
 
     cdef inline object send_record(self, str topic, object value, object key, object headers,
-                                   object partition, object timestamp_ms, object on_delivery)
+                                   object partition, object timestamp_ms, object on_delivery,
+                                   bint traced)
+    cdef object send_traced(self, str topic, object value, object key, object headers,
+                            object partition, object timestamp_ms, object on_delivery,
+                            bint sampled)
     cdef object send_records(self, str topic, object values, object keys, object headers,
                              object timestamps, object partition)
     cdef object send_arrow_rows(self, str topic, object data, object value, object key,

@@ -193,10 +193,29 @@ cdef class SendPath:
         Returns as soon as the record is in a batch. Blocks (up to max.block.ms) only when
         buffer.memory is exhausted or the topic's metadata is not known yet."""
         return self.send_record(topic, value, key, headers, partition, timestamp_ms,
-                                on_delivery)
+                                on_delivery, True)
+
+    def send_untraced(self, str topic, value=None, key=None, headers=None, partition=None,
+                      timestamp_ms=None, on_delivery=None):
+        """send() without the sampling decision in C: the Python path of a record the SDK
+        traces (kengine.otel.fast_sampling), whose span and headers are already made."""
+        return self.send_record(topic, value, key, headers, partition, timestamp_ms,
+                                on_delivery, False)
+
+    def trace_with(self, TraceStamp stamp not None, send_sampled):
+        """Makes send() decide OpenTelemetry's sampling in C with ``stamp``, and hand the
+        records to trace to ``send_sampled`` (see send_path.pxd). Once, by the producer's
+        constructor, before any other thread can see the producer."""
+        if self._trace is not None:
+            raise IllegalStateError("this send path already traces its records")
+        if not callable(send_sampled):
+            raise TypeError(f"send_sampled must be a callable, not {send_sampled!r}")
+        self._send_sampled = send_sampled
+        self._trace = stamp
 
     cdef inline object send_record(self, str topic, object value, object key, object headers,
-                                   object partition, object timestamp_ms, object on_delivery):
+                                   object partition, object timestamp_ms, object on_delivery,
+                                   bint traced):
         cdef RecordAccumulator acc = self.accumulator
         cdef const char *kp
         cdef const char *vp
@@ -206,17 +225,26 @@ cdef class SendPath:
         cdef Py_buffer kview, vview
         cdef bint khas = False, vhas = False, new_batch = False, sticky = False
         cdef int64_t ts
+        cdef int outcome
         cdef Py_ssize_t est_before = 0   # the open batch's estimated size before this record
         cdef TopicState t
         cdef PartitionQueue q
         cdef ProducerBatch b
         cdef DeliveryFuture fut
         cdef PyObject *found
+        cdef char trace_header[TRACEPARENT_HEADER_BYTES]
+        cdef bint stamped = False
 
         if acc._closed:
             raise self.refusal("send()")
         if acc.transactional and not acc._in_transaction:
             raise self.not_in_transaction()
+        if traced and self._trace is not None:
+            outcome = self._trace.decide_for(headers, trace_header)
+            if outcome != TRACE_UNSAMPLED:
+                return self.send_traced(topic, value, key, headers, partition, timestamp_ms,
+                                        on_delivery, outcome == TRACE_SAMPLED)
+            stamped = True
         if partition is not None or on_delivery is not None:
             check_send_args(topic, partition, on_delivery)   # out of line: the hot code stays small
         if topic is self._last_topic:
@@ -250,8 +278,15 @@ cdef class SendPath:
         hbytes = None
         if headers:
             hbytes = encode_headers(headers, &hc)
+            if stamped:   # the caller's headers, then traceparent
+                hbytes += PyBytes_FromStringAndSize(trace_header, TRACEPARENT_HEADER_BYTES)
+                hc += 1
             hp = PyBytes_AS_STRING(hbytes)
             hl = PyBytes_GET_SIZE(hbytes)
+        elif stamped:   # copied into the batch by append(), before this frame returns
+            hp = trace_header
+            hl = TRACEPARENT_HEADER_BYTES
+            hc = 1
         borrow_bytes(key, &kp, &kl, &kview, &khas, "key", -1)
         try:
             borrow_bytes(value, &vp, &vl, &vview, &vhas, "value", -1)
@@ -292,6 +327,15 @@ cdef class SendPath:
             if self._partitioning.kind == PARTITIONER_PYTHON:
                 self._partitioning.on_new_batch(t, p)
         return fut
+
+    cdef object send_traced(self, str topic, object value, object key, object headers,
+                            object partition, object timestamp_ms, object on_delivery,
+                            bint sampled):
+        """A record decide_for() left to the SDK, through the up-call (out of line: the hot
+        code stays small). ``sampled``: decide() chose it, with the id of a new trace."""
+        trace_id = self._trace.root_trace_id() if sampled else None
+        return self._send_sampled(trace_id, topic, value, key, headers, partition,
+                                  timestamp_ms, on_delivery)
 
     def send_many(self, str topic, values, keys=None, headers=None, timestamps=None,
                   partition=None):
@@ -772,7 +816,7 @@ cdef class SendMethods:
         if self._send_path is None:
             raise IllegalStateError("the producer was not constructed")
         return self._send_path.send_record(topic, value, key, headers, partition,
-                                           timestamp_ms, on_delivery)
+                                           timestamp_ms, on_delivery, True)
 
     def send_many(self, str topic, values, keys=None, headers=None, timestamps=None,
                   partition=None):

@@ -13,6 +13,8 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any
 
+from kengine_ext import AsyncSendMethods
+
 from ..interceptors.base import ProducerRecord
 from ..interceptors.intercepted import (
     Acknowledgement,
@@ -25,7 +27,7 @@ from ..interceptors.intercepted import (
     on_send_all,
 )
 
-__all__ = ["InterceptedAIOSends"]
+__all__ = ["InterceptedAIOSends", "TracedAIOSends"]
 
 
 class InterceptedAIOSends:
@@ -36,19 +38,43 @@ class InterceptedAIOSends:
     async def send(self, topic: str, value: Any = None, key: Any = None,
                    headers: Any = None, partition: int | None = None,
                    timestamp_ms: int | None = None, on_delivery: Any = None) -> Any:
+        return await self._send_through(super().send, None,  # type: ignore[misc]
+                                        topic, value, key, headers, partition, timestamp_ms,
+                                        on_delivery)
+
+    async def _traced_send(self, trace_id: int | None, topic: str, value: Any, key: Any,
+                           headers: Any, partition: int | None, timestamp_ms: int | None,
+                           on_delivery: Any) -> Any:
+        """The compiled send()'s up-call for a record the SDK traces (TracedAIOSends):
+        through the chain, then the send without the decision in C."""
+        return await self._send_through(self.send_untraced,  # type: ignore[attr-defined]
+                                        trace_id, topic, value, key, headers, partition,
+                                        timestamp_ms, on_delivery)
+
+    async def _send_through(self, send: Any, trace_id: int | None, topic: str, value: Any,
+                            key: Any, headers: Any, partition: int | None,
+                            timestamp_ms: int | None, on_delivery: Any) -> Any:
         chain = self._producer._interceptors
         assert chain is not None
         if self._preparers and topic not in self._prepared:   # type: ignore[attr-defined]
             # interceptors may ask the serializers (audit_headers: the schema id): let them
             # reach the registry off the loop first, as a send does
             await self._prepare_serializers(topic)   # type: ignore[attr-defined]
-        record = chain.on_send(ProducerRecord(topic, value, key, headers, partition,
-                                              timestamp_ms))
+        if trace_id is not None:   # the id drawn in C, for the span on_send starts now
+            tracing = chain.interceptors[0]
+            tracing.hand_over(trace_id)
+            try:
+                record = chain.on_send(ProducerRecord(topic, value, key, headers, partition,
+                                                      timestamp_ms))
+            finally:
+                tracing.hand_over(None)
+        else:
+            record = chain.on_send(ProducerRecord(topic, value, key, headers, partition,
+                                                  timestamp_ms))
         try:
             check_callback(on_delivery)
-            fut = await super().send(  # type: ignore[misc]
-                record.topic, record.value, record.key, record.headers or None,
-                record.partition, record.timestamp_ms)
+            fut = await send(record.topic, record.value, record.key, record.headers or None,
+                             record.partition, record.timestamp_ms)
         except (Exception, asyncio.CancelledError) as e:   # cancelled before the append
             chain.on_send_error(record, e)
             raise
@@ -95,3 +121,11 @@ class InterceptedAIOSends:
         bulk = joined(topic, records, parts)
         acknowledge_bulk(chain, records, bulk, done)
         return bulk, parts
+
+
+class TracedAIOSends(InterceptedAIOSends):
+    """send() of an AIOProducer whose only interceptor is ``otel`` with a sampler decided in C
+    (kengine/otel/fast_sampling.py): the compiled send(), which adds an unsampled record's
+    traceparent itself and calls ``_traced_send()`` for the others."""
+
+    send = AsyncSendMethods.send

@@ -112,11 +112,18 @@ class AIOProducer(AsyncSendMethods):
 
     def __init__(self, config: Mapping[str, Any] | None = None, **settings: Any) -> None:
         self._producer = _LoopProducer(config, **settings)
-        if self._producer._interceptors is not None:
+        chain = self._producer._interceptors
+        if chain is not None:
             from ..interceptors.intercepted import intercepted_class
-            from .intercepted import InterceptedAIOSends
-            # a subclass, so that an AIOProducer without interceptors pays nothing per record
-            self.__class__ = intercepted_class(type(self), InterceptedAIOSends)
+            from .intercepted import InterceptedAIOSends, TracedAIOSends
+            # a subclass, so that an AIOProducer without interceptors pays nothing per record;
+            # with the otel interceptor alone, send() may decide sampling in C
+            stamp = chain.compiled_sampling()
+            self.__class__ = intercepted_class(
+                type(self), InterceptedAIOSends if stamp is None else TracedAIOSends)
+            if stamp is not None:
+                self._send_sampled = self._traced_send   # type: ignore[attr-defined]
+                self._trace = stamp
         self.config = self._producer.config
         self._loop: asyncio.AbstractEventLoop | None = None
         self._gate: MemoryGate = _UNBOUND

@@ -108,6 +108,16 @@ class InterceptorChain:
             except Exception as e:
                 self._failed(interceptor, "on_send_many", result.topic, e)
 
+    def compiled_sampling(self) -> Any:
+        """The TraceStamp with which send() decides OpenTelemetry's sampling in C
+        (kengine/otel/fast_sampling.py), or None: only for a chain of one interceptor that
+        offers it (the ``otel`` one), since skipping a record's Python path skips every
+        interceptor's hooks for it."""
+        if len(self.interceptors) != 1:
+            return None
+        offer = getattr(self.interceptors[0], "compiled_sampling", None)
+        return offer() if callable(offer) else None
+
     def close(self) -> None:
         for interceptor in self.interceptors:
             close = getattr(interceptor, "close", None)

@@ -26,15 +26,15 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from kengine_ext import arrow_rows
+from kengine_ext import SendMethods, arrow_rows
 
 from ..errors import KafkaError
 from .base import FailedRecordMetadata, ProducerRecord
 from .chain import InterceptorChain
 
-__all__ = ["Acknowledgement", "ArrowRecords", "InterceptedSends", "acknowledge_bulk",
-           "check_callback", "failed_part_way", "groups", "intercepted_class", "joined",
-           "on_send_all"]
+__all__ = ["Acknowledgement", "ArrowRecords", "InterceptedSends", "TracedSends",
+           "acknowledge_bulk", "check_callback", "failed_part_way", "groups",
+           "intercepted_class", "joined", "on_send_all", "send_sampled", "send_through"]
 
 
 class Acknowledgement:
@@ -199,6 +199,26 @@ def _acknowledged(chain: InterceptorChain, records: list[ProducerRecord],
         chain.send_many_done(done, result)
 
 
+def send_through(chain: InterceptorChain, send: Any, topic: str, value: Any, key: Any,
+                 headers: Any, partition: int | None, timestamp_ms: int | None,
+                 on_delivery: Any) -> Any:
+    """One record through the chain's on_send, then ``send`` (the compiled one), with its
+    acknowledgement through the chain."""
+    record = chain.on_send(ProducerRecord(topic, value, key, headers, partition, timestamp_ms))
+    if not chain.acknowledges:   # on_send only (mask_fields, audit_headers): no callback
+        return send(record.topic, record.value, record.key, record.headers or None,
+                    record.partition, record.timestamp_ms, on_delivery)
+    try:
+        check_callback(on_delivery)
+        fut = send(record.topic, record.value, record.key, record.headers or None,
+                   record.partition, record.timestamp_ms)
+    except Exception as e:
+        chain.on_send_error(record, e)
+        raise
+    fut.add_callback(Acknowledgement(chain, fut, record, on_delivery))
+    return fut
+
+
 class InterceptedSends:
     """send() and send_many() of a producer with interceptors (``_interceptors``)."""
 
@@ -207,22 +227,8 @@ class InterceptedSends:
     def send(self, topic: str, value: Any = None, key: Any = None, headers: Any = None,
              partition: int | None = None, timestamp_ms: int | None = None,
              on_delivery: Any = None) -> Any:
-        chain = self._interceptors
-        record = chain.on_send(ProducerRecord(topic, value, key, headers, partition,
-                                              timestamp_ms))
-        if not chain.acknowledges:   # on_send only (mask_fields, audit_headers): no callback
-            return super().send(record.topic, record.value, record.key,  # type: ignore[misc]
-                                record.headers or None, record.partition, record.timestamp_ms,
-                                on_delivery)
-        try:
-            check_callback(on_delivery)
-            fut = super().send(record.topic, record.value, record.key,  # type: ignore[misc]
-                               record.headers or None, record.partition, record.timestamp_ms)
-        except Exception as e:
-            chain.on_send_error(record, e)
-            raise
-        fut.add_callback(Acknowledgement(chain, fut, record, on_delivery))
-        return fut
+        return send_through(self._interceptors, super().send,  # type: ignore[misc]
+                            topic, value, key, headers, partition, timestamp_ms, on_delivery)
 
     def send_many(self, topic: str, values: Sequence[Any], keys: Sequence[Any] | None = None,
                   headers: Sequence[Any] | None = None, timestamps: Sequence[int] | None = None,
@@ -256,6 +262,31 @@ class InterceptedSends:
         bulk = joined(topic, records, parts)
         acknowledge_bulk(chain, records, bulk, done)
         return bulk, parts
+
+
+class TracedSends(InterceptedSends):
+    """send() of a producer whose only interceptor is ``otel`` with a sampler decided in C
+    (kengine/otel/fast_sampling.py): the compiled send(), which writes an unsampled record's
+    traceparent itself and calls ``send_sampled()`` for the others. send_many() and
+    send_arrow() are InterceptedSends'."""
+
+    send = SendMethods.send
+
+
+def send_sampled(producer: Any, trace_id: int | None, topic: str, value: Any, key: Any,
+                 headers: Any, partition: int | None, timestamp_ms: int | None,
+                 on_delivery: Any) -> Any:
+    """The send path's up-call for a record the SDK traces (send_path.pxd): through the
+    chain, the trace id chosen in C handed to the SDK's id generator for a new trace, and
+    then the compiled send without the decision in C."""
+    chain = producer._interceptors
+    tracing = chain.interceptors[0]
+    tracing.hand_over(trace_id)
+    try:
+        return send_through(chain, producer._send_path.send_untraced, topic, value, key,
+                            headers, partition, timestamp_ms, on_delivery)
+    finally:
+        tracing.hand_over(None)
 
 
 #: (class, mixin) -> the intercepted subclass, made once (a user thread constructing a producer)

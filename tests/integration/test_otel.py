@@ -5,18 +5,26 @@ traceparent a consumer extracts from the read-back record names that span (whose
 application's span); sampling; send_many()'s create spans and the call's send span; errors."""
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased, TraceIdRatioBased
-from opentelemetry.trace import SpanKind, StatusCode
+from opentelemetry.sdk.trace.sampling import (
+    ALWAYS_OFF,
+    ParentBased,
+    ParentBasedTraceIdRatio,
+    TraceIdRatioBased,
+)
+from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, StatusCode, TraceFlags
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from kengine import Producer
+from kengine import AIOProducer, Producer
 from kengine.errors import InvalidPartitionError
 from kengine.otel import TracingInterceptor
+from tests.support.loops import LOOPS, run
 from tests.support.readback import read_all
 
 pytestmark = pytest.mark.integration
@@ -208,3 +216,119 @@ def test_the_producers_metrics_are_opentelemetry_instruments(kafka, topic_factor
     assert points["kafka.producer.record-size-avg"][0].value > 0
     assert 0 <= points["kafka.producer.metadata-age"][0].value < 600
     assert {p.attributes["node.id"] for p in points["kafka.producer.node.request-total"]}
+
+
+REMOTE = SpanContext(0xFEEDFACE << 64 | 0xCAFE, 0xBEEF, True, TraceFlags(0))
+
+
+def check_sampled_in_c(bootstrap, topic, exporter, parent, roots=3000):
+    """What the C decision must give, read back by confluent-kafka: each record has exactly
+    one traceparent; a sampled one names an exported span of the same trace (the SDK kept the
+    id chosen in C) and its offset, an unsampled one names no span; ``roots`` records with no
+    context sampled at about 0.25; 500 under REMOTE (unsampled) continue its trace unsampled;
+    200 under ``parent`` (sampled) continue its trace, sampled."""
+    spans = {s.context.span_id: s for s in exporter.get_finished_spans()
+             if s.kind is SpanKind.PRODUCER}
+    records = read_all(bootstrap, topic, at_least=roots + 700)
+    assert len(records) == roots + 700
+    kinds = {"root": [0, 0], "remote": [0, 0], "local": [0, 0]}
+    for r in records:
+        names = [k for k, _ in r.headers]
+        assert names.count("traceparent") == 1
+        if r.value.startswith(b"root-") and int(r.value[5:]) % 3 == 0:
+            assert names == ["app", "traceparent"]
+        ctx = extracted(r)
+        kind = r.value.split(b"-")[0].decode()
+        kinds[kind][ctx.trace_flags.sampled] += 1
+        if ctx.trace_flags.sampled:
+            span = spans.pop(ctx.span_id)
+            assert span.context.trace_id == ctx.trace_id
+            assert span.attributes["messaging.kafka.offset"] == r.offset
+        else:
+            assert ctx.span_id not in spans
+        if kind == "remote":
+            assert ctx.trace_id == REMOTE.trace_id and not ctx.trace_flags.sampled
+        if kind == "local":
+            assert ctx.trace_id == parent.get_span_context().trace_id
+    assert spans == {}   # every exported record span is on a record read back
+    assert 0.2 * roots < kinds["root"][1] < 0.3 * roots
+    assert kinds["remote"] == [500, 0] and kinds["local"] == [0, 200]
+
+
+def test_sampling_decided_in_c_samples_at_the_rate_and_every_record_carries_its_context(
+        kafka, topic_factory):
+    """The C decision (kengine/otel/fast_sampling.py) end to end for send(): records with no
+    context, under an unsampled remote parent and under a sampled local parent, with and
+    without the caller's headers and callbacks."""
+    topic = topic_factory(kafka, partitions=6)
+    provider, exporter = tracing(ParentBasedTraceIdRatio(0.25))
+    app = TracerProvider().get_tracer("app")   # its request span is sampled
+    interceptor = TracingInterceptor(tracer_provider=provider)
+    delivered = []
+    with producer(kafka, interceptor, enable_idempotence=True) as p:
+        assert interceptor.sampling_in_c, interceptor.sampling_in_c_reason
+        for i in range(3000):   # no context: new traces, about a quarter sampled
+            p.send(topic, b"root-%d" % i, key=b"%d" % (i % 50),
+                   headers=[("app", b"x")] if i % 3 == 0 else None,
+                   on_delivery=(lambda e, m: delivered.append(e)) if i % 7 == 0 else None)
+        with trace.use_span(NonRecordingSpan(REMOTE)):
+            for i in range(500):
+                p.send(topic, b"remote-%d" % i)
+        with app.start_as_current_span("request") as parent:
+            for i in range(200):
+                p.send(topic, b"local-%d" % i)
+        p.flush(60)
+    assert len(delivered) == 429 and not any(delivered)
+    check_sampled_in_c(kafka.bootstrap_servers, topic, exporter, parent)
+
+
+@pytest.mark.parametrize("loop_kind", LOOPS)
+def test_the_asyncio_producer_decides_sampling_in_c_too(kafka, topic_factory, loop_kind):
+    """As above with AIOProducer, whose buffer.memory is small enough that sends wait for it
+    (the waiting path keeps the traceparent decided before the wait)."""
+    topic = topic_factory(kafka, partitions=6)
+    provider, exporter = tracing(ParentBasedTraceIdRatio(0.25))
+    app = TracerProvider().get_tracer("app")
+    interceptor = TracingInterceptor(tracer_provider=provider)
+    pad = b"." * 2000
+
+    async def main():
+        async with AIOProducer(bootstrap_servers=kafka.bootstrap_servers, client_id="traced-1",
+                               interceptors=[interceptor], buffer_memory=256 * 1024,
+                               batch_size=16384) as p:
+            assert interceptor.sampling_in_c, interceptor.sampling_in_c_reason
+            delivered = []
+            futures = []
+            for i in range(3000):
+                futures.append(await p.send(
+                    topic, b"root-%d" % i, key=pad + b"%d" % (i % 50),
+                    headers={"app": b"x"} if i % 3 == 0 else None,
+                    on_delivery=(lambda e, m: delivered.append(e)) if i % 7 == 0 else None))
+            with trace.use_span(NonRecordingSpan(REMOTE)):
+                futures += await asyncio.gather(*[p.send(topic, b"remote-%d" % i)
+                                                  for i in range(500)])
+            with app.start_as_current_span("request") as parent:
+                for i in range(200):
+                    futures.append(await p.send(topic, b"local-%d" % i))
+            await p.flush()
+            assert all(f.exception(0) is None for f in futures)
+            assert len(delivered) == 429 and not any(delivered)
+            return p._gate.waits, parent
+
+    waits, parent = run(loop_kind, main)
+    assert waits > 0   # the waiting path was taken
+    check_sampled_in_c(kafka.bootstrap_servers, topic, exporter, parent)
+
+
+def test_a_callers_traceparent_is_replaced_by_the_records_own(kafka, topic_factory):
+    topic = topic_factory(kafka)
+    provider, _ = tracing(ParentBased(ALWAYS_OFF))
+    interceptor = TracingInterceptor(tracer_provider=provider)
+    stale = b"00-" + b"1" * 32 + b"-" + b"2" * 16 + b"-01"
+    with producer(kafka, interceptor) as p:
+        assert interceptor.sampling_in_c
+        p.send(topic, b"v", headers=[("traceparent", stale), ("app", b"y")])
+        p.flush(60)
+    [r] = read_all(kafka.bootstrap_servers, topic, at_least=1)
+    assert [k for k, _ in r.headers] == ["traceparent", "app"]
+    assert dict(r.headers)["traceparent"] != stale and extracted(r).is_valid
