@@ -575,6 +575,10 @@ class TraceStamp:
     root_trace_lo: int
     def __new__(cls, context_var: object, span_key: str, span_type: type, root_mode: int,
                 parent_based: bool, rate_bound: int | None, random_flag: int) -> TraceStamp: ...
+    def decide_many(self, headers: Sequence[_Headers | None] | None, count: int
+                    ) -> tuple[list[_Headers | None], list[tuple[int, int | None]]]:
+        """send_many()'s decisions: each record's headers (an unsampled one's with its
+        traceparent) and the (index, new trace id or None) of the records to trace."""
     def decide_for_test(self) -> tuple[int, bytes | None]:
         """(0 unsampled, 1 sampled, 2 left to the SDK; the traceparent value when 0)."""
 

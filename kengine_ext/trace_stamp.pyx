@@ -192,6 +192,32 @@ cdef class TraceStamp:
             return False
         return self._bound_all or trace_lo < self._bound
 
+    def decide_many(self, headers, Py_ssize_t count):
+        """The decisions for the ``count`` records of a send_many() call whose headers are
+        ``headers`` (a sequence, or None): ``(header lists, sampled)``. An unsampled record's
+        entry is its headers and then its traceparent, as a new list; another record's is its
+        headers as given. ``sampled``: ``(index, trace id of a new trace or None)`` of each
+        record the SDK must trace. Headers that are not pairs are left as they are, for
+        send_many() to refuse that record with its own message."""
+        cdef char header[TRACEPARENT_HEADER_BYTES]
+        cdef Py_ssize_t i
+        cdef int outcome
+        out = [None] * count
+        sampled = []
+        for i in range(count):
+            h = None if headers is None else headers[i]
+            outcome = self.decide_for(h, header)
+            if outcome == TRACE_UNSAMPLED:
+                try:
+                    out[i] = with_traceparent(h, header)
+                except Exception:
+                    out[i] = h
+            else:
+                out[i] = h
+                sampled.append((i, self.root_trace_id() if outcome == TRACE_SAMPLED
+                                else None))
+        return out, sampled
+
     def decide_for_test(self):
         """decide() from Python, for the tests: (outcome, the header's value or None)."""
         cdef char header[TRACEPARENT_HEADER_BYTES]

@@ -87,12 +87,16 @@ class InterceptorChain:
         partition = record.partition if isinstance(record.partition, int) else -1
         self.on_acknowledgement(FailedRecordMetadata(record.topic, partition), error, record)
 
-    def on_send_many(self, records: list[ProducerRecord]) -> list[Any]:
-        """The interceptors' hooks for one send_many() call: what to call with its result."""
+    def on_send_many(self, records: list[ProducerRecord],
+                     message_count: int | None = None) -> list[Any]:
+        """The interceptors' hooks for one send_many() call: what to call with its result.
+        ``message_count``: the call's record count when ``records`` are only the ones traced
+        (the otel interceptor's decision in C, the chain's only interceptor then)."""
         done = []
         for interceptor, on_send_many in self._batchers:
             try:
-                fn = on_send_many(records)
+                fn = (on_send_many(records) if message_count is None
+                      else on_send_many(records, message_count=message_count))
             except Exception as e:
                 self._failed(interceptor, "on_send_many", records[0].topic if records else None,
                              e)

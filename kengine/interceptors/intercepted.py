@@ -33,8 +33,9 @@ from .base import FailedRecordMetadata, ProducerRecord
 from .chain import InterceptorChain
 
 __all__ = ["Acknowledgement", "ArrowRecords", "InterceptedSends", "TracedSends",
-           "acknowledge_bulk", "check_callback", "failed_part_way", "groups",
-           "intercepted_class", "joined", "on_send_all", "send_sampled", "send_through"]
+           "acknowledge_bulk", "check_callback", "check_columns", "failed_part_way", "groups",
+           "intercepted_class", "joined", "on_send_all", "send_many_sampled", "send_sampled",
+           "send_through"]
 
 
 class Acknowledgement:
@@ -63,15 +64,23 @@ def check_callback(on_delivery: Any) -> None:
                         f"{type(on_delivery).__name__} ({on_delivery!r}); nothing was sent")
 
 
+def check_columns(values: Sequence[Any], keys: Sequence[Any] | None,
+                  headers: Sequence[Any] | None, timestamps: Sequence[Any] | None) -> int:
+    """send_many()'s check of its columns' lengths (the compiled call's own words); the
+    record count."""
+    n = len(values)
+    for name, seq in (("keys", keys), ("headers", headers), ("timestamps", timestamps)):
+        if seq is not None and len(seq) != n:
+            raise ValueError(f"{name} has {len(seq)} entries for {n} values")
+    return n
+
+
 def on_send_all(chain: InterceptorChain, topic: str, values: Sequence[Any],
                 keys: Sequence[Any] | None, headers: Sequence[Any] | None,
                 timestamps: Sequence[Any] | None, partition: int | None
                 ) -> list[ProducerRecord]:
     """send_many()'s records through on_send, after the call's own checks of its columns."""
-    n = len(values)
-    for name, seq in (("keys", keys), ("headers", headers), ("timestamps", timestamps)):
-        if seq is not None and len(seq) != n:
-            raise ValueError(f"{name} has {len(seq)} entries for {n} values")
+    n = check_columns(values, keys, headers, timestamps)
     return [chain.on_send(ProducerRecord(
         topic, values[i], None if keys is None else keys[i],
         None if headers is None else headers[i], partition,
@@ -185,10 +194,13 @@ def acknowledge_bulk(chain: InterceptorChain, records: list[ProducerRecord], bul
 
 
 def _acknowledged(chain: InterceptorChain, records: list[ProducerRecord],
-                  done: list[Any] | None, result: Any) -> None:
+                  done: list[Any] | None, result: Any, *,
+                  index: Sequence[int] | None = None) -> None:
+    """``index``: each record's index in the call, when ``records`` are only some of its
+    records (the traced ones of TracedSends.send_many)."""
     errors = result.errors
     metadata = result.metadata()
-    for i, r in enumerate(records):
+    for i, r in zip(range(len(records)) if index is None else index, records, strict=True):
         err = errors.get(i)
         if err is None:
             chain.on_acknowledgement(metadata[i], None, r)
@@ -265,12 +277,65 @@ class InterceptedSends:
 
 
 class TracedSends(InterceptedSends):
-    """send() of a producer whose only interceptor is ``otel`` with a sampler decided in C
-    (kengine/otel/fast_sampling.py): the compiled send(), which writes an unsampled record's
-    traceparent itself and calls ``send_sampled()`` for the others. send_many() and
-    send_arrow() are InterceptedSends'."""
+    """send() and send_many() of a producer whose only interceptor is ``otel`` with a
+    sampler decided in C (kengine/otel/fast_sampling.py, ``_trace_stamp``). send() is the
+    compiled one, which writes an unsampled record's traceparent itself and calls
+    ``send_sampled()`` for the others; send_many() has the decisions made in one C loop, and
+    only the sampled records become ProducerRecords for the chain. send_arrow() is
+    InterceptedSends'."""
 
     send = SendMethods.send
+    _trace_stamp: Any
+
+    def send_many(self, topic: str, values: Sequence[Any], keys: Sequence[Any] | None = None,
+                  headers: Sequence[Any] | None = None, timestamps: Sequence[int] | None = None,
+                  partition: int | None = None) -> Any:
+        n = check_columns(values, keys, headers, timestamps)
+        all_headers, sampled = self._trace_stamp.decide_many(headers, n)
+        if not sampled:
+            return SendMethods.send_many(self, topic, values, keys, all_headers,  # type: ignore[arg-type]
+                                         timestamps, partition)
+        return send_many_sampled(self, topic, values, keys, all_headers, timestamps, partition,
+                                 sampled)
+
+
+def send_many_sampled(producer: Any, topic: str, values: Sequence[Any],
+                      keys: Sequence[Any] | None, all_headers: list[Any],
+                      timestamps: Sequence[Any] | None, partition: int | None,
+                      sampled: list[tuple[int, int | None]]) -> Any:
+    """A send_many() call of TracedSends with records the SDK traces: those go through the
+    chain (their create spans, the trace id drawn in C handed over), the call's send span links
+    them, and the whole call goes to the compiled send_many(); the traced records are
+    acknowledged through the chain once every record of the call has its outcome."""
+    chain: InterceptorChain = producer._interceptors
+    tracing = chain.interceptors[0]
+    records = []
+    for i, trace_id in sampled:
+        tracing.hand_over(trace_id)
+        try:
+            record = chain.on_send(ProducerRecord(
+                topic, values[i], None if keys is None else keys[i], all_headers[i], partition,
+                None if timestamps is None else timestamps[i], True))
+        finally:
+            tracing.hand_over(None)
+        all_headers[i] = record.headers or None
+        records.append(record)
+    done = chain.on_send_many(records, message_count=len(values))
+    try:
+        bulk = SendMethods.send_many(producer, topic, values, keys, all_headers, timestamps,
+                                     partition)
+    except Exception as e:   # nothing was sent: every record failed with the error
+        for record in records:
+            chain.on_send_error(record, e)
+        if done:
+            from ..aio.bulk import ResumedBulkResult
+            errors: dict[int, Any] = dict.fromkeys(range(len(values)), e)
+            chain.send_many_done(done, ResumedBulkResult(topic, len(values), errors, []))
+        raise
+    if chain.acknowledges or done:
+        bulk.add_done_callback(functools.partial(_acknowledged, chain, records, done,
+                                                 index=[i for i, _ in sampled]))
+    return bulk
 
 
 def send_sampled(producer: Any, trace_id: int | None, topic: str, value: Any, key: Any,

@@ -195,7 +195,10 @@ class TracingInterceptor:
             end_with_error(span, error, metadata.partition)
         span.end()
 
-    def on_send_many(self, records: list[ProducerRecord]) -> Any:
+    def on_send_many(self, records: list[ProducerRecord],
+                     message_count: int | None = None) -> Any:
+        """The call's ``send`` span. ``message_count``: the call's record count when
+        ``records`` are only its sampled ones (send_many() decided in C)."""
         if not records:
             return None
         topic = records[0].topic
@@ -205,7 +208,8 @@ class TracingInterceptor:
             if span is not None:
                 links.append(Link(span.get_span_context()))
         attributes = {**self._attributes(topic, False),
-                      "messaging.batch.message_count": len(records)}
+                      "messaging.batch.message_count": (len(records) if message_count is None
+                                                        else message_count)}
         if any(r.topic != topic for r in records):
             del attributes["messaging.destination.name"]   # it does not apply to all of them
         call = self._tracer.start_span(f"send {topic}", kind=SpanKind.CLIENT,

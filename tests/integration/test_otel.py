@@ -332,3 +332,68 @@ def test_a_callers_traceparent_is_replaced_by_the_records_own(kafka, topic_facto
     [r] = read_all(kafka.bootstrap_servers, topic, at_least=1)
     assert [k for k, _ in r.headers] == ["traceparent", "app"]
     assert dict(r.headers)["traceparent"] != stale and extracted(r).is_valid
+
+
+def test_send_many_decides_in_c_and_traces_only_the_sampled_records(kafka, topic_factory):
+    """send_many() with the C decision: one C loop decides every record; the sampled ones get
+    create spans (the SDK keeping the trace id drawn in C), the call's send span counts every
+    record and links the sampled ones; read back by confluent-kafka, each record has one
+    traceparent, sampled exactly when a span was exported for it."""
+    topic = topic_factory(kafka, partitions=3)
+    provider, exporter = tracing(ParentBasedTraceIdRatio(0.25))
+    interceptor = TracingInterceptor(tracer_provider=provider)
+    n = 2000
+    with producer(kafka, interceptor) as p:
+        assert interceptor.sampling_in_c, interceptor.sampling_in_c_reason
+        bulks = [p.send_many(topic, [b"root-%d" % i for i in range(c, c + 50)],
+                             keys=[b"%d" % (i % 40) for i in range(c, c + 50)],
+                             headers=[[("app", b"x")] if i % 3 == 0 else None
+                                      for i in range(c, c + 50)])
+                 for c in range(0, n, 50)]   # 40 calls: some call spans are sampled
+        with trace.use_span(NonRecordingSpan(REMOTE)):
+            bulks.append(p.send_many(topic, [b"remote-%d" % i for i in range(500)]))
+        assert all(b.result(30).ok for b in bulks)
+    records = read_all(kafka.bootstrap_servers, topic, at_least=n + 500)
+    assert len(records) == n + 500
+    spans = exporter.get_finished_spans()
+    creates = {s.context.span_id: s for s in spans if s.name == f"create {topic}"}
+    calls = [s for s in spans if s.name == f"send {topic}"]
+    sampled, sampled_ids = 0, set()
+    for r in records:
+        names = [k for k, _ in r.headers]
+        assert names.count("traceparent") == 1
+        if r.value.startswith(b"root-") and int(r.value[5:]) % 3 == 0:
+            assert names == ["app", "traceparent"]
+        ctx = extracted(r)
+        if r.value.startswith(b"remote-"):
+            assert ctx.trace_id == REMOTE.trace_id and not ctx.trace_flags.sampled
+        if ctx.trace_flags.sampled:
+            sampled += 1
+            sampled_ids.add(ctx.span_id)
+            span = creates.pop(ctx.span_id)
+            assert span.context.trace_id == ctx.trace_id
+            assert span.attributes["messaging.kafka.offset"] == r.offset
+    assert creates == {} and 0.2 * n < sampled < 0.3 * n
+    # a call's own span is judged as a root (about 10 of the 40): it counts every record of
+    # its call and links only the call's sampled ones
+    assert calls and all(c.attributes["messaging.batch.message_count"] == 50 for c in calls)
+    for call in calls:
+        assert {link.context.span_id for link in call.links} <= sampled_ids
+    assert sum(len(c.links) for c in calls) < 0.5 * 50 * len(calls)
+
+
+def test_a_send_many_that_raises_ends_its_sampled_spans_with_the_error(kafka, topic_factory):
+    topic = topic_factory(kafka, partitions=1)
+    provider, exporter = tracing(ParentBasedTraceIdRatio(1.0))
+    interceptor = TracingInterceptor(tracer_provider=provider)
+    with producer(kafka, interceptor) as p:
+        assert interceptor.sampling_in_c
+        with pytest.raises(InvalidPartitionError):
+            p.send_many(topic, [b"a", b"b", b"c"], partition=7)
+    spans = exporter.get_finished_spans()
+    creates = [s for s in spans if s.name == f"create {topic}"]
+    [call] = [s for s in spans if s.name == f"send {topic}"]
+    assert len(creates) == 3
+    assert all(s.status.status_code is StatusCode.ERROR for s in creates)
+    assert call.status.status_code is StatusCode.ERROR
+    assert call.attributes["error.type"] == "InvalidPartitionError"
