@@ -556,6 +556,9 @@ class SendPath:
                    headers: Sequence[str] | Mapping[str, str] | None = None,
                    timestamp: str | None = None, partition: int | str | None = None,
                    rows: Sequence[int] | None = None) -> BulkFuture: ...
+    def headers_may_be_encoded(self) -> bool:
+        """Whether send_many() may be given headers in wire form (no Python code of the send
+        path reads them)."""
     def send_untraced(self, topic: str, value: object = None, key: object = None,
                       headers: _Headers | None = None, partition: int | None = None,
                       timestamp_ms: int | None = None,
@@ -575,10 +578,11 @@ class TraceStamp:
     root_trace_lo: int
     def __new__(cls, context_var: object, span_key: str, span_type: type, root_mode: int,
                 parent_based: bool, rate_bound: int | None, random_flag: int) -> TraceStamp: ...
-    def decide_many(self, headers: Sequence[_Headers | None] | None, count: int
-                    ) -> tuple[list[_Headers | None], list[tuple[int, int | None]]]:
+    def decide_many(self, headers: Sequence[_Headers | None] | None, count: int,
+                    encoded: bool) -> tuple[list[Any], list[tuple[int, int | None]]]:
         """send_many()'s decisions: each record's headers (an unsampled one's with its
-        traceparent) and the (index, new trace id or None) of the records to trace."""
+        traceparent, as EncodedHeaders when ``encoded``) and the (index, new trace id or
+        None) of the records to trace."""
     def decide_for_test(self) -> tuple[int, bytes | None]:
         """(0 unsampled, 1 sampled, 2 left to the SDK; the traceparent value when 0)."""
 

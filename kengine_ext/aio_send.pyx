@@ -134,7 +134,12 @@ cdef class AsyncSendMethods:
                 return self._send_sampled(
                     self._trace.root_trace_id() if outcome == TRACE_SAMPLED else None, topic,
                     value, key, headers, partition, timestamp_ms, on_delivery)
-            headers = with_traceparent(headers, trace_header)
+            try:
+                headers = (with_traceparent(headers, trace_header)
+                           if self._send_path.python_sees_headers()
+                           else encoded_with_traceparent(headers, trace_header))
+            except Exception:
+                pass   # headers of the wrong shape: the append refuses them, in its words
         self._sends_to_yield -= 1
         if self._sends_to_yield <= 0:
             self._sends_to_yield = SENDS_PER_YIELD

@@ -158,3 +158,12 @@ cdef class ColumnsHolder:
     cdef int fill_from_batch(self, RecordBatchBuilder batch) except -1
     cdef int _borrow(self, object obj, const char **ptr, Py_ssize_t *length, str what,
                      Py_ssize_t index) except -1
+
+
+@cython.final
+cdef class EncodedHeaders:
+    # Headers in their wire form (encode_headers()'s output) and how many; fixed once made.
+    cdef readonly bytes blob
+    cdef readonly int32_t count
+
+cdef EncodedHeaders encoded_headers(bytes blob, int32_t count)

@@ -75,9 +75,31 @@ cdef object indexed(object error, Py_ssize_t index):
     return out
 
 
+@cython.final
+@cython.freelist(64)
+cdef class EncodedHeaders:
+    """A record's headers already in their wire form, as encode_headers() makes them: what
+    TraceStamp gives a record whose traceparent it wrote (kengine-internal; never handed to
+    Python code that reads headers)."""
+
+    def __repr__(self):
+        return f"<EncodedHeaders {self.count} headers, {len(self.blob)} bytes>"
+
+
+cdef EncodedHeaders encoded_headers(bytes blob, int32_t count):
+    cdef EncodedHeaders h = EncodedHeaders.__new__(EncodedHeaders)
+    h.blob = blob
+    h.count = count
+    return h
+
+
 cdef object encode_headers(object headers, int32_t *count):
     """Encodes header entries (without the count prefix) into a new bytes object.
-    headers: a sequence of (str key, bytes | str | None value) pairs, or a mapping."""
+    headers: a sequence of (str key, bytes | str | None value) pairs, a mapping, or
+    EncodedHeaders (returned as they are)."""
+    if type(headers) is EncodedHeaders:
+        count[0] = (<EncodedHeaders>headers).count
+        return (<EncodedHeaders>headers).blob
     if isinstance(headers, dict):
         headers = headers.items()
     cdef Py_ssize_t total = 0, klen, vlen, i = 0

@@ -57,6 +57,7 @@ cdef class SendPath:
                                  Py_ssize_t start, Py_ssize_t n, object partition,
                                  const int32_t *row_parts, object py_keys, object py_values,
                                  object py_headers, Py_ssize_t py_base)
+    cdef bint python_sees_headers(self)
     cdef TopicState topic_for_send(self, str topic)
     cdef TopicState refresh_for_partition(self, str topic, int32_t partition)
     cdef int32_t choose_partition(self, TopicState t, object key, object value, object headers,

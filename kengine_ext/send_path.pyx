@@ -195,6 +195,16 @@ cdef class SendPath:
         return self.send_record(topic, value, key, headers, partition, timestamp_ms,
                                 on_delivery, True)
 
+    cdef bint python_sees_headers(self):
+        """Whether Python code of this send path reads a record's headers (a Python
+        partitioner, a serializer taking a context): they must then stay pairs."""
+        return (self._partitioning.kind == PARTITIONER_PYTHON or self._key_kind == SER_CONTEXT
+                or self._value_kind == SER_CONTEXT)
+
+    def headers_may_be_encoded(self):
+        """Whether send_many() may be given headers in wire form (EncodedHeaders)."""
+        return not self.python_sees_headers()
+
     def send_untraced(self, str topic, value=None, key=None, headers=None, partition=None,
                       timestamp_ms=None, on_delivery=None):
         """send() without the sampling decision in C: the Python path of a record the SDK

@@ -52,6 +52,18 @@ cdef list with_traceparent(object headers, const char *header):
     return out
 
 
+cdef object encoded_with_traceparent(object headers, const char *header):
+    """The caller's headers and then the traceparent decide() encoded, in their wire form
+    (EncodedHeaders), for a send path where no Python code reads a record's headers (no
+    Python partitioner, no serializer taking a context): no list, no pair, no second
+    encoding per record. Headers that cannot be encoded raise SerializationError."""
+    cdef int32_t count = 0
+    tail = PyBytes_FromStringAndSize(header, TRACEPARENT_HEADER_BYTES)
+    if not headers:
+        return encoded_headers(tail, 1)
+    return encoded_headers(encode_headers(headers, &count) + tail, count + 1)
+
+
 @cython.final
 cdef class TraceStamp:
     """The sampling decision of ``ParentBased`` (with its default delegates), of
@@ -192,13 +204,14 @@ cdef class TraceStamp:
             return False
         return self._bound_all or trace_lo < self._bound
 
-    def decide_many(self, headers, Py_ssize_t count):
+    def decide_many(self, headers, Py_ssize_t count, bint encoded):
         """The decisions for the ``count`` records of a send_many() call whose headers are
-        ``headers`` (a sequence, or None): ``(header lists, sampled)``. An unsampled record's
-        entry is its headers and then its traceparent, as a new list; another record's is its
-        headers as given. ``sampled``: ``(index, trace id of a new trace or None)`` of each
-        record the SDK must trace. Headers that are not pairs are left as they are, for
-        send_many() to refuse that record with its own message."""
+        ``headers`` (a sequence, or None): ``(headers, sampled)``. An unsampled record's entry
+        is its headers and then its traceparent: in wire form (EncodedHeaders) when
+        ``encoded`` (no Python code of the send path reads headers), else as a new list;
+        another record's is its headers as given. ``sampled``: ``(index, trace id of a new
+        trace or None)`` of each record the SDK must trace. Headers that cannot be encoded are
+        left as they are, for send_many() to refuse that record with its own message."""
         cdef char header[TRACEPARENT_HEADER_BYTES]
         cdef Py_ssize_t i
         cdef int outcome
@@ -209,7 +222,8 @@ cdef class TraceStamp:
             outcome = self.decide_for(h, header)
             if outcome == TRACE_UNSAMPLED:
                 try:
-                    out[i] = with_traceparent(h, header)
+                    out[i] = (encoded_with_traceparent(h, header) if encoded
+                              else with_traceparent(h, header))
                 except Exception:
                     out[i] = h
             else:

@@ -286,12 +286,14 @@ class TracedSends(InterceptedSends):
 
     send = SendMethods.send
     _trace_stamp: Any
+    _send_path: Any
 
     def send_many(self, topic: str, values: Sequence[Any], keys: Sequence[Any] | None = None,
                   headers: Sequence[Any] | None = None, timestamps: Sequence[int] | None = None,
                   partition: int | None = None) -> Any:
         n = check_columns(values, keys, headers, timestamps)
-        all_headers, sampled = self._trace_stamp.decide_many(headers, n)
+        all_headers, sampled = self._trace_stamp.decide_many(
+            headers, n, self._send_path.headers_may_be_encoded())
         if not sampled:
             return SendMethods.send_many(self, topic, values, keys, all_headers,  # type: ignore[arg-type]
                                          timestamps, partition)

@@ -397,3 +397,31 @@ def test_a_send_many_that_raises_ends_its_sampled_spans_with_the_error(kafka, to
     assert all(s.status.status_code is StatusCode.ERROR for s in creates)
     assert call.status.status_code is StatusCode.ERROR
     assert call.attributes["error.type"] == "InvalidPartitionError"
+
+
+def test_a_python_partitioner_sees_the_records_headers_as_pairs(kafka, topic_factory):
+    """When Python code of the send path reads headers (here a partitioner), send_many()'s C
+    decision gives them as (name, value) pairs, the traceparent last (elsewhere it passes
+    them in wire form, which no Python code sees); send() adds its traceparent in C after the
+    partitioner ran, which sees the caller's headers."""
+    topic = topic_factory(kafka, partitions=2)
+    seen = []
+
+    class ByHeaders:
+        def partition(self, topic, key, value, headers, num_partitions, available):
+            seen.append(headers)
+            return 1
+
+    provider, _ = tracing(ParentBased(ALWAYS_OFF))
+    interceptor = TracingInterceptor(tracer_provider=provider)
+    with producer(kafka, interceptor, partitioner=ByHeaders()) as p:
+        assert interceptor.sampling_in_c
+        p.send(topic, b"a", headers=[("app", b"x")])
+        p.send_many(topic, [b"b", b"c"], headers=[{"app": b"y"}, None])
+        p.flush(60)
+    assert seen[0] == [("app", b"x")]
+    for headers in seen[1:]:
+        assert isinstance(headers, list) and [k for k, _ in headers][-1] == "traceparent"
+    assert [k for k, _ in seen[1]] == ["app", "traceparent"]
+    records = read_all(kafka.bootstrap_servers, topic, at_least=3)
+    assert all(r.partition == 1 and extracted(r).is_valid for r in records)
