@@ -177,3 +177,35 @@ def test_a_subclass_that_overrides_the_hooks_keeps_the_python_path():
     assert mine.compiled_sampling() is None and "overrides" in mine.sampling_in_c_reason
     plain = TracingInterceptor(tracer_provider=TracerProvider())
     assert plain.compiled_sampling() is not None and plain.sampling_in_c
+
+
+def test_threads_with_their_own_contexts_each_continue_their_own_trace():
+    """One TraceStamp shared by threads whose current spans differ: the Context cache (by
+    identity) is re-read whenever another thread's Context comes in, never mixed up."""
+    import sys
+    import threading
+
+    stamp, _ = stamp_and_tracer(ParentBasedTraceIdRatio(0.5))
+    errors = []
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)   # let the threads interleave inside the loops
+    try:
+        def work(n):
+            parent = SpanContext((n + 1) << 64 | n, 0x1000 + n, True, TraceFlags(0))
+            token = context_api.attach(in_context(parent))
+            try:
+                for _ in range(3000):
+                    outcome, header = stamp.decide_for_test()
+                    if outcome != UNSAMPLED or parsed(header)[0] != parent.trace_id:
+                        errors.append((n, outcome, header))
+            finally:
+                context_api.detach(token)
+
+        threads = [threading.Thread(target=work, args=(n,)) for n in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(switch)
+    assert errors == []
