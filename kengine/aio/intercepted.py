@@ -19,8 +19,10 @@ from ..interceptors.base import ProducerRecord
 from ..interceptors.intercepted import (
     Acknowledgement,
     ArrowRecords,
+    SampledCall,
     acknowledge_bulk,
     check_callback,
+    check_columns,
     failed_part_way,
     groups,
     joined,
@@ -124,8 +126,30 @@ class InterceptedAIOSends:
 
 
 class TracedAIOSends(InterceptedAIOSends):
-    """send() of an AIOProducer whose only interceptor is ``otel`` with a sampler decided in C
-    (kengine/otel/fast_sampling.py): the compiled send(), which adds an unsampled record's
-    traceparent itself and calls ``_traced_send()`` for the others."""
+    """send() and send_many() of an AIOProducer whose only interceptor is ``otel`` with a
+    sampler decided in C (kengine/otel/fast_sampling.py): the compiled send(), which adds an
+    unsampled record's traceparent itself and calls ``_traced_send()`` for the others; a
+    send_many() whose decisions are one C loop, only the sampled records going through the
+    chain. send_arrow() is InterceptedAIOSends'."""
 
     send = AsyncSendMethods.send
+
+    async def send_many(self, topic: str, values: Sequence[Any],
+                        keys: Sequence[Any] | None = None,
+                        headers: Sequence[Any] | None = None,
+                        timestamps: Sequence[int] | None = None,
+                        partition: int | None = None) -> Any:
+        n = check_columns(values, keys, headers, timestamps)
+        all_headers, sampled = self._trace.decide_many(  # type: ignore[attr-defined]
+            headers, n, self._send_path.headers_may_be_encoded())  # type: ignore[attr-defined]
+        untraced = super(InterceptedAIOSends, self).send_many  # type: ignore[misc]
+        if not sampled:
+            return await untraced(topic, values, keys, all_headers, timestamps, partition)
+        call = SampledCall(self._producer._interceptors, topic, values, keys, all_headers,
+                           timestamps, partition, sampled)
+        try:
+            bulk = await untraced(topic, values, keys, all_headers, timestamps, partition)
+        except (Exception, asyncio.CancelledError) as e:   # cancelled before the append
+            call.failed(e)
+            raise
+        return call.sent(bulk)

@@ -34,7 +34,7 @@ from .chain import InterceptorChain
 
 __all__ = ["Acknowledgement", "ArrowRecords", "InterceptedSends", "TracedSends",
            "acknowledge_bulk", "check_callback", "check_columns", "failed_part_way", "groups",
-           "intercepted_class", "joined", "on_send_all", "send_many_sampled", "send_sampled",
+           "intercepted_class", "joined", "on_send_all", "SampledCall", "send_sampled",
            "send_through"]
 
 
@@ -297,47 +297,62 @@ class TracedSends(InterceptedSends):
         if not sampled:
             return SendMethods.send_many(self, topic, values, keys, all_headers,  # type: ignore[arg-type]
                                          timestamps, partition)
-        return send_many_sampled(self, topic, values, keys, all_headers, timestamps, partition,
-                                 sampled)
-
-
-def send_many_sampled(producer: Any, topic: str, values: Sequence[Any],
-                      keys: Sequence[Any] | None, all_headers: list[Any],
-                      timestamps: Sequence[Any] | None, partition: int | None,
-                      sampled: list[tuple[int, int | None]]) -> Any:
-    """A send_many() call of TracedSends with records the SDK traces: those go through the
-    chain (their create spans, the trace id drawn in C handed over), the call's send span links
-    them, and the whole call goes to the compiled send_many(); the traced records are
-    acknowledged through the chain once every record of the call has its outcome."""
-    chain: InterceptorChain = producer._interceptors
-    tracing = chain.interceptors[0]
-    records = []
-    for i, trace_id in sampled:
-        tracing.hand_over(trace_id)
+        call = SampledCall(self._interceptors, topic, values, keys, all_headers, timestamps,
+                           partition, sampled)
         try:
-            record = chain.on_send(ProducerRecord(
-                topic, values[i], None if keys is None else keys[i], all_headers[i], partition,
-                None if timestamps is None else timestamps[i], True))
-        finally:
-            tracing.hand_over(None)
-        all_headers[i] = record.headers or None
-        records.append(record)
-    done = chain.on_send_many(records, message_count=len(values))
-    try:
-        bulk = SendMethods.send_many(producer, topic, values, keys, all_headers, timestamps,
-                                     partition)
-    except Exception as e:   # nothing was sent: every record failed with the error
-        for record in records:
-            chain.on_send_error(record, e)
-        if done:
+            bulk = SendMethods.send_many(self, topic, values, keys, all_headers,  # type: ignore[arg-type]
+                                         timestamps, partition)
+        except Exception as e:
+            call.failed(e)
+            raise
+        return call.sent(bulk)
+
+
+class SampledCall:
+    """The records of one send_many() call (TracedSends, TracedAIOSends) that the SDK traces,
+    once the call's decisions were made in C: they go through the chain (their create spans,
+    with the trace id drawn in C handed over) and their headers replace theirs in
+    ``all_headers``; the call's send span counts every record and links them. The caller then
+    sends the whole call and hands its outcome to ``sent()``, or its exception to
+    ``failed()``."""
+
+    def __init__(self, chain: InterceptorChain, topic: str, values: Sequence[Any],
+                 keys: Sequence[Any] | None, all_headers: list[Any],
+                 timestamps: Sequence[Any] | None, partition: int | None,
+                 sampled: list[tuple[int, int | None]]) -> None:
+        self.chain, self.topic, self.count = chain, topic, len(values)
+        self.index = [i for i, _ in sampled]
+        self.records: list[ProducerRecord] = []
+        tracing = chain.interceptors[0]
+        for i, trace_id in sampled:
+            tracing.hand_over(trace_id)
+            try:
+                record = chain.on_send(ProducerRecord(
+                    topic, values[i], None if keys is None else keys[i], all_headers[i],
+                    partition, None if timestamps is None else timestamps[i], True))
+            finally:
+                tracing.hand_over(None)
+            all_headers[i] = record.headers or None
+            self.records.append(record)
+        self.done = chain.on_send_many(self.records, message_count=self.count)
+
+    def sent(self, bulk: Any) -> Any:
+        """The traced records acknowledged through the chain once every record of the call
+        has its outcome; returns ``bulk``."""
+        if self.chain.acknowledges or self.done:
+            bulk.add_done_callback(functools.partial(
+                _acknowledged, self.chain, self.records, self.done, index=self.index))
+        return bulk
+
+    def failed(self, error: BaseException) -> None:
+        """The call raised, nothing was sent: every record failed with ``error``."""
+        for record in self.records:
+            self.chain.on_send_error(record, error)
+        if self.done:
             from ..aio.bulk import ResumedBulkResult
-            errors: dict[int, Any] = dict.fromkeys(range(len(values)), e)
-            chain.send_many_done(done, ResumedBulkResult(topic, len(values), errors, []))
-        raise
-    if chain.acknowledges or done:
-        bulk.add_done_callback(functools.partial(_acknowledged, chain, records, done,
-                                                 index=[i for i, _ in sampled]))
-    return bulk
+            errors: dict[int, Any] = dict.fromkeys(range(self.count), error)
+            self.chain.send_many_done(self.done, ResumedBulkResult(self.topic, self.count,
+                                                                   errors, []))
 
 
 def send_sampled(producer: Any, trace_id: int | None, topic: str, value: Any, key: Any,

@@ -382,6 +382,42 @@ def test_send_many_decides_in_c_and_traces_only_the_sampled_records(kafka, topic
     assert sum(len(c.links) for c in calls) < 0.5 * 50 * len(calls)
 
 
+@pytest.mark.parametrize("loop_kind", LOOPS)
+def test_asyncio_send_many_decides_in_c_too(kafka, topic_factory, loop_kind):
+    """AIOProducer.send_many() with the C decision, buffer.memory small enough that calls wait
+    and resume: one traceparent per record, sampled exactly when a create span was exported."""
+    topic = topic_factory(kafka, partitions=3)
+    provider, exporter = tracing(ParentBasedTraceIdRatio(0.25))
+    interceptor = TracingInterceptor(tracer_provider=provider)
+    pad = b"." * 1000
+
+    async def main():
+        async with AIOProducer(bootstrap_servers=kafka.bootstrap_servers, client_id="traced-1",
+                               interceptors=[interceptor], buffer_memory=128 * 1024,
+                               batch_size=16384) as p:
+            assert interceptor.sampling_in_c, interceptor.sampling_in_c_reason
+            bulks = [await p.send_many(
+                topic, [pad + b"%d" % i for i in range(c, c + 100)],
+                headers=[{"app": b"x"} if i % 2 else None for i in range(c, c + 100)])
+                for c in range(0, 2000, 100)]   # 2 MB, not waiting for outcomes
+            assert all([(await b).ok for b in bulks])
+            return p._gate.waits
+
+    assert run(loop_kind, main) > 0   # calls waited for memory and resumed
+    records = read_all(kafka.bootstrap_servers, topic, at_least=2000)
+    assert len(records) == 2000
+    creates = {s.context.span_id: s for s in exporter.get_finished_spans()
+               if s.name == f"create {topic}"}
+    sampled = 0
+    for r in records:
+        assert [k for k, _ in r.headers].count("traceparent") == 1
+        ctx = extracted(r)
+        if ctx.trace_flags.sampled:
+            sampled += 1
+            assert creates.pop(ctx.span_id).attributes["messaging.kafka.offset"] == r.offset
+    assert creates == {} and 400 < sampled < 600
+
+
 def test_a_send_many_that_raises_ends_its_sampled_spans_with_the_error(kafka, topic_factory):
     topic = topic_factory(kafka, partitions=1)
     provider, exporter = tracing(ParentBasedTraceIdRatio(1.0))
