@@ -41,8 +41,9 @@ from .errors import (
     ProducerForkedError,
 )
 from .interceptors.chain import InterceptorChain
-from .interceptors.intercepted import InterceptedSends, TracedSends, intercepted_class, send_sampled
+from .interceptors.intercepted import InterceptedSends, intercepted_class
 from .interceptors.registry import load_interceptors
+from .interceptors.traced import TracedSends, send_sampled
 from .metadata import Metadata, PartitionInfo
 from .metrics import ProducerMetrics
 from .network import NetworkClient

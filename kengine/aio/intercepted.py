@@ -19,7 +19,6 @@ from ..interceptors.base import ProducerRecord
 from ..interceptors.intercepted import (
     Acknowledgement,
     ArrowRecords,
-    SampledCall,
     acknowledge_bulk,
     check_callback,
     check_columns,
@@ -28,6 +27,7 @@ from ..interceptors.intercepted import (
     joined,
     on_send_all,
 )
+from ..interceptors.traced import SampledCall
 
 __all__ = ["InterceptedAIOSends", "TracedAIOSends"]
 

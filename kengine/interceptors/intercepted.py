@@ -26,16 +26,15 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from kengine_ext import SendMethods, arrow_rows
+from kengine_ext import arrow_rows
 
 from ..errors import KafkaError
 from .base import FailedRecordMetadata, ProducerRecord
 from .chain import InterceptorChain
 
-__all__ = ["Acknowledgement", "ArrowRecords", "InterceptedSends", "TracedSends",
-           "acknowledge_bulk", "check_callback", "check_columns", "failed_part_way", "groups",
-           "intercepted_class", "joined", "on_send_all", "SampledCall", "send_sampled",
-           "send_through"]
+__all__ = ["Acknowledgement", "ArrowRecords", "InterceptedSends", "acknowledge_bulk",
+           "acknowledged", "check_callback", "check_columns", "failed_part_way", "groups",
+           "intercepted_class", "joined", "on_send_all", "send_through"]
 
 
 class Acknowledgement:
@@ -190,10 +189,10 @@ def acknowledge_bulk(chain: InterceptorChain, records: list[ProducerRecord], bul
     """on_acknowledgement for every record of a send_many(), once all have their outcome;
     then the call's on_send_many hooks (``done``)."""
     if chain.acknowledges or done:
-        bulk.add_done_callback(functools.partial(_acknowledged, chain, records, done))
+        bulk.add_done_callback(functools.partial(acknowledged, chain, records, done))
 
 
-def _acknowledged(chain: InterceptorChain, records: list[ProducerRecord],
+def acknowledged(chain: InterceptorChain, records: list[ProducerRecord],
                   done: list[Any] | None, result: Any, *,
                   index: Sequence[int] | None = None) -> None:
     """``index``: each record's index in the call, when ``records`` are only some of its
@@ -274,101 +273,6 @@ class InterceptedSends:
         bulk = joined(topic, records, parts)
         acknowledge_bulk(chain, records, bulk, done)
         return bulk, parts
-
-
-class TracedSends(InterceptedSends):
-    """send() and send_many() of a producer whose only interceptor is ``otel`` with a
-    sampler decided in C (kengine/otel/fast_sampling.py, ``_trace_stamp``). send() is the
-    compiled one, which writes an unsampled record's traceparent itself and calls
-    ``send_sampled()`` for the others; send_many() has the decisions made in one C loop, and
-    only the sampled records become ProducerRecords for the chain. send_arrow() is
-    InterceptedSends'."""
-
-    send = SendMethods.send
-    _trace_stamp: Any
-    _send_path: Any
-
-    def send_many(self, topic: str, values: Sequence[Any], keys: Sequence[Any] | None = None,
-                  headers: Sequence[Any] | None = None, timestamps: Sequence[int] | None = None,
-                  partition: int | None = None) -> Any:
-        n = check_columns(values, keys, headers, timestamps)
-        all_headers, sampled = self._trace_stamp.decide_many(
-            headers, n, self._send_path.headers_may_be_encoded())
-        if not sampled:
-            return SendMethods.send_many(self, topic, values, keys, all_headers,  # type: ignore[arg-type]
-                                         timestamps, partition)
-        call = SampledCall(self._interceptors, topic, values, keys, all_headers, timestamps,
-                           partition, sampled)
-        try:
-            bulk = SendMethods.send_many(self, topic, values, keys, all_headers,  # type: ignore[arg-type]
-                                         timestamps, partition)
-        except Exception as e:
-            call.failed(e)
-            raise
-        return call.sent(bulk)
-
-
-class SampledCall:
-    """The records of one send_many() call (TracedSends, TracedAIOSends) that the SDK traces,
-    once the call's decisions were made in C: they go through the chain (their create spans,
-    with the trace id drawn in C handed over) and their headers replace theirs in
-    ``all_headers``; the call's send span counts every record and links them. The caller then
-    sends the whole call and hands its outcome to ``sent()``, or its exception to
-    ``failed()``."""
-
-    def __init__(self, chain: InterceptorChain, topic: str, values: Sequence[Any],
-                 keys: Sequence[Any] | None, all_headers: list[Any],
-                 timestamps: Sequence[Any] | None, partition: int | None,
-                 sampled: list[tuple[int, int | None]]) -> None:
-        self.chain, self.topic, self.count = chain, topic, len(values)
-        self.index = [i for i, _ in sampled]
-        self.records: list[ProducerRecord] = []
-        tracing = chain.interceptors[0]
-        for i, trace_id in sampled:
-            tracing.hand_over(trace_id)
-            try:
-                record = chain.on_send(ProducerRecord(
-                    topic, values[i], None if keys is None else keys[i], all_headers[i],
-                    partition, None if timestamps is None else timestamps[i], True))
-            finally:
-                tracing.hand_over(None)
-            all_headers[i] = record.headers or None
-            self.records.append(record)
-        self.done = chain.on_send_many(self.records, message_count=self.count)
-
-    def sent(self, bulk: Any) -> Any:
-        """The traced records acknowledged through the chain once every record of the call
-        has its outcome; returns ``bulk``."""
-        if self.chain.acknowledges or self.done:
-            bulk.add_done_callback(functools.partial(
-                _acknowledged, self.chain, self.records, self.done, index=self.index))
-        return bulk
-
-    def failed(self, error: BaseException) -> None:
-        """The call raised, nothing was sent: every record failed with ``error``."""
-        for record in self.records:
-            self.chain.on_send_error(record, error)
-        if self.done:
-            from ..aio.bulk import ResumedBulkResult
-            errors: dict[int, Any] = dict.fromkeys(range(self.count), error)
-            self.chain.send_many_done(self.done, ResumedBulkResult(self.topic, self.count,
-                                                                   errors, []))
-
-
-def send_sampled(producer: Any, trace_id: int | None, topic: str, value: Any, key: Any,
-                 headers: Any, partition: int | None, timestamp_ms: int | None,
-                 on_delivery: Any) -> Any:
-    """The send path's up-call for a record the SDK traces (send_path.pxd): through the
-    chain, the trace id chosen in C handed to the SDK's id generator for a new trace, and
-    then the compiled send without the decision in C."""
-    chain = producer._interceptors
-    tracing = chain.interceptors[0]
-    tracing.hand_over(trace_id)
-    try:
-        return send_through(chain, producer._send_path.send_untraced, topic, value, key,
-                            headers, partition, timestamp_ms, on_delivery)
-    finally:
-        tracing.hand_over(None)
 
 
 #: (class, mixin) -> the intercepted subclass, made once (a user thread constructing a producer)
