@@ -144,8 +144,6 @@ class Producer(SendMethods):
         )
         if trace_stamp is not None:
             self._send_path.trace_with(trace_stamp, functools.partial(send_sampled, self))
-            #: the same decision for TracedSends.send_many(), made in Python's call
-            self._trace_stamp = trace_stamp
         self._metadata = Metadata(
             self._accumulator, self._client, client_id=self._client_id,
             max_age_ms=cfg["metadata.max.age.ms"],

@@ -538,6 +538,7 @@ class SendPath:
     """send() and send_many(): serialize, partition and append to the accumulator. The
     up-calls are plain callables (see send_path.pxd for their thread and lock)."""
     accumulator: RecordAccumulator
+    _trace: TraceStamp | None
     def __new__(cls, accumulator: RecordAccumulator, *, key_serializer: object = "bytes",
                 value_serializer: object = "bytes",
                 await_metadata: Callable[..., TopicState],

@@ -32,7 +32,7 @@ cdef class SendPath:
     cdef object _records_refused
     # The OpenTelemetry sampling decision made in C (trace_stamp.pxd), or None: set once by
     # trace_with(), by the producer's constructor, before any other thread can see it.
-    cdef TraceStamp _trace
+    cdef readonly TraceStamp _trace
     # send_sampled(trace_id, topic, value, key, headers, partition, timestamp_ms,
     # on_delivery) -> DeliveryFuture: a record the SDK traces (sampled, or a case _trace leaves
     # to it), sent through the interceptor's Python path; trace_id is the id _trace chose for

@@ -27,21 +27,20 @@ __all__ = ["SampledCall", "TracedSends", "send_sampled"]
 
 class TracedSends(InterceptedSends):
     """send() and send_many() of a producer whose only interceptor is ``otel`` with a
-    sampler decided in C (kengine/otel/fast_sampling.py, ``_trace_stamp``). send() is the
-    compiled one, which writes an unsampled record's traceparent itself and calls
-    ``send_sampled()`` for the others; send_many() has the decisions made in one C loop, and
-    only the sampled records become ProducerRecords for the chain. send_arrow() is
-    InterceptedSends'."""
+    sampler decided in C (kengine/otel/fast_sampling.py; the TraceStamp is its send path's
+    ``_trace``). send() is the compiled one, which writes an unsampled record's traceparent
+    itself and calls ``send_sampled()`` for the others; send_many() has the decisions made in
+    one C loop, and only the sampled records become ProducerRecords for the chain.
+    send_arrow() is InterceptedSends'."""
 
     send = SendMethods.send
-    _trace_stamp: Any
     _send_path: Any
 
     def send_many(self, topic: str, values: Sequence[Any], keys: Sequence[Any] | None = None,
                   headers: Sequence[Any] | None = None, timestamps: Sequence[int] | None = None,
                   partition: int | None = None) -> Any:
         n = check_columns(values, keys, headers, timestamps)
-        all_headers, sampled = self._trace_stamp.decide_many(
+        all_headers, sampled = self._send_path._trace.decide_many(
             headers, n, self._send_path.headers_may_be_encoded())
         if not sampled:
             return SendMethods.send_many(self, topic, values, keys, all_headers,  # type: ignore[arg-type]

@@ -43,6 +43,14 @@ def producer(kafka, interceptor, **settings):
                     client_id="traced-1", **settings)
 
 
+def aio_producer(kafka, interceptor, buffer_memory):
+    """An AIOProducer traced by ``interceptor`` alone, with buffer.memory small enough that
+    its sends wait."""
+    return AIOProducer(bootstrap_servers=kafka.bootstrap_servers, client_id="traced-1",
+                       interceptors=[interceptor], buffer_memory=buffer_memory,
+                       batch_size=16384)
+
+
 def extracted(record):
     """What a consumer's W3C propagator makes of the read-back record's headers."""
     carrier = {k: v.decode() for k, v in record.headers}
@@ -293,9 +301,7 @@ def test_the_asyncio_producer_decides_sampling_in_c_too(kafka, topic_factory, lo
     pad = b"." * 2000
 
     async def main():
-        async with AIOProducer(bootstrap_servers=kafka.bootstrap_servers, client_id="traced-1",
-                               interceptors=[interceptor], buffer_memory=256 * 1024,
-                               batch_size=16384) as p:
+        async with aio_producer(kafka, interceptor, 256 * 1024) as p:
             assert interceptor.sampling_in_c, interceptor.sampling_in_c_reason
             delivered = []
             futures = []
@@ -392,9 +398,7 @@ def test_asyncio_send_many_decides_in_c_too(kafka, topic_factory, loop_kind):
     pad = b"." * 1000
 
     async def main():
-        async with AIOProducer(bootstrap_servers=kafka.bootstrap_servers, client_id="traced-1",
-                               interceptors=[interceptor], buffer_memory=128 * 1024,
-                               batch_size=16384) as p:
+        async with aio_producer(kafka, interceptor, 128 * 1024) as p:
             assert interceptor.sampling_in_c, interceptor.sampling_in_c_reason
             bulks = [await p.send_many(
                 topic, [pad + b"%d" % i for i in range(c, c + 100)],
