@@ -318,6 +318,12 @@ def test_the_asyncio_producer_decides_sampling_in_c_too(kafka, topic_factory, lo
                     futures.append(await p.send(topic, b"local-%d" % i))
             await p.flush()
             assert all(f.exception(0) is None for f in futures)
+            # on_delivery runs on the loop, scheduled from the sender thread: it may still be
+            # queued when flush() returns
+            for _ in range(500):
+                if len(delivered) >= 429:
+                    break
+                await asyncio.sleep(0.01)
             assert len(delivered) == 429 and not any(delivered)
             return p._gate.waits, parent
 
